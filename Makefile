@@ -1,0 +1,44 @@
+# The two commands of the README: `make lab` (set up, open JupyterLab on the tutorials) and
+# `make test` (set up, then every test tier, the tutorials, ruff and mypy). Both are idempotent.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS := dev,gpu,api,lab,servers
+export XDG_RUNTIME_DIR ?= /tmp
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup lab test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+
+# Reinstall only when the dependency list changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e ".[$(EXTRAS)]"
+	touch $@
+
+setup: $(VENV)/.installed
+	bash scripts/setup_system.sh
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+lint: setup
+	$(BIN)/ruff check accelerate_lab tests bench
+	$(BIN)/ruff format --check accelerate_lab tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+# Every tier (gpu, browser, server, slow) runs: no marker is deselected here.
+pytest: setup
+	$(BIN)/pytest -p no:cacheprovider tests --nbval-lax notebooks --timeout 900
+
+test: lint typecheck pytest
+
+bench: setup
+	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist
