@@ -1,0 +1,173 @@
+"""A bounded priority queue with a concurrency limit, shared by threads and asyncio tasks.
+
+At most `max_concurrent` requests run at once; up to `max_size` more wait, HIGH before NORMAL before
+LOW and first-come first-served within a priority. A request beyond that is refused with `QueueFull`
+(never dropped silently); one that waits past its timeout gets `QueueTimeout`; a cancelled waiter
+leaves the queue, and a slot handed to a task that is being cancelled is passed on, never leaked.
+
+>>> from accelerate_lab.api import Priority, RequestQueue
+>>> q = RequestQueue(max_concurrent=2, max_size=10)
+>>> with q.slot(Priority.HIGH, timeout=1.0):
+...     q.active
+1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+
+from accelerate_lab.api._errors import QueueFull, QueueTimeout
+from accelerate_lab.api._types import Priority
+
+__all__ = ["RequestQueue"]
+
+
+@dataclass(eq=False)
+class _Waiter:
+    event: threading.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    future: asyncio.Future[None] | None = None
+    granted: bool = False
+
+
+@dataclass(order=True)
+class _Entry:
+    priority: int
+    seq: int
+    waiter: _Waiter = field(compare=False)
+
+
+class RequestQueue:
+    def __init__(self, max_concurrent: int = 16, max_size: int = 1024) -> None:
+        self.max_concurrent = max_concurrent
+        self.max_size = max_size
+        self._lock = threading.Lock()
+        self._active = 0
+        self._heap: list[_Entry] = []
+        self._seq = itertools.count()
+        self.rejected = 0
+
+    @property
+    def active(self) -> int:
+        """Requests holding a slot now."""
+        return self._active
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot now."""
+        return len(self._heap)
+
+    def __repr__(self) -> str:
+        return f"RequestQueue(active={self._active}/{self.max_concurrent}, waiting={self.waiting}/{self.max_size})"
+
+    def _enter_or_enqueue(self, priority: Priority, waiter: _Waiter) -> bool:
+        """Under the lock: take a free slot (True) or join the queue (False); QueueFull if no room."""
+        if self._active < self.max_concurrent and not self._heap:
+            self._active += 1
+            return True
+        if len(self._heap) >= self.max_size:
+            self.rejected += 1
+            raise QueueFull(
+                f"request queue is full ({len(self._heap)} waiting, {self._active} running); "
+                "raise max_queue_size or max_concurrent_requests, or retry later"
+            )
+        heapq.heappush(self._heap, _Entry(int(priority), next(self._seq), waiter))
+        return False
+
+    def _forget(self, waiter: _Waiter) -> None:
+        self._heap = [e for e in self._heap if e.waiter is not waiter]
+        heapq.heapify(self._heap)
+
+    def acquire(self, priority: Priority = Priority.NORMAL, timeout: float | None = None) -> None:
+        waiter = _Waiter(event=threading.Event())
+        with self._lock:
+            if self._enter_or_enqueue(priority, waiter):
+                return
+        assert waiter.event is not None
+        if waiter.event.wait(timeout):
+            return
+        with self._lock:
+            if waiter.granted:  # handed over between the timeout and the lock
+                return
+            self._forget(waiter)
+        raise QueueTimeout(f"waited {timeout} s for a request slot ({self.max_concurrent} busy)")
+
+    async def aacquire(self, priority: Priority = Priority.NORMAL, timeout: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(loop=loop, future=loop.create_future())
+        with self._lock:
+            if self._enter_or_enqueue(priority, waiter):
+                return
+        assert waiter.future is not None
+        try:
+            await asyncio.wait_for(waiter.future, timeout)
+        except BaseException as exc:
+            with self._lock:
+                granted = waiter.granted
+                if not granted:
+                    self._forget(waiter)
+            if granted:
+                if isinstance(exc, TimeoutError):
+                    return  # the slot arrived as the timeout fired: keep it
+                self.release()  # cancelled after the hand-over: pass the slot on
+            if isinstance(exc, TimeoutError):
+                raise QueueTimeout(
+                    f"waited {timeout} s for a request slot ({self.max_concurrent} busy)"
+                ) from None
+            raise
+
+    def release(self) -> None:
+        """Frees a slot: hands it to the first waiter (by priority, then arrival) or returns it."""
+        with self._lock:
+            while self._heap:
+                waiter = heapq.heappop(self._heap).waiter
+                if self._wake(waiter):
+                    return
+            self._active -= 1
+
+    @staticmethod
+    def _wake(waiter: _Waiter) -> bool:
+        if waiter.event is not None:
+            waiter.granted = True
+            waiter.event.set()
+            return True
+        assert waiter.loop is not None and waiter.future is not None
+        future = waiter.future
+        if future.done() or waiter.loop.is_closed():
+            return False
+
+        def grant() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        waiter.granted = True
+        try:
+            waiter.loop.call_soon_threadsafe(grant)
+        except RuntimeError:  # loop closed meanwhile
+            waiter.granted = False
+            return False
+        return True
+
+    @contextmanager
+    def slot(self, priority: Priority = Priority.NORMAL, timeout: float | None = None) -> Iterator[None]:
+        self.acquire(priority, timeout)
+        try:
+            yield
+        finally:
+            self.release()
+
+    @asynccontextmanager
+    async def aslot(
+        self, priority: Priority = Priority.NORMAL, timeout: float | None = None
+    ) -> AsyncIterator[None]:
+        await self.aacquire(priority, timeout)
+        try:
+            yield
+        finally:
+            self.release()

@@ -1,0 +1,331 @@
+"""The cpu device: every kernel of the catalogue on numpy arrays (buffers are ``numpy.ndarray``)."""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from accelerate_lab.errors import ShapeError, UnsupportedKernelError
+from accelerate_lab.hal import shapes
+from accelerate_lab.hal.device import Buffer, DeviceInfo, DeviceStats, KernelInput, MemoryInfo
+
+__all__ = ["CpuDevice"]
+
+Array = np.ndarray
+Kernel = Callable[..., Any]
+
+
+def _erf(x: Array) -> Array:
+    from scipy.special import erf  # imported on first use: scipy is slow to import
+
+    return np.asarray(erf(x))
+
+
+def _sigmoid(x: Array) -> Array:
+    # exp of a non-positive number only: no overflow for large |x|
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _gelu(x: Array, approximate: str = "none") -> Array:
+    half = x.dtype.type(0.5)
+    if approximate == "tanh":
+        c = x.dtype.type(math.sqrt(2 / math.pi))
+        return half * x * (1 + np.tanh(c * (x + x.dtype.type(0.044715) * x**3)))
+    return half * x * (1 + _erf(x / x.dtype.type(math.sqrt(2))).astype(x.dtype, copy=False))
+
+
+def _softmax(x: Array, axis: int) -> Array:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _log_softmax(x: Array, axis: int) -> Array:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _layer_norm(x: Array, weight: Array | None, bias: Array | None, eps: float) -> Array:
+    work = x.astype(np.float32) if x.dtype == np.float16 else x
+    mean = work.mean(axis=-1, keepdims=True)
+    var = work.var(axis=-1, keepdims=True)
+    out = (work - mean) / np.sqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out.astype(x.dtype, copy=False)
+
+
+def _argmax(x: Array, axis: tuple[int, ...] | None, keepdims: bool) -> Array:
+    if axis is None:
+        out = np.asarray(np.argmax(x))
+        return out.reshape((1,) * x.ndim) if keepdims else out
+    return np.argmax(x, axis=axis[0], keepdims=keepdims)
+
+
+def _embedding(ids: Array, table: Array) -> Array:
+    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+        raise IndexError(f"embedding ids must lie in [0, {table.shape[0]}), got {ids.min()}..{ids.max()}")
+    return table[ids]
+
+
+def _embedding_backward(ids: Array, grad: Array, num_embeddings: int) -> Array:
+    out = np.zeros((num_embeddings, grad.shape[-1]), dtype=grad.dtype)
+    np.add.at(out, ids.reshape(-1), grad.reshape(-1, grad.shape[-1]))
+    return out
+
+
+def _windows(xp: Array, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> Array:
+    """(N, C, *out, *k) strided windows of a padded input (a view, no copy)."""
+    nd = len(kernel)
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
+    view = sliding_window_view(xp, span, axis=tuple(range(2, 2 + nd)))
+    index = (slice(None), slice(None), *(slice(None, None, s) for s in stride))
+    return view[(*index, *(slice(None, None, d) for d in dilation))]
+
+
+def _subscripts(nd: int) -> tuple[str, str]:
+    out, ker = "xyz"[:nd], "hwd"[:nd]
+    return out, ker
+
+
+def _conv(
+    x: Array,
+    w: Array,
+    bias: Array | None,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Array:
+    shapes.conv_output_shape(x.shape, w.shape, stride, padding, dilation, groups)
+    nd = len(stride)
+    n, c = x.shape[:2]
+    o = w.shape[0]
+    xp = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
+    v = _windows(xp, w.shape[2:], stride, dilation)
+    v = v.reshape(n, groups, c // groups, *v.shape[2:])
+    wg = w.reshape(groups, o // groups, c // groups, *w.shape[2:])
+    s, k = _subscripts(nd)
+    out = np.einsum(f"ngc{s}{k},goc{k}->ngo{s}", v, wg, optimize=True)
+    out = out.reshape(n, o, *out.shape[3:])
+    if bias is not None:
+        out = out + bias.reshape(1, o, *([1] * nd))
+    return np.ascontiguousarray(out)
+
+
+def _conv_backward_input(
+    grad: Array,
+    w: Array,
+    input_shape: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Array:
+    nd = len(stride)
+    n, c = input_shape[:2]
+    o = w.shape[0]
+    g = grad.reshape(n, groups, o // groups, *grad.shape[2:])
+    wg = w.reshape(groups, o // groups, c // groups, *w.shape[2:])
+    s, k = _subscripts(nd)
+    cols = np.einsum(f"ngo{s},goc{k}->ngc{s}{k}", g, wg, optimize=True)
+    cols = cols.reshape(n, c, *cols.shape[3:])
+    padded = np.zeros((n, c, *(size + 2 * p for size, p in zip(input_shape[2:], padding, strict=True))), grad.dtype)
+    out_sizes = grad.shape[2:]
+    for offset in np.ndindex(*w.shape[2:]):
+        target = tuple(
+            slice(j * d, j * d + (m - 1) * st + 1, st)
+            for j, d, m, st in zip(offset, dilation, out_sizes, stride, strict=True)
+        )
+        padded[(slice(None), slice(None), *target)] += cols[(Ellipsis, *offset)]
+    crop = tuple(slice(p, p + size) for p, size in zip(padding, input_shape[2:], strict=True))
+    return np.ascontiguousarray(padded[(slice(None), slice(None), *crop)])
+
+
+def _conv_backward_weight(
+    x: Array,
+    grad: Array,
+    weight_shape: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Array:
+    nd = len(stride)
+    n, c = x.shape[:2]
+    o = weight_shape[0]
+    xp = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
+    v = _windows(xp, weight_shape[2:], stride, dilation)
+    v = v.reshape(n, groups, c // groups, *v.shape[2:])
+    g = grad.reshape(n, groups, o // groups, *grad.shape[2:])
+    s, k = _subscripts(nd)
+    dw = np.einsum(f"ngo{s},ngc{s}{k}->goc{k}", g, v, optimize=True)
+    return np.ascontiguousarray(dw.reshape(weight_shape))
+
+
+def _sdpa(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None) -> Array:
+    factor = q.dtype.type(1 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    scores = (q @ np.swapaxes(k, -1, -2)) * factor
+    if is_causal:
+        length, source = scores.shape[-2:]
+        keep = np.tril(np.ones((length, source), dtype=bool))
+        scores = np.where(keep, scores, -np.inf)
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf) if mask.dtype == np.bool_ else scores + mask
+    return np.asarray(_softmax(scores, -1) @ v, dtype=q.dtype)
+
+
+def _setitem(x: Array, value: Array | float, index: tuple[object, ...]) -> Array:
+    x[index] = value
+    return x
+
+
+def _index_backward(grad: Array, shape: tuple[int, ...], index: tuple[object, ...]) -> Array:
+    out = np.zeros(shape, dtype=grad.dtype)
+    out[index] = grad
+    return out
+
+
+def _reduce(fn: Callable[..., Any]) -> Kernel:
+    def kernel(x: Array, axis: tuple[int, ...] | None, keepdims: bool, **kw: Any) -> Array:
+        return np.asarray(fn(x, axis=axis, keepdims=keepdims, **kw))
+
+    return kernel
+
+
+_KERNELS: dict[str, Kernel] = {
+    "neg": np.negative,
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "sign": np.sign,
+    "erf": _erf,
+    "relu": lambda x: np.maximum(x, x.dtype.type(0)),
+    "sigmoid": _sigmoid,
+    "tanh": np.tanh,
+    "silu": lambda x: x * _sigmoid(x),
+    "gelu": _gelu,
+    "cast": lambda x, dtype: x.astype(dtype),
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.true_divide,
+    "pow": np.power,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+    "where": np.where,
+    "matmul": np.matmul,
+    "sum": _reduce(np.sum),
+    "mean": _reduce(np.mean),
+    "max": _reduce(np.max),
+    "min": _reduce(np.min),
+    "var": lambda x, axis, keepdims, correction: np.asarray(np.var(x, axis=axis, keepdims=keepdims, ddof=correction)),
+    "argmax": _argmax,
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "layer_norm": _layer_norm,
+    "embedding": _embedding,
+    "embedding_backward": _embedding_backward,
+    "conv": _conv,
+    "conv_backward_input": _conv_backward_input,
+    "conv_backward_weight": _conv_backward_weight,
+    "sdpa": _sdpa,
+    "reshape": lambda x, shape: x.reshape(shape),
+    "transpose": lambda x, axes: x.transpose(axes),
+    "broadcast_to": np.broadcast_to,
+    "copy": lambda x: np.array(x, order="C", copy=True),
+    "getitem": lambda x, index: x[index],
+    "setitem": _setitem,
+    "index_backward": _index_backward,
+    "concat": lambda *xs, axis: np.concatenate(xs, axis=axis),
+}
+
+
+def _shape_error(kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object], error: Exception) -> ShapeError:
+    """Explain a numpy ValueError in terms of the kernel's shapes (our rules first, numpy's words last)."""
+    dims = [tuple(x.shape) for x in inputs if isinstance(x, np.ndarray)]
+    try:
+        if kernel == "matmul":
+            shapes.matmul_shape(*dims)
+        elif kernel in ("where", "add", "sub", "mul", "div", "pow", "maximum", "minimum") or kernel in (
+            "eq ne lt le gt ge".split()
+        ):
+            shapes.broadcast_shapes(*dims)
+        elif kernel == "broadcast_to":
+            shapes.broadcast_shapes(dims[0], params["shape"])  # type: ignore[arg-type]
+    except ShapeError as precise:
+        return precise
+    listed = ", ".join(str(d) for d in dims)
+    return ShapeError(f"{kernel} on shapes {listed}: {error}")
+
+
+class CpuDevice:
+    """Runs every kernel with numpy on the host; the reference the other devices are tested against."""
+
+    name = "cpu"
+
+    def __init__(self) -> None:
+        self.stats = DeviceStats()
+
+    def info(self) -> DeviceInfo:
+        return DeviceInfo(
+            name=self.name,
+            kind="cpu",
+            description=f"numpy {np.__version__} on {os.cpu_count()} CPU cores",
+            features=("float16", "float64", "int64"),
+        )
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype[np.generic]) -> Buffer:
+        return np.zeros(shape, dtype=dtype)
+
+    def free(self, buffer: Buffer) -> None:
+        """Nothing to do: numpy frees an array when its last reference goes."""
+
+    def upload(self, array: np.ndarray) -> Buffer:
+        return array
+
+    def download(self, buffer: Buffer) -> np.ndarray:
+        assert isinstance(buffer, np.ndarray)
+        return buffer
+
+    def supports(self, kernel: str) -> bool:
+        return kernel in _KERNELS
+
+    def run(
+        self, kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object]
+    ) -> Buffer | tuple[Buffer, ...]:
+        fn = _KERNELS.get(kernel)
+        if fn is None:
+            raise UnsupportedKernelError(f"the cpu device has no kernel {kernel!r}")
+        try:
+            out = fn(*inputs, **params)
+        except ValueError as error:
+            raise _shape_error(kernel, inputs, params, error) from error
+        self.stats.dispatches += 1
+        return out if type(out) is np.ndarray else np.asarray(out)
+
+    def memory(self) -> MemoryInfo:
+        """This process's resident memory (numpy buffers live there) and the machine's RAM."""
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        page = os.sysconf("SC_PAGE_SIZE")
+        try:
+            with open("/proc/self/statm") as f:
+                current = int(f.read().split()[1]) * page
+        except OSError:
+            current = peak
+        return MemoryInfo(current, peak, os.sysconf("SC_PHYS_PAGES") * page)
