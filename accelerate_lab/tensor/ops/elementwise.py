@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from accelerate_lab.tensor.dtypes import DTypeLike, Scalar, dtype_name
@@ -117,7 +119,8 @@ def pow(a: Operand, b: Operand) -> Tensor:
     a, b = _pair(a, b)
 
     def rule(g: Tensor) -> tuple[Tensor | None, ...]:
-        ga = mul(g, mul(b, pow(a, sub(b, 1)))) if isinstance(a, Tensor) else None
+        exponent = sub(b, 1) if isinstance(b, Tensor) else b - 1
+        ga = mul(g, mul(b, pow(a, exponent))) if isinstance(a, Tensor) else None
         gb = mul(g, mul(out, log(a))) if isinstance(b, Tensor) else None
         return _grads(g, a, b, ga, gb)
 
@@ -128,21 +131,21 @@ def pow(a: Operand, b: Operand) -> Tensor:
 def maximum(a: Operand, b: Operand) -> Tensor:
     """Elementwise maximum; at ties each side gets half the gradient."""
     a, b = _pair(a, b)
-    return apply("maximum", (a, b), backward=lambda g: _tie_split(g, a, b))
+    return apply("maximum", (a, b), backward=lambda g: _tie_split(g, a, b, gt))
 
 
 def minimum(a: Operand, b: Operand) -> Tensor:
     """Elementwise minimum; at ties each side gets half the gradient."""
     a, b = _pair(a, b)
-    return apply("minimum", (a, b), backward=lambda g: _tie_split(g, b, a)[::-1])
+    return apply("minimum", (a, b), backward=lambda g: _tie_split(g, a, b, lt))
 
 
-def _tie_split(g: Tensor, winner: Operand, loser: Operand) -> tuple[Tensor | None, ...]:
-    """Gradients of max(winner, loser): all to the larger side, half each at ties."""
-    half = mul(g, 0.5)
-    ga = where(eq(winner, loser), half, where(gt(winner, loser), g, 0.0))
-    gb = sub(g, ga)
-    return _grads(g, winner, loser, ga, gb)
+def _tie_split(
+    g: Tensor, a: Operand, b: Operand, wins: Callable[[Operand, Operand], Tensor]
+) -> tuple[Tensor | None, ...]:
+    """Gradients of max/min(a, b): all to the side that ``wins``, half each at ties."""
+    ga = where(eq(a, b), mul(g, 0.5), where(wins(a, b), g, 0.0))
+    return _grads(g, a, b, ga, sub(g, ga))
 
 
 def neg(x: Tensor) -> Tensor:
@@ -197,7 +200,7 @@ def where(condition: Tensor, a: Operand, b: Operand) -> Tensor:
     return apply("where", (condition, a, b), backward=rule)
 
 
-def _compare(kernel: str):  # type: ignore[no-untyped-def]
+def _compare(kernel: str) -> Callable[[Operand, Operand], Tensor]:
     def op(a: Operand, b: Operand) -> Tensor:
         a, b = _pair(a, b)
         return apply(kernel, (a, b))

@@ -1,0 +1,312 @@
+"""The one place that does I/O: httpx `Client` and `AsyncClient`, typed errors, stream framing.
+
+Adapters describe requests as `HttpRequest`; the transport joins them to an endpoint, adds the
+backend's headers (or signs them), sends, and returns an `HttpResponse` or a stream of `Frame`s
+(SSE events through httpx-sse, or NDJSON lines). Failures become typed `ApiError`s whose text never
+holds a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+
+import httpx
+from httpx_sse import EventSource, SSEError
+
+from accelerate_lab.api._config import ResilienceConfig
+from accelerate_lab.api._decode import Frame
+from accelerate_lab.api._endpoints import Endpoint
+from accelerate_lab.api._errors import (
+    ApiError,
+    AuthenticationFailed,
+    ConnectionFailed,
+    InvalidRequest,
+    MalformedResponse,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    RequestTimeout,
+)
+from accelerate_lab.api._retry import parse_retry_after
+from accelerate_lab.api._secret import Secret, redact
+from accelerate_lab.api._types import HttpRequest, HttpResponse
+
+__all__ = ["Signer", "Transport", "error_for_status"]
+
+logger = logging.getLogger(__name__)
+
+Signer = Callable[[httpx.Request], None]
+"""Adds authentication to a fully built request (SigV4 needs the final URL and body)."""
+
+_BODY_EXCERPT = 2000
+
+
+def _provider_message(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:300]
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            for key in ("message", "detail", "error"):
+                if isinstance(err.get(key), str):
+                    return str(err[key])
+        if isinstance(err, str):
+            return err
+        for key in ("message", "detail"):
+            if isinstance(data.get(key), str):
+                return str(data[key])
+    return body[:300]
+
+
+def error_for_status(
+    provider: str, status: int, headers: Mapping[str, str], body: str, url: str
+) -> ProviderError:
+    """The typed error for an HTTP error status; `body` must already be redacted."""
+    detail = _provider_message(body)
+    request_id = headers.get("x-request-id") or headers.get("request-id")
+    excerpt = body[:_BODY_EXCERPT]
+    where = f"{provider}: {url} answered {status}"
+    if status in (401, 403):
+        return AuthenticationFailed(
+            f"{where}: {detail}; check the {provider} API key (metadata['{provider}_api_key'] "
+            f"or the {provider.upper()}_API_KEY environment variable)",
+            status=status,
+            body=excerpt,
+            request_id=request_id,
+        )
+    if status == 429:
+        retry_after = parse_retry_after(headers)
+        hint = f"retry after {retry_after:.1f} s" if retry_after is not None else "slow down"
+        return RateLimited(
+            f"{where}: rate limited ({detail}); {hint}",
+            body=excerpt,
+            request_id=request_id,
+            retry_after=retry_after,
+        )
+    kind: type[ProviderError] = ProviderError
+    if status == 404:
+        kind = NotFound
+    elif status in (400, 413, 422):
+        kind = InvalidRequest
+    return kind(f"{where}: {detail}", status=status, body=excerpt, request_id=request_id)
+
+
+def _map_exception(exc: Exception, url: str, timeout: float) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException):
+        return RequestTimeout(f"{url}: no answer within {timeout} s ({type(exc).__name__}); raise `timeout`")
+    if isinstance(exc, SSEError):
+        return MalformedResponse(f"{url}: not a server-sent event stream: {exc}")
+    if isinstance(exc, httpx.DecodingError):
+        return MalformedResponse(f"{url}: undecodable body: {exc}")
+    if isinstance(exc, (httpx.TransportError, OSError)):
+        return ConnectionFailed(f"{url}: connection failed ({type(exc).__name__}: {exc})")
+    return ApiError(f"{url}: {type(exc).__name__}: {exc}")
+
+
+class Transport:
+    def __init__(
+        self,
+        provider: str,
+        config: ResilienceConfig,
+        *,
+        headers: Mapping[str, str] | None = None,
+        secrets: Sequence[Secret] = (),
+        signer: Signer | None = None,
+        verify: bool = True,
+    ) -> None:
+        self.provider = provider
+        self.config = config
+        self._headers = dict(headers or {})
+        self._secrets = tuple(s for s in secrets if s)
+        self._signer = signer
+        self._verify = verify
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"Transport({self.provider!r})"
+
+    def _options(self) -> dict[str, object]:
+        return {
+            "timeout": httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout),
+            "limits": httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            "verify": self._verify,
+        }
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(**self._options())  # type: ignore[arg-type]
+        return self._client
+
+    @property
+    def aclient(self) -> httpx.AsyncClient:
+        # An AsyncClient's pool belongs to one event loop: make a new one when the loop changes.
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient_loop is not loop:
+            self._aclient = httpx.AsyncClient(**self._options())  # type: ignore[arg-type]
+            self._aclient_loop = loop
+        return self._aclient
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        if self._aclient is not None and self._aclient_loop is asyncio.get_running_loop():
+            await self._aclient.aclose()
+        self._aclient = None
+
+    def redact(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    def _build(self, client: httpx.Client | httpx.AsyncClient, req: HttpRequest, endpoint: Endpoint,
+               timeout: float) -> httpx.Request:
+        url = (endpoint.origin if req.from_root else endpoint.url) + req.path
+        headers = {**self._headers, **req.headers}
+        if req.stream == "sse":
+            headers.setdefault("Accept", "text/event-stream")
+        built = client.build_request(
+            req.method,
+            url,
+            params=req.params,
+            headers=headers,
+            json=req.json if req.content is None and req.files is None else None,
+            content=req.content,
+            data=req.data,
+            files=req.files,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, self.config.connect_timeout)),
+        )
+        if self._signer is not None:
+            self._signer(built)
+        return built
+
+    def _fail(self, response: httpx.Response, body: bytes) -> ProviderError:
+        text = self.redact(body.decode("utf-8", errors="replace"))
+        return error_for_status(
+            self.provider, response.status_code, response.headers, text, str(response.request.url)
+        )
+
+    def _done(self, response: httpx.Response, body: bytes, started: float) -> HttpResponse:
+        logger.debug(
+            "%s %s -> %d (%d bytes, %.3f s)", response.request.method, response.request.url,
+            response.status_code, len(body), time.monotonic() - started,
+        )
+        if response.status_code >= 400:
+            raise self._fail(response, body)
+        return HttpResponse(response.status_code, dict(response.headers), body, str(response.request.url))
+
+    def send(self, req: HttpRequest, endpoint: Endpoint, timeout: float) -> HttpResponse:
+        started = time.monotonic()
+        deadline = started + timeout
+        request = self._build(self.client, req, endpoint, timeout)
+        try:
+            response = self.client.send(request, stream=True)
+            try:
+                parts = []
+                for part in response.iter_bytes():
+                    parts.append(part)
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("whole-body deadline passed", request=request)
+            finally:
+                response.close()
+        except Exception as exc:
+            raise _map_exception(exc, str(request.url), timeout) from exc
+        return self._done(response, b"".join(parts), started)
+
+    async def asend(self, req: HttpRequest, endpoint: Endpoint, timeout: float) -> HttpResponse:
+        started = time.monotonic()
+        client = self.aclient
+        request = self._build(client, req, endpoint, timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                response = await client.send(request, stream=True)
+                try:
+                    body = b"".join([part async for part in response.aiter_bytes()])
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            raise _map_exception(httpx.ReadTimeout(str(exc)), str(request.url), timeout) from exc
+        except Exception as exc:
+            raise _map_exception(exc, str(request.url), timeout) from exc
+        return self._done(response, body, started)
+
+    @contextmanager
+    def stream(self, req: HttpRequest, endpoint: Endpoint, timeout: float) -> Iterator[Iterator[Frame]]:
+        """Opens a stream; the status is checked before the first frame. Each read is bounded by
+        `timeout`; errors while iterating are raised as typed errors too."""
+        request = self._build(self.client, req, endpoint, timeout)
+        url = str(request.url)
+        try:
+            response = self.client.send(request, stream=True)
+        except Exception as exc:
+            raise _map_exception(exc, url, timeout) from exc
+        try:
+            if response.status_code >= 400:
+                try:
+                    body = response.read()
+                except Exception as exc:
+                    raise _map_exception(exc, url, timeout) from exc
+                raise self._fail(response, body)
+            yield self._frames(response, req, url, timeout)
+        finally:
+            response.close()
+
+    def _frames(self, response: httpx.Response, req: HttpRequest, url: str, timeout: float) -> Iterator[Frame]:
+        try:
+            if req.stream == "sse":
+                for sse in EventSource(response).iter_sse():
+                    yield Frame(sse.data, sse.event)
+            else:
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield Frame(line)
+        except Exception as exc:
+            raise _map_exception(exc, url, timeout) from exc
+
+    @asynccontextmanager
+    async def astream(
+        self, req: HttpRequest, endpoint: Endpoint, timeout: float
+    ) -> AsyncIterator[AsyncIterator[Frame]]:
+        client = self.aclient
+        request = self._build(client, req, endpoint, timeout)
+        url = str(request.url)
+        try:
+            response = await client.send(request, stream=True)
+        except Exception as exc:
+            raise _map_exception(exc, url, timeout) from exc
+        try:
+            if response.status_code >= 400:
+                try:
+                    body = await response.aread()
+                except Exception as exc:
+                    raise _map_exception(exc, url, timeout) from exc
+                raise self._fail(response, body)
+            yield self._aframes(response, req, url, timeout)
+        finally:
+            await response.aclose()
+
+    async def _aframes(
+        self, response: httpx.Response, req: HttpRequest, url: str, timeout: float
+    ) -> AsyncIterator[Frame]:
+        try:
+            if req.stream == "sse":
+                async for sse in EventSource(response).aiter_sse():
+                    yield Frame(sse.data, sse.event)
+            else:
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        yield Frame(line)
+        except Exception as exc:
+            raise _map_exception(exc, url, timeout) from exc

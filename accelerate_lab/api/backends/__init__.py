@@ -1,0 +1,1 @@
+"""One module per provider; each defines `Backend`, the class the registry creates."""
