@@ -18,8 +18,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e ".[$(EXTRAS)]"
 	touch $@
 
+# Optional parts register their own set-up scripts; each is idempotent and cheap when done.
+SETUP_SCRIPTS := $(wildcard scripts/install_model_weights.sh scripts/setup_servers.sh scripts/build_widget.sh)
+
 setup: $(VENV)/.installed
 	bash scripts/setup_system.sh
+	for script in $(SETUP_SCRIPTS); do bash $$script $(VENV) || exit 1; done
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

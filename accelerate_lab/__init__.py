@@ -16,6 +16,16 @@ from accelerate_lab.errors import (
     UnsupportedKernelError,
 )
 from accelerate_lab.hal import Device, DeviceInfo, devices, get_device, register_device
+from accelerate_lab.sharing import (
+    SharedTensor,
+    SharedTensorView,
+    SharingEvent,
+    TensorFreedError,
+    TensorSharingManager,
+    get_compatible_models_for_tensor,
+    register_tensor_type,
+    reset_tensor_types,
+)
 from accelerate_lab.tensor import (
     DTYPES,
     Tensor,
@@ -94,15 +104,20 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "AccelerateLabError",
     "DTYPES",
+    "AccelerateLabError",
     "Device",
     "DeviceError",
     "DeviceInfo",
     "DeviceMismatchError",
     "MemoryBudgetExceeded",
     "ShapeError",
+    "SharedTensor",
+    "SharedTensorView",
+    "SharingEvent",
     "Tensor",
+    "TensorFreedError",
+    "TensorSharingManager",
     "UnsupportedKernelError",
     "__version__",
     "abs",
@@ -128,6 +143,7 @@ __all__ = [
     "full",
     "ge",
     "gelu",
+    "get_compatible_models_for_tensor",
     "get_device",
     "getitem",
     "gt",
@@ -154,7 +170,9 @@ __all__ = [
     "pow",
     "random",
     "register_device",
+    "register_tensor_type",
     "relu",
+    "reset_tensor_types",
     "reshape",
     "result_dtype",
     "scaled_dot_product_attention",

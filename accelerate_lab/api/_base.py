@@ -8,6 +8,7 @@ every operation a sync and an async form over the shared resilience layer. See
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import ClassVar, TypeVar
@@ -44,6 +45,7 @@ class ApiBackend:
     name: ClassVar[str] = ""
     default_url: ClassVar[str] = ""
     default_model: ClassVar[str] = ""
+    default_embed_model: ClassVar[str] = ""  # embed(None, ...) uses it, else the default model
     key_env: ClassVar[tuple[str, ...]] = ()  # extra environment names for the key, after <NAME>_API_KEY
     requires_key: ClassVar[bool] = False
     health_path: ClassVar[str | None] = None  # from the server's root; enables active health checks
@@ -134,6 +136,18 @@ class ApiBackend:
                      timeout: float | None) -> T:
         return await self.layer.acall(req, parse, priority=priority, timeout=timeout)
 
+    def _call_each(self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority,
+                   timeout: float | None) -> list[T]:
+        """The same call on every endpoint (replica), in order: for state every replica must share."""
+        return [self.layer.call(req, parse, priority=priority, timeout=timeout, endpoint=e)
+                for e in self.pool.endpoints]
+
+    async def _acall_each(self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority,
+                          timeout: float | None) -> list[T]:
+        return list(await asyncio.gather(*(
+            self.layer.acall(req, parse, priority=priority, timeout=timeout, endpoint=e)
+            for e in self.pool.endpoints)))
+
     def _model(self, model: str | None) -> str:
         return model or self.get_default_model()
 
@@ -172,6 +186,7 @@ class ApiBackend:
               timeout: float | None = None, **opts: object) -> list[list[float]]:
         """One vector per text, in order."""
         items = [texts] if isinstance(texts, str) else list(texts)
+        model = model or self.default_embed_model or None
         return self._call(self._embed_request(self._model(model), items, opts), self._parse_embed, priority,
                           timeout)
 
@@ -179,6 +194,7 @@ class ApiBackend:
                      priority: Priority = Priority.NORMAL, timeout: float | None = None,
                      **opts: object) -> list[list[float]]:
         items = [texts] if isinstance(texts, str) else list(texts)
+        model = model or self.default_embed_model or None
         return await self._acall(self._embed_request(self._model(model), items, opts), self._parse_embed,
                                  priority, timeout)
 

@@ -63,9 +63,11 @@ class ResilienceConfig:
             for key, value in source.items():
                 if key not in fields or value is None:
                     continue
-                kind = int if fields[key].type in ("int",) else float
+                if not isinstance(value, (int, float, str)):
+                    raise ConfigurationError(f"{key}={value!r} is not a number")
+                kind = int if fields[key].type == "int" else float
                 try:
-                    values[key] = kind(value)  # type: ignore[arg-type]
+                    values[key] = kind(value)
                 except (TypeError, ValueError) as exc:
                     raise ConfigurationError(f"{key}={value!r} is not a number") from exc
         return cls(**values)  # type: ignore[arg-type]

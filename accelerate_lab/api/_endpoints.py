@@ -93,12 +93,15 @@ class EndpointPool:
         states = ", ".join(f"{e.url}: {e.state.value}" for e in self.endpoints)
         return f"EndpointPool({self.strategy}, [{states}])"
 
-    def choose(self) -> Endpoint:
-        """Picks an endpoint whose breaker allows a call and counts it in flight; CircuitOpen if none."""
+    def choose(self, only: Endpoint | None = None) -> Endpoint:
+        """Picks an endpoint whose breaker allows a call and counts it in flight; CircuitOpen if none.
+        With `only`, that endpoint or nothing (for calls every replica must get, like LoRA loads)."""
         with self._lock:
             n = len(self.endpoints)
             order = [self.endpoints[(self._next + i) % n] for i in range(n)]
-            if self.strategy == "least_loaded":
+            if only is not None:
+                order = [only]
+            elif self.strategy == "least_loaded":
                 order.sort(key=lambda e: e.in_flight)  # stable: ties keep round-robin order
             for endpoint in order:
                 if endpoint.breaker.allow():
@@ -106,8 +109,8 @@ class EndpointPool:
                     endpoint.in_flight += 1
                     endpoint.requests += 1
                     return endpoint
-        wait = min(e.breaker.retry_in() for e in self.endpoints)
-        urls = ", ".join(e.url for e in self.endpoints)
+        wait = min(e.breaker.retry_in() for e in order)
+        urls = ", ".join(e.url for e in order)
         raise CircuitOpen(
             f"{self.name or 'backend'}: circuit open for every endpoint ({urls}) after repeated failures; "
             f"next trial in {wait:.1f} s (see circuit_reset_timeout)",

@@ -116,6 +116,7 @@ class Resilience:
         *,
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
+        endpoint: Endpoint | None = None,
     ) -> T:
         timeout = timeout or self.config.timeout
         if self.health is not None and self.pool.health_due():
@@ -123,17 +124,17 @@ class Resilience:
         with self.queue.slot(priority, self.config.wait_timeout):
             attempt = 0
             while True:
-                endpoint = self.pool.choose()
+                chosen = self.pool.choose(endpoint)
                 outcome: Outcome | None = None
                 try:
-                    result = _parsed(parse, self.transport.send(req, endpoint, timeout))
+                    result = _parsed(parse, self.transport.send(req, chosen, timeout))
                     outcome = "success"
                     return result
                 except ApiError as exc:
                     outcome = outcome_of(exc)
-                    delay = self._give_up_or_wait(attempt, exc, endpoint)
+                    delay = self._give_up_or_wait(attempt, exc, chosen)
                 finally:
-                    self.pool.release(endpoint, outcome)
+                    self.pool.release(chosen, outcome)
                 time.sleep(delay)
                 attempt += 1
 
@@ -144,6 +145,7 @@ class Resilience:
         *,
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
+        endpoint: Endpoint | None = None,
     ) -> T:
         timeout = timeout or self.config.timeout
         if self.health is not None and self.pool.health_due():
@@ -151,17 +153,17 @@ class Resilience:
         async with self.queue.aslot(priority, self.config.wait_timeout):
             attempt = 0
             while True:
-                endpoint = self.pool.choose()
+                chosen = self.pool.choose(endpoint)
                 outcome: Outcome | None = None
                 try:
-                    result = _parsed(parse, await self.transport.asend(req, endpoint, timeout))
+                    result = _parsed(parse, await self.transport.asend(req, chosen, timeout))
                     outcome = "success"
                     return result
                 except ApiError as exc:
                     outcome = outcome_of(exc)
-                    delay = self._give_up_or_wait(attempt, exc, endpoint)
+                    delay = self._give_up_or_wait(attempt, exc, chosen)
                 finally:
-                    self.pool.release(endpoint, outcome)
+                    self.pool.release(chosen, outcome)
                 await asyncio.sleep(delay)
                 attempt += 1
 

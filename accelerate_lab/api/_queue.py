@@ -106,7 +106,9 @@ class RequestQueue:
                 return
         assert waiter.future is not None
         try:
-            await asyncio.wait_for(waiter.future, timeout)
+            # asyncio.timeout, not wait_for: wait_for (3.11) swallows a cancel once the future is done.
+            async with asyncio.timeout(timeout):
+                await waiter.future
         except BaseException as exc:
             with self._lock:
                 granted = waiter.granted

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["LocalServer", "Reply", "Request", "Sequenced", "sample_routes", "split_at"]
+__all__ = ["Handler", "LocalServer", "Reply", "Request", "Sequenced", "sample_routes", "split_at"]
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ class Device(Protocol):
     """A place where tensors live and kernels run.
 
     ``run`` takes buffers and Python scalars (weak-typed, as numpy scalars) and the kernel's
-    parameters, and returns a new buffer (or a tuple of buffers for multi-output kernels).
+    parameters, and returns a new buffer (``setitem`` writes in place and returns its target).
     Shape errors raise :class:`accelerate_lab.errors.ShapeError`, device failures
     :class:`accelerate_lab.errors.DeviceError`; a device never returns wrong numbers silently.
     """
@@ -90,6 +90,6 @@ class Device(Protocol):
 
     def run(
         self, kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object]
-    ) -> Buffer | tuple[Buffer, ...]: ...
+    ) -> Buffer: ...
 
     def memory(self) -> MemoryInfo: ...

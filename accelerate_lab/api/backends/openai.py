@@ -36,6 +36,7 @@ class OpenAIBackend(OpenAICompatible):
     name = "openai"
     default_url = "https://api.openai.com/v1"
     default_model = "gpt-4o-mini"
+    default_embed_model = "text-embedding-3-small"
     requires_key = True
 
     def _setup(self, metadata: Settings) -> None:

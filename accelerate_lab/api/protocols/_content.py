@@ -16,9 +16,9 @@ class InlineImage:
 
 
 def _image(part: Mapping[str, object]) -> InlineImage:
-    if part.get("type") == "image" and isinstance(part.get("data"), (bytes, bytearray)):
-        raw = bytes(part["data"])  # type: ignore[arg-type]
-        return InlineImage(str(part.get("mime_type", "image/png")), base64.b64encode(raw).decode())
+    raw = part.get("data")
+    if part.get("type") == "image" and isinstance(raw, (bytes, bytearray)):
+        return InlineImage(str(part.get("mime_type", "image/png")), base64.b64encode(bytes(raw)).decode())
     image_url = part.get("image_url")
     url = image_url.get("url") if isinstance(image_url, Mapping) else image_url
     if not isinstance(url, str) or not url.startswith("data:") or ";base64," not in url:

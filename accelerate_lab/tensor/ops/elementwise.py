@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -78,6 +79,8 @@ def _grads(g: Tensor, a: Operand, b: Operand, ga: Tensor | None, gb: Tensor | No
 
 
 def _pair(a: object, b: object) -> tuple[Operand, Operand]:
+    if type(a) is Tensor and type(b) is Tensor:
+        return a, b
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
     if like is None:
         raise TypeError(f"at least one operand must be a Tensor, got {type(a).__name__} and {type(b).__name__}")
@@ -121,7 +124,8 @@ def pow(a: Operand, b: Operand) -> Tensor:
     def rule(g: Tensor) -> tuple[Tensor | None, ...]:
         exponent = sub(b, 1) if isinstance(b, Tensor) else b - 1
         ga = mul(g, mul(b, pow(a, exponent))) if isinstance(a, Tensor) else None
-        gb = mul(g, mul(out, log(a))) if isinstance(b, Tensor) else None
+        log_a = log(a) if isinstance(a, Tensor) else math.log(a)
+        gb = mul(g, mul(out, log_a)) if isinstance(b, Tensor) else None
         return _grads(g, a, b, ga, gb)
 
     out = apply("pow", (a, b), backward=rule)

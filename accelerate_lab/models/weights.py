@@ -1,0 +1,130 @@
+"""Weights from files onto a device: safetensors (memory-mapped), checked names and shapes, a progress bar.
+
+`Weights` hands a model's builder one tensor at a time: it checks the tensor exists (else the
+file is for another architecture) and has the shape the config implies, converts it to float32,
+uploads it to the device, and ticks a ``tqdm`` bar.
+
+>>> w = Weights(open_safetensors("model.safetensors"), device="cpu", model_name="bert")  # doctest: +SKIP
+>>> w.tensor("embeddings.word_embeddings.weight", (30522, 384)).shape  # doctest: +SKIP
+(30522, 384)
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from accelerate_lab.hal.device import Device
+from accelerate_lab.hal.registry import get_device
+from accelerate_lab.models.errors import (
+    ModelNotFoundError,
+    WeightsCorruptError,
+    WeightsShapeError,
+    WrongArchitectureError,
+)
+from accelerate_lab.tensor import Tensor, tensor
+
+__all__ = ["SafetensorsFile", "StateDict", "Weights", "open_safetensors"]
+
+
+class StateDict(Protocol):
+    """Named arrays in a weights file (safetensors, CTranslate2, or an adapter over one)."""
+
+    def names(self) -> list[str]: ...
+
+    def get(self, name: str) -> np.ndarray: ...
+
+
+class SafetensorsFile:
+    """A memory-mapped ``.safetensors`` file."""
+
+    def __init__(self, path: Path) -> None:
+        from safetensors import SafetensorError, safe_open
+
+        self.path = path
+        try:
+            self._file = safe_open(str(path), framework="np")
+        except SafetensorError as error:
+            raise WeightsCorruptError(
+                f"{path} is not a complete safetensors file ({error}); re-download or reinstall the model"
+            ) from error
+        self._names: list[str] = list(self._file.keys())
+
+    def names(self) -> list[str]:
+        return self._names
+
+    def get(self, name: str) -> np.ndarray:
+        array: np.ndarray = self._file.get_tensor(name)
+        return array
+
+
+def open_safetensors(path: str | Path) -> SafetensorsFile:
+    """Open ``path`` (a file, or a folder holding ``model.safetensors``)."""
+    file = Path(path)
+    if file.is_dir():
+        file = file / "model.safetensors"
+    if not file.is_file():
+        raise ModelNotFoundError(f"no weights at {file}: the folder needs a model.safetensors")
+    return SafetensorsFile(file)
+
+
+class Weights:
+    """Tensors taken from a `StateDict` onto a device, each checked, converted and counted."""
+
+    def __init__(
+        self,
+        state: StateDict,
+        *,
+        device: str | Device,
+        model_name: str,
+        prefix: str = "",
+    ) -> None:
+        self.state = state
+        self.device = get_device(device)
+        self.model_name = model_name
+        self.prefix = prefix
+        self._available = set(state.names())
+        self._bar = tqdm(total=len(self._available), desc=f"loading {model_name}", unit="tensor", leave=False)
+
+    def has(self, name: str) -> bool:
+        return self.prefix + name in self._available
+
+    def array(self, name: str, shape: Sequence[int]) -> np.ndarray:
+        """The float32 array ``name``, which must have ``shape``."""
+        full = self.prefix + name
+        if full not in self._available:
+            close = difflib.get_close_matches(full, self._available, n=3)
+            hint = f"; similar names: {', '.join(close)}" if close else ""
+            raise WrongArchitectureError(
+                f"the weights of {self.model_name!r} have no tensor {full!r}{hint}: is this checkpoint for "
+                "another architecture? Load it with the matching class"
+            )
+        array = self.state.get(full)
+        expected = tuple(int(d) for d in shape)
+        if array.shape != expected:
+            raise WeightsShapeError(
+                f"tensor {full!r} of {self.model_name!r} has shape {array.shape}, but config.json implies "
+                f"{expected}: the config and the weights file do not belong together"
+            )
+        self._bar.update(1)
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+    def upload(self, array: np.ndarray) -> Tensor:
+        """An array (already checked) as a tensor on the device."""
+        return tensor(array, device=self.device)
+
+    def tensor(self, name: str, shape: Sequence[int]) -> Tensor:
+        """The tensor ``name`` with ``shape``, on the device."""
+        return self.upload(self.array(name, shape))
+
+    def optional(self, name: str, shape: Sequence[int]) -> Tensor | None:
+        """The tensor ``name`` when the file has it, else ``None``."""
+        return self.tensor(name, shape) if self.has(name) else None
+
+    def close(self) -> None:
+        self._bar.close()

