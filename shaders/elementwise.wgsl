@@ -14,8 +14,6 @@
 // Override constants: WG (threads per workgroup). Dispatch: (x, y) workgroups, flattened.
 //#if F16
 enable f16;
-
-fn round_h(x: f32) -> f32 { return f32(f16(x)); }
 //#endif
 
 struct Params { w: array<vec4<i32>, 64> }

@@ -9,8 +9,15 @@
 //   l: int64 (vec2<u32>: low word, high word)
 // Comparisons return a bool register (u32 0/1); `<class>_where(c, a, b)` selects.
 // Conversions are `<to>_from_<from>` with numpy's astype semantics.
+// With the F16 flag, round_h rounds an f32 register to float16 precision.
 // The host (and the browser front end) lists the available (class, op) pairs by reading the
 // `fn <class>_<op>(` names in this file.
+
+//#if F16
+enable f16;
+
+fn round_h(x: f32) -> f32 { return f32(f16(x)); }
+//#endif
 
 const F_NAN: u32 = 0x7fc00000u;
 const F_INF: u32 = 0x7f800000u;

@@ -102,8 +102,9 @@ class ApiBackend:
     def signer(self) -> Signer | None:
         return None
 
-    def _chat_request(self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
-                      ) -> HttpRequest:
+    def _chat_request(
+        self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
+    ) -> HttpRequest:
         raise self._unsupported("chat")
 
     def _parse_chat(self, response: HttpResponse) -> ChatResponse:
@@ -128,25 +129,36 @@ class ApiBackend:
         return UnsupportedOperation(f"{self.name} has no {what}; see get_available_backends() for others")
 
     # --- plumbing shared by every operation -----------------------------------------------------
-    def _call(self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority,
-              timeout: float | None) -> T:
+    def _call(
+        self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority, timeout: float | None
+    ) -> T:
         return self.layer.call(req, parse, priority=priority, timeout=timeout)
 
-    async def _acall(self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority,
-                     timeout: float | None) -> T:
+    async def _acall(
+        self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority, timeout: float | None
+    ) -> T:
         return await self.layer.acall(req, parse, priority=priority, timeout=timeout)
 
-    def _call_each(self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority,
-                   timeout: float | None) -> list[T]:
+    def _call_each(
+        self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority, timeout: float | None
+    ) -> list[T]:
         """The same call on every endpoint (replica), in order: for state every replica must share."""
-        return [self.layer.call(req, parse, priority=priority, timeout=timeout, endpoint=e)
-                for e in self.pool.endpoints]
+        return [
+            self.layer.call(req, parse, priority=priority, timeout=timeout, endpoint=e)
+            for e in self.pool.endpoints
+        ]
 
-    async def _acall_each(self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority,
-                          timeout: float | None) -> list[T]:
-        return list(await asyncio.gather(*(
-            self.layer.acall(req, parse, priority=priority, timeout=timeout, endpoint=e)
-            for e in self.pool.endpoints)))
+    async def _acall_each(
+        self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority, timeout: float | None
+    ) -> list[T]:
+        return list(
+            await asyncio.gather(
+                *(
+                    self.layer.acall(req, parse, priority=priority, timeout=timeout, endpoint=e)
+                    for e in self.pool.endpoints
+                )
+            )
+        )
 
     def _model(self, model: str | None) -> str:
         return model or self.get_default_model()
@@ -154,55 +166,98 @@ class ApiBackend:
     # --- the common API -------------------------------------------------------------------------
     def get_default_model(self) -> str:
         if not self._default:
-            raise ConfigurationError(f"{self.name}: no default model; pass model= or metadata['{self.name}_model']")
+            raise ConfigurationError(
+                f"{self.name}: no default model; pass model= or metadata['{self.name}_model']"
+            )
         return self._default
 
-    def chat(self, model: str | None, messages: str | Sequence[Message], *,
-             priority: Priority = Priority.NORMAL, timeout: float | None = None, **opts: object) -> ChatResponse:
+    def chat(
+        self,
+        model: str | None,
+        messages: str | Sequence[Message],
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> ChatResponse:
         """One complete answer. `opts` go to the provider (temperature, max_tokens, tools, system, ...)."""
         req = self._chat_request(self._model(model), as_messages(messages), opts, False)
         return self._call(req, self._parse_chat, priority, timeout)
 
-    async def achat(self, model: str | None, messages: str | Sequence[Message], *,
-                    priority: Priority = Priority.NORMAL, timeout: float | None = None,
-                    **opts: object) -> ChatResponse:
+    async def achat(
+        self,
+        model: str | None,
+        messages: str | Sequence[Message],
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> ChatResponse:
         req = self._chat_request(self._model(model), as_messages(messages), opts, False)
         return await self._acall(req, self._parse_chat, priority, timeout)
 
-    def stream_chat(self, model: str | None, messages: str | Sequence[Message], *,
-                    priority: Priority = Priority.NORMAL, timeout: float | None = None,
-                    **opts: object) -> Iterator[StreamChunk]:
+    def stream_chat(
+        self,
+        model: str | None,
+        messages: str | Sequence[Message],
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> Iterator[StreamChunk]:
         """Chunks as they arrive; the last has `done=True`. Close the iterator to cancel."""
         req = self._chat_request(self._model(model), as_messages(messages), opts, True)
         return self.layer.stream(req, self._stream_decoder, priority=priority, timeout=timeout)
 
-    def astream_chat(self, model: str | None, messages: str | Sequence[Message], *,
-                     priority: Priority = Priority.NORMAL, timeout: float | None = None,
-                     **opts: object) -> AsyncIterator[StreamChunk]:
+    def astream_chat(
+        self,
+        model: str | None,
+        messages: str | Sequence[Message],
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> AsyncIterator[StreamChunk]:
         req = self._chat_request(self._model(model), as_messages(messages), opts, True)
         return self.layer.astream(req, self._stream_decoder, priority=priority, timeout=timeout)
 
-    def embed(self, model: str | None, texts: str | Sequence[str], *, priority: Priority = Priority.NORMAL,
-              timeout: float | None = None, **opts: object) -> list[list[float]]:
+    def embed(
+        self,
+        model: str | None,
+        texts: str | Sequence[str],
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> list[list[float]]:
         """One vector per text, in order."""
         items = [texts] if isinstance(texts, str) else list(texts)
         model = model or self.default_embed_model or None
-        return self._call(self._embed_request(self._model(model), items, opts), self._parse_embed, priority,
-                          timeout)
+        return self._call(
+            self._embed_request(self._model(model), items, opts), self._parse_embed, priority, timeout
+        )
 
-    async def aembed(self, model: str | None, texts: str | Sequence[str], *,
-                     priority: Priority = Priority.NORMAL, timeout: float | None = None,
-                     **opts: object) -> list[list[float]]:
+    async def aembed(
+        self,
+        model: str | None,
+        texts: str | Sequence[str],
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> list[list[float]]:
         items = [texts] if isinstance(texts, str) else list(texts)
         model = model or self.default_embed_model or None
-        return await self._acall(self._embed_request(self._model(model), items, opts), self._parse_embed,
-                                 priority, timeout)
+        return await self._acall(
+            self._embed_request(self._model(model), items, opts), self._parse_embed, priority, timeout
+        )
 
     def list_models(self, *, priority: Priority = Priority.NORMAL, timeout: float | None = None) -> list[str]:
         return self._call(self._models_request(), self._parse_models, priority, timeout)
 
-    async def alist_models(self, *, priority: Priority = Priority.NORMAL,
-                           timeout: float | None = None) -> list[str]:
+    async def alist_models(
+        self, *, priority: Priority = Priority.NORMAL, timeout: float | None = None
+    ) -> list[str]:
         return await self._acall(self._models_request(), self._parse_models, priority, timeout)
 
     def check_health(self) -> list[bool]:

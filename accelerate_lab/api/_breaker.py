@@ -147,10 +147,7 @@ class CircuitBreaker:
         self._move(CircuitState.OPEN)
 
     def _current(self) -> CircuitState:
-        if (
-            self._state is CircuitState.OPEN
-            and self._clock() - self._opened_at >= self.reset_timeout
-        ):
+        if self._state is CircuitState.OPEN and self._clock() - self._opened_at >= self.reset_timeout:
             self._move(CircuitState.HALF_OPEN)
         return self._state
 

@@ -40,7 +40,9 @@ class Failover:
         return self.models.get(backend.name, model)
 
     def _fail(self, errors: list[ApiError]) -> AllBackendsFailed:
-        detail = "; ".join(f"{b.name}: {type(e).__name__}" for b, e in zip(self.backends, errors, strict=False))
+        detail = "; ".join(
+            f"{b.name}: {type(e).__name__}" for b, e in zip(self.backends, errors, strict=False)
+        )
         return AllBackendsFailed(f"every backend failed ({detail}); see .errors", errors)
 
     def _each(self, run: Callable[[ApiBackend], T]) -> T:
@@ -51,7 +53,9 @@ class Failover:
             except InvalidRequest:
                 raise
             except ApiError as exc:
-                logger.info("failover: %s failed (%s); trying the next backend", backend.name, type(exc).__name__)
+                logger.info(
+                    "failover: %s failed (%s); trying the next backend", backend.name, type(exc).__name__
+                )
                 errors.append(exc)
         raise self._fail(errors)
 
@@ -63,24 +67,31 @@ class Failover:
             except InvalidRequest:
                 raise
             except ApiError as exc:
-                logger.info("failover: %s failed (%s); trying the next backend", backend.name, type(exc).__name__)
+                logger.info(
+                    "failover: %s failed (%s); trying the next backend", backend.name, type(exc).__name__
+                )
                 errors.append(exc)
         raise self._fail(errors)
 
     def chat(self, model: str | None, messages: str | Sequence[Message], **opts: object) -> ChatResponse:
         return self._each(lambda b: b.chat(self._model(b, model), messages, **opts))  # type: ignore[arg-type]
 
-    async def achat(self, model: str | None, messages: str | Sequence[Message], **opts: object) -> ChatResponse:
+    async def achat(
+        self, model: str | None, messages: str | Sequence[Message], **opts: object
+    ) -> ChatResponse:
         return await self._aeach(lambda b: b.achat(self._model(b, model), messages, **opts))  # type: ignore[arg-type]
 
     def embed(self, model: str | None, texts: str | Sequence[str], **opts: object) -> list[list[float]]:
         return self._each(lambda b: b.embed(self._model(b, model), texts, **opts))  # type: ignore[arg-type]
 
-    async def aembed(self, model: str | None, texts: str | Sequence[str], **opts: object) -> list[list[float]]:
+    async def aembed(
+        self, model: str | None, texts: str | Sequence[str], **opts: object
+    ) -> list[list[float]]:
         return await self._aeach(lambda b: b.aembed(self._model(b, model), texts, **opts))  # type: ignore[arg-type]
 
-    def stream_chat(self, model: str | None, messages: str | Sequence[Message], **opts: object
-                    ) -> Iterator[StreamChunk]:
+    def stream_chat(
+        self, model: str | None, messages: str | Sequence[Message], **opts: object
+    ) -> Iterator[StreamChunk]:
         errors: list[ApiError] = []
         for backend in self.backends:
             started = False
@@ -97,8 +108,9 @@ class Failover:
                 errors.append(exc)
         raise self._fail(errors)
 
-    async def astream_chat(self, model: str | None, messages: str | Sequence[Message], **opts: object
-                           ) -> AsyncIterator[StreamChunk]:
+    async def astream_chat(
+        self, model: str | None, messages: str | Sequence[Message], **opts: object
+    ) -> AsyncIterator[StreamChunk]:
         errors: list[ApiError] = []
         for backend in self.backends:
             started = False

@@ -80,7 +80,9 @@ def _decoded(decoder: StreamDecoder[T], frame: Frame, url: str) -> list[T]:
     except ApiError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise MalformedResponse(f"{url}: stream event not in the expected format: {frame.data[:200]!r}") from exc
+        raise MalformedResponse(
+            f"{url}: stream event not in the expected format: {frame.data[:200]!r}"
+        ) from exc
 
 
 class Resilience:
@@ -104,8 +106,14 @@ class Resilience:
         delay = self.retry.next_delay(attempt, exc)
         if delay is None:
             raise exc
-        logger.info("%s: %s on %s; retry %d in %.2f s", self.name, type(exc).__name__, endpoint.url,
-                    attempt + 1, delay)
+        logger.info(
+            "%s: %s on %s; retry %d in %.2f s",
+            self.name,
+            type(exc).__name__,
+            endpoint.url,
+            attempt + 1,
+            delay,
+        )
         return delay
 
     # --- one request, one response -------------------------------------------------------------
@@ -207,7 +215,9 @@ class Resilience:
                 except ApiError as exc:
                     outcome = outcome_of(exc)
                     if yielded and not isinstance(exc, StreamInterrupted):
-                        raise StreamInterrupted(f"{endpoint.url}: stream broke after partial output: {exc}") from exc
+                        raise StreamInterrupted(
+                            f"{endpoint.url}: stream broke after partial output: {exc}"
+                        ) from exc
                     delay = self._give_up_or_wait(attempt, exc, endpoint)
                 finally:
                     self.pool.release(endpoint, outcome)
@@ -245,7 +255,9 @@ class Resilience:
                 except ApiError as exc:
                     outcome = outcome_of(exc)
                     if yielded and not isinstance(exc, StreamInterrupted):
-                        raise StreamInterrupted(f"{endpoint.url}: stream broke after partial output: {exc}") from exc
+                        raise StreamInterrupted(
+                            f"{endpoint.url}: stream broke after partial output: {exc}"
+                        ) from exc
                     delay = self._give_up_or_wait(attempt, exc, endpoint)
                 finally:
                     self.pool.release(endpoint, outcome)

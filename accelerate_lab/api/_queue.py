@@ -64,7 +64,10 @@ class RequestQueue:
         return len(self._heap)
 
     def __repr__(self) -> str:
-        return f"RequestQueue(active={self._active}/{self.max_concurrent}, waiting={self.waiting}/{self.max_size})"
+        return (
+            f"RequestQueue(active={self._active}/{self.max_concurrent}, "
+            f"waiting={self.waiting}/{self.max_size})"
+        )
 
     def _enter_or_enqueue(self, priority: Priority, waiter: _Waiter) -> bool:
         """Under the lock: take a free slot (True) or join the queue (False); QueueFull if no room."""

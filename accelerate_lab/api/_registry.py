@@ -4,7 +4,8 @@ Model-name rules (first match wins; `backend:model` names a backend explicitly):
 
 | backend | model names |
 |---|---|
-| openai  | gpt-*, chatgpt-*, o1*, o3*, o4*, text-embedding-3-*, text-embedding-ada-*, dall-e-*, gpt-image-*, whisper-1, tts-1*, *-moderation-* |
+| openai  | gpt-*, chatgpt-*, o1*, o3*, o4*, text-embedding-3-*, text-embedding-ada-*, dall-e-*, |
+|         | gpt-image-*, whisper-1, tts-1*, *-moderation-* |
 | claude  | claude-* |
 | gemini  | gemini-*, text-embedding-004, embedding-*, models/* |
 | groq    | *-versatile, *-instant, mixtral-8x7b-32768, gemma2-9b-it |
@@ -45,14 +46,42 @@ Settings = Mapping[str, object]
 Factory = Callable[[Settings | None, Settings | None], ApiBackend]
 
 BUILTIN = (
-    "openai", "claude", "groq", "gemini", "ollama", "hf_tei", "hf_tgi", "ovms", "vllm", "opea",
-    "s3_kit", "llvm", "sample",
+    "openai",
+    "claude",
+    "groq",
+    "gemini",
+    "ollama",
+    "hf_tei",
+    "hf_tgi",
+    "ovms",
+    "vllm",
+    "opea",
+    "s3_kit",
+    "llvm",
+    "sample",
 )
-RESERVED = {"local": "the embedded SmolLM2 model; its module registers it with register_backend('local', ...)"}
+RESERVED = {
+    "local": "the embedded SmolLM2 model; its module registers it with register_backend('local', ...)"
+}
 
 RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("openai", ("gpt-*", "chatgpt-*", "o1*", "o3*", "o4*", "text-embedding-3-*", "text-embedding-ada-*",
-                "dall-e-*", "gpt-image-*", "whisper-1", "tts-1*", "*-moderation-*")),
+    (
+        "openai",
+        (
+            "gpt-*",
+            "chatgpt-*",
+            "o1*",
+            "o3*",
+            "o4*",
+            "text-embedding-3-*",
+            "text-embedding-ada-*",
+            "dall-e-*",
+            "gpt-image-*",
+            "whisper-1",
+            "tts-1*",
+            "*-moderation-*",
+        ),
+    ),
     ("claude", ("claude-*",)),
     ("gemini", ("gemini-*", "text-embedding-004", "embedding-*", "models/*")),
     ("groq", ("*-versatile", "*-instant", "mixtral-8x7b-32768", "gemma2-9b-it")),
@@ -89,8 +118,9 @@ def _load_builtins() -> None:
         register_backend(name, backend_cls, model_patterns=patterns.get(name, ()), replace=True)
 
 
-def register_backend(name: str, factory: Factory, *, model_patterns: Sequence[str] = (),
-                     replace: bool = False) -> None:
+def register_backend(
+    name: str, factory: Factory, *, model_patterns: Sequence[str] = (), replace: bool = False
+) -> None:
     """Adds a backend (a class or any `factory(resources, metadata) -> ApiBackend`).
     This is the hook the embedded `local` model uses."""
     with _lock:

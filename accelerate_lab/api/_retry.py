@@ -71,7 +71,8 @@ class RetryPolicy:
         return raw * (1.0 - self.jitter * self.rng.random())
 
     def next_delay(self, attempt: int, error: BaseException) -> float | None:
-        """Seconds to wait before retrying after `error` on attempt `attempt` (0-based), or None to give up."""
+        """Seconds to wait before retrying after `error` on attempt `attempt` (0-based);
+        None to give up."""
         if not isinstance(error, ApiError) or not error.retryable or attempt >= self.max_retries:
             return None
         if isinstance(error, RateLimited) and error.retry_after is not None:

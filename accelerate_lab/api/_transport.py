@@ -171,8 +171,9 @@ class Transport:
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
 
-    def _build(self, client: httpx.Client | httpx.AsyncClient, req: HttpRequest, endpoint: Endpoint,
-               timeout: float) -> httpx.Request:
+    def _build(
+        self, client: httpx.Client | httpx.AsyncClient, req: HttpRequest, endpoint: Endpoint, timeout: float
+    ) -> httpx.Request:
         url = (endpoint.origin if req.from_root else endpoint.url) + req.path
         headers = {**self._headers, **req.headers}
         if req.stream == "sse":
@@ -200,8 +201,12 @@ class Transport:
 
     def _done(self, response: httpx.Response, body: bytes, started: float) -> HttpResponse:
         logger.debug(
-            "%s %s -> %d (%d bytes, %.3f s)", response.request.method, response.request.url,
-            response.status_code, len(body), time.monotonic() - started,
+            "%s %s -> %d (%d bytes, %.3f s)",
+            response.request.method,
+            response.request.url,
+            response.status_code,
+            len(body),
+            time.monotonic() - started,
         )
         if response.status_code >= 400:
             raise self._fail(response, body)
@@ -263,7 +268,9 @@ class Transport:
         finally:
             response.close()
 
-    def _frames(self, response: httpx.Response, req: HttpRequest, url: str, timeout: float) -> Iterator[Frame]:
+    def _frames(
+        self, response: httpx.Response, req: HttpRequest, url: str, timeout: float
+    ) -> Iterator[Frame]:
         try:
             if req.stream == "sse":
                 for sse in EventSource(response).iter_sse():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import inspect
+import itertools
 import json
 import socket
 import struct
@@ -62,8 +63,13 @@ class Reply:
         return cls(status, {"content-type": "application/json", **(headers or {})}, [body], length=True)
 
     @classmethod
-    def raw(cls, body: bytes, status: int = 200, content_type: str = "application/octet-stream",
-            headers: Mapping[str, str] | None = None) -> Reply:
+    def raw(
+        cls,
+        body: bytes,
+        status: int = 200,
+        content_type: str = "application/octet-stream",
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
         return cls(status, {"content-type": content_type, **(headers or {})}, [body], length=True)
 
     @classmethod
@@ -73,8 +79,12 @@ class Reply:
         for item in events:
             event, data = item if isinstance(item, tuple) else ("", item)
             text += (f"event: {event}\n" if event else "") + f"data: {data}\n\n"
-        return cls(200, {"content-type": "text/event-stream", "cache-control": "no-cache"},
-                   split_at(text.encode(), split), **kw)
+        return cls(
+            200,
+            {"content-type": "text/event-stream", "cache-control": "no-cache"},
+            split_at(text.encode(), split),
+            **kw,
+        )
 
     @classmethod
     def ndjson(cls, lines: Iterable[object], split: Sequence[int] = (), **kw: Any) -> Reply:
@@ -86,7 +96,7 @@ def split_at(data: bytes, offsets: Sequence[int]) -> list[bytes]:
     """`data` cut at the given byte offsets (out-of-range and repeated offsets are ignored)."""
     cuts = sorted({o for o in offsets if 0 < o < len(data)})
     bounds = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 Handler = Callable[[Request], "Reply | Awaitable[Reply]"]
@@ -107,10 +117,22 @@ class Sequenced:
         return item if isinstance(item, Reply) else item(request)
 
 
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
-            403: "Forbidden", 404: "Not Found", 408: "Request Timeout", 422: "Unprocessable Entity",
-            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable", 504: "Gateway Timeout"}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 class LocalServer:
@@ -208,8 +230,9 @@ class LocalServer:
                 if size == 0:
                     break
         parts = urlsplit(target)
-        return Request(method, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)), headers, body,
-                       target)
+        return Request(
+            method, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)), headers, body, target
+        )
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -78,7 +78,9 @@ def normalize_axes(axis: int | Sequence[int] | None, rank: int) -> tuple[int, ..
     """Sorted non-negative axes (``None`` stays ``None``: all axes); repeated axes are an error."""
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    if isinstance(axis, int):
+        return (normalize_axis(axis, rank),)
+    axes = tuple(axis)
     out = tuple(sorted(normalize_axis(a, rank) for a in axes))
     if len(set(out)) != len(out):
         raise ShapeError(f"repeated axis in {axis}")
@@ -88,6 +90,8 @@ def normalize_axes(axis: int | Sequence[int] | None, rank: int) -> tuple[int, ..
 def reshape_shape(size: int, old: Sequence[int], new: Sequence[int]) -> Shape:
     """Resolve one ``-1`` in ``new`` and check that the element count is unchanged."""
     new = tuple(int(d) for d in new)
+    if math.prod(new) == size and (not new or min(new) >= 0):  # the common case: nothing to resolve
+        return new
     unknown = [i for i, d in enumerate(new) if d == -1]
     if len(unknown) > 1 or any(d < -1 for d in new):
         raise ShapeError(f"cannot reshape {tuple(old)} to {new}: only one -1 and no negative sizes")

@@ -16,7 +16,16 @@ import numpy as np
 from accelerate_lab.hal import wgpu_shaders
 from accelerate_lab.hal.wgpu_buffer import WgpuBuffer
 
-__all__ = ["CLASS_OF", "MAX_RANK", "MAX_SCALAR_WORDS", "ElementwiseProgram", "Reg", "Unsupported", "class_of"]
+__all__ = [
+    "CLASS_OF",
+    "MAX_RANK",
+    "MAX_SCALAR_WORDS",
+    "ElementwiseProgram",
+    "Reg",
+    "Unsupported",
+    "class_of",
+    "library",
+]
 
 CLASS_OF = {"float32": "f", "float16": "h", "int32": "i", "uint8": "u", "bool": "b", "int64": "l", "float64": "d"}
 _STORAGE = {"f": "f32", "h": "f16", "i": "i32", "u": "u32", "b": "u32", "l": "vec2<u32>", "d": "vec2<u32>"}
@@ -54,6 +63,7 @@ class ElementwiseProgram:
 
     shape: tuple[int, ...]
     f16: bool
+    address: str = "offset_of(i, {k}u)"
     operands: list[WgpuBuffer] = field(default_factory=list)
     writes: list[bool] = field(default_factory=list)
     scalar_words: list[int] = field(default_factory=list)
@@ -77,7 +87,7 @@ class ElementwiseProgram:
         if key not in self._loaded:
             cls = class_of(view.dtype, self.f16)
             k = self._operand(view, write=False)
-            expr = f"op{k}[offset_of(i, {k}u)]"
+            expr = f"op{k}[{self.address.format(k=k)}]"
             self._loaded[key] = self._emit(f"f32({expr})" if cls == "h" else expr, cls)
         return self._loaded[key]
 
@@ -89,7 +99,7 @@ class ElementwiseProgram:
             self.scalar_words.append(int(np.float32(value).view(np.uint32)))
             expr = f"bitcast<f32>(word({at}u))"
         elif cls in "ld":
-            low, high = np.asarray(value).astype(value.dtype).view(np.uint32).reshape(2)
+            low, high = np.asarray(value).reshape(1).view(np.uint32)
             self.scalar_words += [int(low), int(high)]
             expr = f"vec2<u32>(bitcast<u32>(word({at}u)), bitcast<u32>(word({at + 1}u)))"
         else:
@@ -98,6 +108,10 @@ class ElementwiseProgram:
         if len(self.scalar_words) > MAX_SCALAR_WORDS:
             raise Unsupported(f"more than {MAX_SCALAR_WORDS} scalar words in one kernel")
         return self._emit(expr, cls)
+
+    def given(self, name: str, cls: str) -> Reg:
+        """A register the surrounding kernel already defines (the matmul accumulator)."""
+        return Reg(name, cls)
 
     def convert(self, reg: Reg, to: str) -> Reg:
         """numpy's astype between classes (float16 rounds, uint8 wraps)."""
@@ -131,18 +145,30 @@ class ElementwiseProgram:
         k = self._operand(view, write=True)
         self.lines.append(f"    op{k}[offset_of(i, {k}u)] = {'f16(' + value.name + ')' if cls == 'h' else value.name};")
 
-    def source(self) -> str:
-        """The complete WGSL module."""
-        bindings = "\n".join(
-            f"@group(0) @binding({k + 1}) var<storage, {'read_write' if w else 'read'}> op{k}: "
+    def bindings(self, first: int) -> str:
+        """Storage declarations of the operands, numbered from binding ``first``."""
+        return "\n".join(
+            f"@group(0) @binding({k + first}) var<storage, {'read_write' if w else 'read'}> op{k}: "
             f"array<{_STORAGE[class_of(v.dtype, self.f16)]}>;"
             for k, (v, w) in enumerate(zip(self.operands, self.writes, strict=True))
         )
-        flags = ("F16",) if self.f16 and any(CLASS_OF[v.dtype.name] == "h" for v in self.operands) else ()
-        needs_round = any("round_h(" in line for line in self.lines)
-        if needs_round and not flags:
-            flags = ("F16",)
+
+    @property
+    def uses_f16(self) -> bool:
+        """Whether the source needs ``enable f16`` (a float16 operand or rounding)."""
+        return any(CLASS_OF[v.dtype.name] == "h" for v in self.operands) or any("round_h(" in x for x in self.lines)
+
+    def source(self) -> str:
+        """The complete WGSL module."""
+        flags = ("F16",) if self.uses_f16 else ()
         template = wgpu_shaders.prepare(
-            wgpu_shaders.load("elementwise.wgsl"), flags, slots={"BINDINGS": bindings, "BODY": "\n".join(self.lines)}
+            wgpu_shaders.load("elementwise.wgsl"),
+            flags,
+            slots={"BINDINGS": self.bindings(1), "BODY": "\n".join(self.lines)},
         )
-        return wgpu_shaders.compose(template, wgpu_shaders.load("elementwise_ops.wgsl"))
+        return wgpu_shaders.compose(template, library(flags))
+
+
+def library(flags: tuple[str, ...]) -> str:
+    """The op library prepared for ``flags``."""
+    return wgpu_shaders.prepare(wgpu_shaders.load("elementwise_ops.wgsl"), flags)

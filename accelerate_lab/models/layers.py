@@ -29,6 +29,7 @@ __all__ = [
     "LayerNorm",
     "Linear",
     "MLP",
+    "PatchEmbedding",
     "activation",
     "merge_heads",
     "padding_mask",
@@ -73,10 +74,12 @@ class Linear:
         return ops.linear(x, self.weight, self.bias)
 
     @classmethod
-    def load(cls, w: Weights, name: str, out_features: int, in_features: int) -> Linear:
-        """``name.weight`` and, when present, ``name.bias``."""
+    def load(
+        cls, w: Weights, name: str, out_features: int, in_features: int, in_shape: tuple[int, ...] | None = None
+    ) -> Linear:
+        """``name.weight`` and, when present, ``name.bias``; ``in_shape`` for a convolution's weight."""
         bias = w.optional(f"{name}.bias", (out_features,))
-        return cls(w.tensor(f"{name}.weight", (out_features, in_features)), bias)
+        return cls(w.tensor(f"{name}.weight", (out_features, *(in_shape or (in_features,)))), bias)
 
     @classmethod
     def fused(cls, w: Weights, names: Sequence[str], out_features: int, in_features: int) -> Linear:
@@ -219,6 +222,24 @@ class EncoderLayer:
             LayerNorm.load(w, f"{prefix}.{n.mlp_norm}", d, spec.eps),
             spec.pre_norm,
         )
+
+
+@dataclass(frozen=True)
+class PatchEmbedding:
+    """Pixels ``(B, C, H, W)`` -> a class token then one token per patch, plus position embeddings (ViT, CLIP)."""
+
+    projection: Linear  # weight (D, C, P, P): a convolution with stride P
+    class_token: Tensor  # (D,)
+    positions: Tensor  # (1 + patches, D)
+    patch: int
+
+    def __call__(self, pixels: Tensor) -> Tensor:
+        x = ops.conv2d(pixels, self.projection.weight, self.projection.bias, stride=self.patch)
+        b, d = x.shape[:2]
+        x = ops.transpose(ops.reshape(x, (b, d, -1)), (0, 2, 1))
+        cls = ops.broadcast_to(ops.reshape(self.class_token, (1, 1, d)), (b, 1, d))
+        tokens = ops.concat([cls, x], 1)
+        return ops.add(tokens, self.positions[: tokens.shape[1]])
 
 
 def run_layers(layers: Sequence[EncoderLayer], x: Tensor, mask: Tensor | None = None, is_causal: bool = False) -> Tensor:

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,11 +17,19 @@ from accelerate_lab.hal.device import Device
 from accelerate_lab.models.base import ArrayLike, as_input, read_config
 from accelerate_lab.models.hub import resolve_model_dir
 from accelerate_lab.models.images import ImageLike, ImagePreprocessor
-from accelerate_lab.models.layers import EncoderLayer, EncoderSpec, LayerNames, LayerNorm, Linear, run_layers
+from accelerate_lab.models.layers import (
+    EncoderLayer,
+    EncoderSpec,
+    LayerNames,
+    LayerNorm,
+    Linear,
+    PatchEmbedding,
+    run_layers,
+)
 from accelerate_lab.models.weights import Weights, open_safetensors
 from accelerate_lab.tensor import Tensor, no_grad, ops
 
-__all__ = ["PatchEmbedding", "ViT"]
+__all__ = ["ViT"]
 
 _LAYER = LayerNames(
     query="attention.attention.query",
@@ -34,36 +41,6 @@ _LAYER = LayerNames(
     down="output.dense",
     mlp_norm="layernorm_after",
 )
-
-
-@dataclass(frozen=True)
-class PatchEmbedding:
-    """Pixels ``(B, C, H, W)`` -> a class token followed by one token per patch, plus positions."""
-
-    projection: Linear  # a conv weight (D, C, P, P) with stride P, held as Linear's weight and bias
-    class_token: Tensor  # (D,)
-    positions: Tensor  # (1 + patches, D)
-    patch: int
-
-    def __call__(self, pixels: Tensor) -> Tensor:
-        x = ops.conv2d(pixels, self.projection.weight, self.projection.bias, stride=self.patch)
-        b, d = x.shape[:2]
-        x = ops.transpose(ops.reshape(x, (b, d, -1)), (0, 2, 1))
-        cls = ops.broadcast_to(ops.reshape(self.class_token, (1, 1, d)), (b, 1, d))
-        tokens = ops.concat([cls, x], 1)
-        return ops.add(tokens, self.positions[: tokens.shape[1]])
-
-    @classmethod
-    def load(cls, w: Weights, prefix: str, d: int, channels: int, patch: int, image: int, class_token: str) -> PatchEmbedding:
-        """``prefix.patch_embeddings.projection``, the class token and the position table."""
-        patches = (image // patch) ** 2
-        projection = Linear(
-            w.tensor(f"{prefix}.patch_embeddings.projection.weight", (d, channels, patch, patch)),
-            w.tensor(f"{prefix}.patch_embeddings.projection.bias", (d,)),
-        )
-        token = ops.reshape(w.tensor(class_token, (1, 1, d)), (d,))
-        positions = ops.reshape(w.tensor(f"{prefix}.position_embeddings", (1, patches + 1, d)), (patches + 1, d))
-        return cls(projection, token, positions, patch)
 
 
 class ViT:
@@ -102,9 +79,13 @@ class ViT:
         w = Weights(open_safetensors(folder), device=device, model_name=folder.name, prefix="vit.")
         if not w.has("layernorm.weight"):
             w.prefix = ""
-        embeddings = PatchEmbedding.load(
-            w, "embeddings", d, int(config.get("num_channels", 3)), int(config["patch_size"]),
-            int(config["image_size"]), "embeddings.cls_token",
+        patch, channels = int(config["patch_size"]), int(config.get("num_channels", 3))
+        patches = (int(config["image_size"]) // patch) ** 2
+        embeddings = PatchEmbedding(
+            Linear.load(w, "embeddings.patch_embeddings.projection", d, channels * patch * patch, (channels, patch, patch)),
+            ops.reshape(w.tensor("embeddings.cls_token", (1, 1, d)), (d,)),
+            ops.reshape(w.tensor("embeddings.position_embeddings", (1, patches + 1, d)), (patches + 1, d)),
+            patch,
         )
         layers = [EncoderLayer.load(w, f"encoder.layer.{i}", _LAYER, spec) for i in range(int(config["num_hidden_layers"]))]
         norm = LayerNorm.load(w, "layernorm", d, spec.eps)

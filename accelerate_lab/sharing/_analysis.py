@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from accelerate_lab.sharing._dedupe import StorageUsers, duplicate_storages
+from accelerate_lab.sharing._dedupe import duplicate_storages
 from accelerate_lab.sharing._ledger import format_bytes
 from accelerate_lab.sharing._patterns import model_matches, tensor_types
 from accelerate_lab.sharing._reports import (
@@ -16,6 +16,7 @@ from accelerate_lab.sharing._reports import (
     SharingAnalysis,
     TensorUsage,
 )
+from accelerate_lab.sharing._storage import Storage
 from accelerate_lab.sharing._tensor import SharedTensor
 
 __all__ = ["analyze", "model_usage", "recommend", "tensor_usage", "unheld_bytes"]
@@ -76,11 +77,10 @@ def unheld_bytes(tensors: Sequence[SharedTensor]) -> int:
     )
 
 
-def _duplicate_group(storages: list[StorageUsers]) -> DuplicateGroup:
-    first = storages[0][0]
-    names = tuple(t.name for users in storages for t in sorted(users, key=lambda t: t.serial))
-    nbytes = first.get_memory_usage()
-    return DuplicateGroup(names, first.storage_type, nbytes, nbytes * (len(storages) - 1))
+def _duplicate_group(storages: list[Storage], users: dict[int, list[SharedTensor]]) -> DuplicateGroup:
+    names = tuple(t.name for s in storages for t in sorted(users[id(s)], key=lambda t: t.name))
+    first = storages[0]
+    return DuplicateGroup(names, first.device.name, first.nbytes, first.nbytes * (len(storages) - 1))
 
 
 def analyze(tensors: Sequence[SharedTensor]) -> SharingAnalysis:
@@ -92,7 +92,8 @@ def analyze(tensors: Sequence[SharedTensor]) -> SharingAnalysis:
         matching = tuple(m for m in sorted(active) if any(model_matches(m, f) for f in families))
         if len(matching) >= 2:
             by_type[tensor_type] = matching
-    duplicates = tuple(_duplicate_group(group) for group in duplicate_storages(tensors))
+    users = _by_storage(tensors)
+    duplicates = tuple(_duplicate_group(group, users) for group in duplicate_storages(tensors))
     return SharingAnalysis(by_type, duplicates)
 
 
@@ -117,7 +118,7 @@ def _share_candidates(tensors: Sequence[SharedTensor], duplicate_names: set[str]
         storages = _by_storage(group)
         if len(storages) < 2:
             continue
-        keep = max(group, key=lambda t: (t.reference_count, -t.serial))
+        keep = max(group, key=lambda t: (t.reference_count, -t._live().serial))
         others = [t for t in group if t._storage is not keep._storage]
         models = tuple(sorted({m for t in others for m in t._refs.models()} - set(keep._refs.models())))
         saved = sum(

@@ -54,6 +54,7 @@ class Pool:
                 )
             self.make_room(device.name, plan.nbytes, name)
             storage = plan.make()
+            storage.serial = next(self._serial)
             self.ledger.allocated(device.name, storage.nbytes)
             tensor = SharedTensor(
                 name,
@@ -62,7 +63,6 @@ class Pool:
                 producer_model=producer,
                 tensor_type=tensor_type,
                 grace_period_s=self.grace_period_s,
-                serial=next(self._serial),
             )
             self.tensors[name] = tensor
             self.log.record(kind, name, producer, storage.nbytes, device.name, source)
@@ -105,11 +105,11 @@ class Pool:
         self.log.record(kind, tensor.name, None, released, storage.device.name)
         return released
 
-    def merge(self, duplicate: SharedTensor, keep: SharedTensor) -> int:
-        """Let ``duplicate`` read ``keep``'s storage (identical contents); the bytes released."""
-        old = duplicate._share_storage(keep._live())
+    def merge(self, duplicate: SharedTensor, keep: Storage, keep_name: str) -> int:
+        """Let ``duplicate`` read ``keep`` (identical contents, read by ``keep_name``); the bytes released."""
+        old = duplicate._share_storage(keep)
         released = self.unshare(old, evicted=False)
-        self.log.record("dedupe", duplicate.name, None, released, old.device.name, keep.name)
+        self.log.record("dedupe", duplicate.name, None, released, old.device.name, keep_name)
         return released
 
     def unshare(self, storage: Storage, *, evicted: bool) -> int:

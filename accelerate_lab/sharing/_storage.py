@@ -27,7 +27,10 @@ __all__ = ["Plan", "Storage", "plan_adoption", "plan_allocation", "plan_copy", "
 
 @dataclass(eq=False, slots=True)
 class Storage:
-    """Device memory shared by one or more shared tensors (``users``; more than one after dedupe)."""
+    """Device memory shared by one or more shared tensors (``users``; more than one after dedupe).
+
+    ``serial`` orders storages by creation (dedupe keeps the oldest).
+    """
 
     tensor: Tensor
     flat: Tensor
@@ -35,6 +38,7 @@ class Storage:
     nbytes: int
     buffer: Buffer | None
     users: int = 0
+    serial: int = 0
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,6 @@ class SharedTensor:
         "grace_period_s",
         "name",
         "producer_model",
-        "serial",
         "shape",
         "storage_type",
         "tensor_type",
@@ -66,7 +65,6 @@ class SharedTensor:
         producer_model: str | None,
         tensor_type: str | None,
         grace_period_s: float,
-        serial: int,
     ) -> None:
         self.name = name
         self.shape = storage.tensor.shape
@@ -75,7 +73,6 @@ class SharedTensor:
         self.producer_model = producer_model
         self.tensor_type = tensor_type
         self.grace_period_s = grace_period_s
-        self.serial = serial  # registration order: dedupe keeps the oldest storage
         storage.users += 1
         self._storage: Storage | None = storage
         self._pool = pool

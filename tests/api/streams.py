@@ -15,5 +15,9 @@ def split_reply(reply: Reply, cuts: list[int]) -> Reply:
     body = b"".join(reply.chunks)
     from accelerate_lab.api.testing import split_at
 
-    return Reply(reply.status, dict(reply.headers), split_at(body, [c % max(1, len(body)) for c in cuts]),
-                 chunk_delay=0.0005)
+    return Reply(
+        reply.status,
+        dict(reply.headers),
+        split_at(body, [c % max(1, len(body)) for c in cuts]),
+        chunk_delay=0.0005,
+    )

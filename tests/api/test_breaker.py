@@ -120,9 +120,9 @@ class BreakerModel(RuleBasedStateMachine):
         else:
             self.b.record_failure()
             self.failures += 1
-            if state is CircuitState.HALF_OPEN or self.failures >= self.threshold:
-                if state is not CircuitState.OPEN:
-                    self.state, self.opened_at = CircuitState.OPEN, self.clock.now
+            trips = state is CircuitState.HALF_OPEN or self.failures >= self.threshold
+            if trips and state is not CircuitState.OPEN:
+                self.state, self.opened_at = CircuitState.OPEN, self.clock.now
         self.trial_out = False
 
     @invariant()

@@ -24,8 +24,12 @@ def ollama(serve: Serve, routes: dict[str, object]) -> tuple[OllamaBackend, list
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cuts=offsets)
 def test_chat_stream_survives_any_byte_split(serve: Serve, cuts: list[int]) -> None:
-    b, requests = ollama(serve, {"POST /api/chat": lambda r: split_reply(Reply.ndjson(rec.OLLAMA_CHAT_STREAM), cuts)})
-    chunks = list(b.stream_chat("llama3.2", "why is the sky blue?", temperature=0, max_tokens=10, keep_alive="5m"))
+    b, requests = ollama(
+        serve, {"POST /api/chat": lambda r: split_reply(Reply.ndjson(rec.OLLAMA_CHAT_STREAM), cuts)}
+    )
+    chunks = list(
+        b.stream_chat("llama3.2", "why is the sky blue?", temperature=0, max_tokens=10, keep_alive="5m")
+    )
     assert "".join(c.text for c in chunks) == "The sky is blue"
     assert chunks[-1].done and chunks[-1].usage == Usage(26, 282) and chunks[-1].finish_reason == "stop"
     body = requests[-1].json()  # type: ignore[attr-defined]
@@ -33,12 +37,15 @@ def test_chat_stream_survives_any_byte_split(serve: Serve, cuts: list[int]) -> N
 
 
 async def test_chat_generate_embed_tags(serve: Serve) -> None:
-    b, requests = ollama(serve, {
-        "POST /api/chat": lambda r: Reply.json(rec.OLLAMA_CHAT),
-        "POST /api/generate": lambda r: Reply.ndjson(rec.OLLAMA_GENERATE_STREAM),
-        "POST /api/embed": lambda r: Reply.json(rec.OLLAMA_EMBED),
-        "GET /api/tags": lambda r: Reply.json(rec.OLLAMA_TAGS),
-    })
+    b, requests = ollama(
+        serve,
+        {
+            "POST /api/chat": lambda r: Reply.json(rec.OLLAMA_CHAT),
+            "POST /api/generate": lambda r: Reply.ndjson(rec.OLLAMA_GENERATE_STREAM),
+            "POST /api/embed": lambda r: Reply.json(rec.OLLAMA_EMBED),
+            "GET /api/tags": lambda r: Reply.json(rec.OLLAMA_TAGS),
+        },
+    )
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw=="}}
     r = await b.achat(None, [{"role": "user", "content": [{"type": "text", "text": "hi"}, image]}])
     assert r.text == "Hello! How are you today?" and r.usage == Usage(26, 298)
@@ -58,7 +65,13 @@ async def test_pull_reports_progress(serve: Serve) -> None:
 
 
 def test_error_line_in_pull_is_typed(serve: Serve) -> None:
-    b, _ = ollama(serve, {"POST /api/pull": lambda r: Reply.ndjson(
-        [{"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}])})
+    b, _ = ollama(
+        serve,
+        {
+            "POST /api/pull": lambda r: Reply.ndjson(
+                [{"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}]
+            )
+        },
+    )
     with pytest.raises(StreamInterrupted, match="file does not exist"):
         b.pull("nope")

@@ -35,8 +35,13 @@ async def test_waiters_run_by_priority_then_arrival() -> None:
             order.append(label)
 
     tasks = []
-    for label, prio in [("low1", Priority.LOW), ("normal1", Priority.NORMAL), ("high1", Priority.HIGH),
-                        ("low2", Priority.LOW), ("high2", Priority.HIGH)]:
+    for label, prio in [
+        ("low1", Priority.LOW),
+        ("normal1", Priority.NORMAL),
+        ("high1", Priority.HIGH),
+        ("low2", Priority.LOW),
+        ("high2", Priority.HIGH),
+    ]:
         tasks.append(asyncio.create_task(worker(label, prio)))
         await asyncio.sleep(0)
     await asyncio.sleep(0.01)
@@ -54,9 +59,8 @@ def test_threads_wait_by_priority() -> None:
     lock = threading.Lock()
 
     def worker(label: str, priority: Priority) -> None:
-        with q.slot(priority, timeout=5):
-            with lock:
-                order.append(label)
+        with q.slot(priority, timeout=5), lock:
+            order.append(label)
 
     threads = []
     for label, prio in [("low", Priority.LOW), ("high", Priority.HIGH), ("normal", Priority.NORMAL)]:
@@ -147,8 +151,9 @@ async def test_slot_handed_to_a_cancelled_waiter_is_passed_on() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     limit=st.integers(1, 4),
-    ops=st.lists(st.tuples(st.sampled_from(["acquire", "release"]), st.sampled_from(list(Priority))),
-                 max_size=40),
+    ops=st.lists(
+        st.tuples(st.sampled_from(["acquire", "release"]), st.sampled_from(list(Priority))), max_size=40
+    ),
 )
 def test_slots_are_conserved(limit: int, ops: list[tuple[str, Priority]]) -> None:
     """Model check: active never exceeds the limit and equals acquisitions minus releases."""

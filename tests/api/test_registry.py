@@ -33,7 +33,7 @@ KEY = "sk-proj-SECRETSECRETSECRET1234"
 
 def test_all_is_sorted_and_complete() -> None:
     assert api.__all__ == sorted(api.__all__)
-    public = {n for n in dir(api) if not n.startswith("_") and n[0].isupper() or n in api.__all__}
+    public = {n for n in dir(api) if (not n.startswith("_") and n[0].isupper()) or n in api.__all__}
     exported_types = {n for n in public if isinstance(getattr(api, n, None), type)}
     assert exported_types <= set(api.__all__)
     assert all(hasattr(api, n) for n in api.__all__)
@@ -50,8 +50,22 @@ def test_every_error_is_an_api_error_and_an_accelerate_lab_error() -> None:
 
 def test_builtin_backends_are_registered() -> None:
     assert get_available_backends() == sorted(
-        ["openai", "claude", "groq", "gemini", "ollama", "hf_tei", "hf_tgi", "ovms", "vllm", "opea", "s3_kit",
-         "llvm", "sample"])
+        [
+            "openai",
+            "claude",
+            "groq",
+            "gemini",
+            "ollama",
+            "hf_tei",
+            "hf_tgi",
+            "ovms",
+            "vllm",
+            "opea",
+            "s3_kit",
+            "llvm",
+            "sample",
+        ]
+    )
 
 
 def test_unknown_and_reserved_names() -> None:
@@ -75,13 +89,25 @@ def test_local_registration_hook() -> None:
         register_backend("local", Local)
 
 
-@pytest.mark.parametrize(("model", "backend"), [
-    ("gpt-4o-mini", "openai"), ("o3-mini", "openai"), ("text-embedding-3-small", "openai"),
-    ("claude-3-5-sonnet-20241022", "claude"), ("gemini-2.0-flash", "gemini"), ("text-embedding-004", "gemini"),
-    ("llama-3.3-70b-versatile", "groq"), ("llama3.2:1b", "ollama"), ("BAAI/bge-small-en-v1.5", "hf_tei"),
-    ("meta-llama/Llama-3.1-8B-Instruct", "vllm"), ("sample-echo", "sample"), ("ollama:phi3", "ollama"),
-    ("vllm:my-lora", "vllm"), ("something-unknown", None),
-])
+@pytest.mark.parametrize(
+    ("model", "backend"),
+    [
+        ("gpt-4o-mini", "openai"),
+        ("o3-mini", "openai"),
+        ("text-embedding-3-small", "openai"),
+        ("claude-3-5-sonnet-20241022", "claude"),
+        ("gemini-2.0-flash", "gemini"),
+        ("text-embedding-004", "gemini"),
+        ("llama-3.3-70b-versatile", "groq"),
+        ("llama3.2:1b", "ollama"),
+        ("BAAI/bge-small-en-v1.5", "hf_tei"),
+        ("meta-llama/Llama-3.1-8B-Instruct", "vllm"),
+        ("sample-echo", "sample"),
+        ("ollama:phi3", "ollama"),
+        ("vllm:my-lora", "vllm"),
+        ("something-unknown", None),
+    ],
+)
 def test_model_name_rules(model: str, backend: str | None) -> None:
     assert find_compatible_backend(model) == backend
 
@@ -127,8 +153,18 @@ def test_keys_never_show_in_repr_str_errors_or_logs(serve: Serve, caplog: pytest
     caplog.set_level(logging.DEBUG)
     with pytest.raises(AuthenticationFailed) as info:
         b.chat("gpt-4o-mini", "hi")
-    texts = [repr(b), str(b), str(info.value), repr(info.value), info.value.body, str(b.status()),
-             repr(b.api_key), str(b.api_key), repr(b.transport), caplog.text]
+    texts = [
+        repr(b),
+        str(b),
+        str(info.value),
+        repr(info.value),
+        info.value.body,
+        str(b.status()),
+        repr(b.api_key),
+        str(b.api_key),
+        repr(b.transport),
+        caplog.text,
+    ]
     assert server.requests[0].headers["authorization"] == f"Bearer {KEY}"  # it was sent...
     for text in texts:
         assert KEY not in text and KEY[:8] not in text  # ...and never shown
@@ -160,7 +196,9 @@ def test_failover_moves_on_and_reports_every_error(serve: Serve) -> None:
 async def test_async_failover_and_invalid_requests_stop_it(serve: Serve) -> None:
     bad = serve({"POST /chat": lambda r: Reply.json({"error": "bad prompt"}, 400)})
     up = serve(sample_routes())
-    chain = Failover([backend_for("sample", "http://127.0.0.1:9", max_retries=0), backend_for("sample", up.url)])
+    chain = Failover(
+        [backend_for("sample", "http://127.0.0.1:9", max_retries=0), backend_for("sample", up.url)]
+    )
     assert (await chain.achat(None, "yo")).text == "echo: yo"
     assert [c.text async for c in chain.astream_chat(None, "b")] == ["echo:", " b", ""]
     with pytest.raises(InvalidRequest):
@@ -170,8 +208,13 @@ async def test_async_failover_and_invalid_requests_stop_it(serve: Serve) -> None
 def test_replicas_are_balanced_and_a_dead_one_is_taken_out(serve: Serve) -> None:
     a, b = serve(sample_routes()), serve(sample_routes())
     dead = "http://127.0.0.1:9"
-    backend = backend_for("sample", f"{a.url},{b.url},{dead}", max_retries=2, circuit_failure_threshold=1,
-                          circuit_reset_timeout=60)
+    backend = backend_for(
+        "sample",
+        f"{a.url},{b.url},{dead}",
+        max_retries=2,
+        circuit_failure_threshold=1,
+        circuit_reset_timeout=60,
+    )
     for i in range(12):
         assert backend.chat(None, f"m{i}").text == f"echo: m{i}"
     assert abs(len(a.requests) - len(b.requests)) <= 1 and len(a.requests) + len(b.requests) == 12
@@ -186,6 +229,8 @@ async def test_health_checks_bring_a_replica_back(serve: Serve) -> None:
     backend.pool.endpoints[1].breaker.trip()
     assert await backend.acheck_health() == [True, True]
     assert backend.pool.endpoints[1].state is CircuitState.CLOSED
-    results = [r.text for r in await __import__("asyncio").gather(*(backend.achat(None, str(i)) for i in range(20)))]
+    results = [
+        r.text for r in await __import__("asyncio").gather(*(backend.achat(None, str(i)) for i in range(20)))
+    ]
     assert results == [f"echo: {i}" for i in range(20)]
     assert len(a.requests) > 1 and len(b.requests) > 1

@@ -89,8 +89,12 @@ def _late() -> Reply:
 
 def test_trickling_body_hits_the_whole_body_deadline(serve: Serve) -> None:
     body = json.dumps({"model": "m", "text": "x" * 40}).encode()
-    trickle = Reply(200, {"content-type": "application/json"}, [body[i:i + 4] for i in range(0, len(body), 4)],
-                    chunk_delay=0.1)
+    trickle = Reply(
+        200,
+        {"content-type": "application/json"},
+        [body[i : i + 4] for i in range(0, len(body), 4)],
+        chunk_delay=0.1,
+    )
     server = serve({"POST /chat": lambda r: trickle})
     started = time.monotonic()
     with pytest.raises(RequestTimeout):
@@ -107,7 +111,9 @@ async def test_async_timeout_is_bounded_too(serve: Serve) -> None:
 
 
 def test_malformed_json_is_a_typed_error_and_not_retried(serve: Serve) -> None:
-    server = serve({"POST /chat": lambda r: Reply.raw(b'{"text": "unterminated', content_type="application/json")})
+    server = serve(
+        {"POST /chat": lambda r: Reply.raw(b'{"text": "unterminated', content_type="application/json")}
+    )
     with pytest.raises(MalformedResponse, match="expected JSON"):
         backend_for("sample", server.url).chat(None, "hi")
     assert len(server.requests) == 1
@@ -173,8 +179,9 @@ def test_breaker_opens_fails_fast_then_recovers(serve: Serve) -> None:
         return OK if healthy.is_set() else Reply.json({"error": "down"}, 500)
 
     server = serve({"POST /chat": chat})
-    backend = backend_for("sample", server.url, max_retries=0, circuit_failure_threshold=3,
-                          circuit_reset_timeout=0.3)
+    backend = backend_for(
+        "sample", server.url, max_retries=0, circuit_failure_threshold=3, circuit_reset_timeout=0.3
+    )
     breaker = backend.pool.endpoints[0].breaker
     for _ in range(3):
         with pytest.raises(ProviderError):

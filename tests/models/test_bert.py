@@ -1,4 +1,4 @@
-"""BERT against transformers and sentence-transformers on the real all-MiniLM-L6-v2 and a tiny random BERT."""
+"""BERT against sentence-transformers on the real all-MiniLM-L6-v2 and against transformers on a tiny random BERT."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from accelerate_lab.models import BERT
-from tests.models.conftest import cosine, max_relative_error, save_hf_model
+from accelerate_lab.models import BERT, ModelNotFoundError
+from tests.models.conftest import cosine, max_relative_error
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -34,7 +34,11 @@ def test_embed_matches_sentence_transformers_on_all_minilm(minilm: BERT, minilm_
     assert cosine(ours, reference).min() >= 0.9999
 
 
-def test_embed_defaults_to_the_shipped_model_and_is_unit_length() -> None:
+def test_embed_batches_give_the_same_vectors_as_one_batch(minilm: BERT) -> None:
+    np.testing.assert_allclose(minilm.embed(SENTENCES, batch_size=3), minilm.embed(SENTENCES), atol=1e-5)
+
+
+def test_from_pretrained_without_source_loads_the_shipped_model_with_unit_vectors() -> None:
     vectors = BERT.from_pretrained().embed("one sentence")
     assert vectors.shape == (1, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=-1), 1.0, rtol=1e-5)
@@ -42,19 +46,15 @@ def test_embed_defaults_to_the_shipped_model_and_is_unit_length() -> None:
 
 def test_embed_truncates_at_sentence_transformers_max_seq_length(minilm: BERT) -> None:
     long_text = " ".join(["word"] * 600)
+    assert minilm.tokenizer is not None
     assert minilm.tokenizer(long_text).input_ids.shape == (1, 256)
     assert minilm.embed(long_text).shape == (1, 384)
 
 
-def test_forward_matches_transformers_with_padding_and_pooler(tmp_path: Path) -> None:
-    from transformers import BertConfig, BertModel
+def test_forward_matches_transformers_with_padding_token_types_and_pooler(tiny_bert_dir: Path) -> None:
+    from transformers import BertModel
 
-    config = BertConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    folder = save_hf_model(tmp_path, lambda: BertModel(config).eval())
-    reference = BertModel.from_pretrained(folder).eval()
+    reference = BertModel.from_pretrained(tiny_bert_dir).eval()
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 99, (3, 11))
     mask = np.ones_like(ids)
@@ -64,7 +64,13 @@ def test_forward_matches_transformers_with_padding_and_pooler(tmp_path: Path) ->
         expected = reference(
             input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(types)
         )
-    out = BERT.from_pretrained(folder)(input_ids=ids, attention_mask=mask, token_type_ids=types)
-    keep = mask.astype(bool)
-    assert max_relative_error(out["last_hidden_state"].numpy()[keep], expected.last_hidden_state.numpy()[keep]) < 1e-4
+    out = BERT.from_pretrained(tiny_bert_dir)(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    keep = mask.astype(bool)  # padded positions are unspecified in both
+    ours_hidden = out["last_hidden_state"].numpy()[keep]
+    assert max_relative_error(ours_hidden, expected.last_hidden_state.numpy()[keep]) < 1e-4
     assert max_relative_error(out["pooler_output"].numpy(), expected.pooler_output.numpy()) < 1e-4
+
+
+def test_embed_without_a_tokenizer_says_to_pass_token_ids(tiny_bert_dir: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="token ids"):
+        BERT.from_pretrained(tiny_bert_dir).embed("text")

@@ -15,8 +15,9 @@ class OpenAICompatible(ApiBackend):
 
     include_usage_in_stream = True
 
-    def _chat_request(self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
-                      ) -> HttpRequest:
+    def _chat_request(
+        self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
+    ) -> HttpRequest:
         return proto.chat_request(model, messages, opts, stream, include_usage=self.include_usage_in_stream)
 
     def _parse_chat(self, response: HttpResponse) -> ChatResponse:

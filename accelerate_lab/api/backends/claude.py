@@ -31,8 +31,9 @@ class ClaudeBackend(ApiBackend):
             headers["x-api-key"] = self.api_key.reveal()
         return headers
 
-    def _chat_request(self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
-                      ) -> HttpRequest:
+    def _chat_request(
+        self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
+    ) -> HttpRequest:
         return proto.messages_request(model, messages, opts, stream)
 
     def _parse_chat(self, response: HttpResponse) -> ChatResponse:

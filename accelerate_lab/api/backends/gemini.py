@@ -29,8 +29,9 @@ class GeminiBackend(ApiBackend):
     def auth_headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self.api_key.reveal()} if self.api_key else {}
 
-    def _chat_request(self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
-                      ) -> HttpRequest:
+    def _chat_request(
+        self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
+    ) -> HttpRequest:
         return proto.generate_request(model, messages, opts, stream)
 
     def _parse_chat(self, response: HttpResponse) -> ChatResponse:

@@ -1,4 +1,6 @@
-"""Hugging Face Text Embeddings Inference: /embed, /rerank, /info (token: `HF_TOKEN` if the endpoint needs one).
+"""Hugging Face Text Embeddings Inference: /embed, /rerank, /info.
+
+The token (`hf_tei_api_key`, `HF_TOKEN`) is needed only by endpoints that ask for one.
 
 >>> from accelerate_lab.api import create_api_backend
 >>> create_api_backend("hf_tei").pool.endpoints[0].url
@@ -43,14 +45,30 @@ class HfTeiBackend(ApiBackend):
     def _parse_models(self, response: HttpResponse) -> list[str]:
         return _model_id(response)
 
-    def rerank(self, query: str, texts: list[str], *, priority: Priority = P, timeout: float | None = None,
-               **opts: object) -> list[Rank]:
+    def rerank(
+        self,
+        query: str,
+        texts: list[str],
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> list[Rank]:
         """Scores of `texts` against `query`, best first (`opts`: return_text, raw_scores, truncate)."""
         return self._call(proto.rerank_request(query, texts, opts), proto.parse_rerank, priority, timeout)
 
-    async def arerank(self, query: str, texts: list[str], *, priority: Priority = P,
-                      timeout: float | None = None, **opts: object) -> list[Rank]:
-        return await self._acall(proto.rerank_request(query, texts, opts), proto.parse_rerank, priority, timeout)
+    async def arerank(
+        self,
+        query: str,
+        texts: list[str],
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> list[Rank]:
+        return await self._acall(
+            proto.rerank_request(query, texts, opts), proto.parse_rerank, priority, timeout
+        )
 
     def info(self, *, priority: Priority = P, timeout: float | None = None) -> dict[str, Any]:
         return self._call(INFO, proto.parse_info, priority, timeout)

@@ -37,10 +37,12 @@ class HfTgiBackend(OpenAICompatible):
     key_env = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
     health_path = "/health"
 
-    def _chat_request(self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
-                      ) -> HttpRequest:
-        return openai_proto.chat_request(model, messages, opts, stream, include_usage=False,
-                                         path="/v1/chat/completions")
+    def _chat_request(
+        self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
+    ) -> HttpRequest:
+        return openai_proto.chat_request(
+            model, messages, opts, stream, include_usage=False, path="/v1/chat/completions"
+        )
 
     def _models_request(self) -> HttpRequest:
         return INFO
@@ -51,26 +53,40 @@ class HfTgiBackend(OpenAICompatible):
     def _embed_request(self, model: str, texts: list[str], opts: dict[str, object]) -> HttpRequest:
         raise self._unsupported("embed (use hf_tei)")
 
-    def generate(self, prompt: str, *, priority: Priority = P, timeout: float | None = None,
-                 **parameters: object) -> Generation:
+    def generate(
+        self, prompt: str, *, priority: Priority = P, timeout: float | None = None, **parameters: object
+    ) -> Generation:
         """Raw completion; `parameters`: max_new_tokens, temperature, top_p, stop, seed, ..."""
-        return self._call(proto.generate_request(prompt, parameters, False), proto.parse_generation, priority,
-                          timeout)
+        return self._call(
+            proto.generate_request(prompt, parameters, False), proto.parse_generation, priority, timeout
+        )
 
-    async def agenerate(self, prompt: str, *, priority: Priority = P, timeout: float | None = None,
-                        **parameters: object) -> Generation:
-        return await self._acall(proto.generate_request(prompt, parameters, False), proto.parse_generation,
-                                 priority, timeout)
+    async def agenerate(
+        self, prompt: str, *, priority: Priority = P, timeout: float | None = None, **parameters: object
+    ) -> Generation:
+        return await self._acall(
+            proto.generate_request(prompt, parameters, False), proto.parse_generation, priority, timeout
+        )
 
-    def stream_generate(self, prompt: str, *, priority: Priority = P, timeout: float | None = None,
-                        **parameters: object) -> Iterator[StreamChunk]:
-        return self.layer.stream(proto.generate_request(prompt, parameters, True), proto.GenerateStreamDecoder,
-                                 priority=priority, timeout=timeout)
+    def stream_generate(
+        self, prompt: str, *, priority: Priority = P, timeout: float | None = None, **parameters: object
+    ) -> Iterator[StreamChunk]:
+        return self.layer.stream(
+            proto.generate_request(prompt, parameters, True),
+            proto.GenerateStreamDecoder,
+            priority=priority,
+            timeout=timeout,
+        )
 
-    def astream_generate(self, prompt: str, *, priority: Priority = P, timeout: float | None = None,
-                         **parameters: object) -> AsyncIterator[StreamChunk]:
-        return self.layer.astream(proto.generate_request(prompt, parameters, True), proto.GenerateStreamDecoder,
-                                  priority=priority, timeout=timeout)
+    def astream_generate(
+        self, prompt: str, *, priority: Priority = P, timeout: float | None = None, **parameters: object
+    ) -> AsyncIterator[StreamChunk]:
+        return self.layer.astream(
+            proto.generate_request(prompt, parameters, True),
+            proto.GenerateStreamDecoder,
+            priority=priority,
+            timeout=timeout,
+        )
 
     def info(self, *, priority: Priority = P, timeout: float | None = None) -> dict[str, Any]:
         return self._call(INFO, proto.parse_info, priority, timeout)

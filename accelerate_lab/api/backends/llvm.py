@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from accelerate_lab.api._base import ApiBackend
 from accelerate_lab.api._layer import StreamDecoder
 from accelerate_lab.api._tensors import as_numpy, to_tensor
-from accelerate_lab.api._types import ArrayLike, ChatResponse, HttpRequest, HttpResponse, Message, Priority, StreamChunk
+from accelerate_lab.api._types import (
+    ArrayLike,
+    ChatResponse,
+    HttpRequest,
+    HttpResponse,
+    Message,
+    Priority,
+    StreamChunk,
+)
 from accelerate_lab.api.protocols import llvm as proto
 from accelerate_lab.api.protocols.llvm import LlvmModel
 
@@ -41,8 +49,9 @@ class LlvmBackend(ApiBackend):
     default_url = "http://localhost:8090"
     health_path = "/health"
 
-    def _chat_request(self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
-                      ) -> HttpRequest:
+    def _chat_request(
+        self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
+    ) -> HttpRequest:
         return proto.generate_request(model, _prompt(messages), opts, stream)
 
     def _parse_chat(self, response: HttpResponse) -> ChatResponse:
@@ -64,14 +73,18 @@ class LlvmBackend(ApiBackend):
     async def amodels(self, *, priority: Priority = P, timeout: float | None = None) -> list[LlvmModel]:
         return await self._acall(HttpRequest("GET", "/v1/models"), proto.parse_models, priority, timeout)
 
-    def load(self, model: str, path: str | None = None, *, priority: Priority = P,
-             timeout: float | None = None) -> bool:
+    def load(
+        self, model: str, path: str | None = None, *, priority: Priority = P, timeout: float | None = None
+    ) -> bool:
         """Loads `model` (from `path` on the server, if given) on every replica."""
         return all(self._call_each(proto.load_request(model, path), proto.parse_load, priority, timeout))
 
-    async def aload(self, model: str, path: str | None = None, *, priority: Priority = P,
-                    timeout: float | None = None) -> bool:
-        return all(await self._acall_each(proto.load_request(model, path), proto.parse_load, priority, timeout))
+    async def aload(
+        self, model: str, path: str | None = None, *, priority: Priority = P, timeout: float | None = None
+    ) -> bool:
+        return all(
+            await self._acall_each(proto.load_request(model, path), proto.parse_load, priority, timeout)
+        )
 
     def unload(self, model: str, *, priority: Priority = P, timeout: float | None = None) -> None:
         self._call_each(proto.unload_request(model), proto.parse_load, priority, timeout)
@@ -79,13 +92,25 @@ class LlvmBackend(ApiBackend):
     async def aunload(self, model: str, *, priority: Priority = P, timeout: float | None = None) -> None:
         await self._acall_each(proto.unload_request(model), proto.parse_load, priority, timeout)
 
-    def infer(self, model: str, inputs: Mapping[str, ArrayLike], *, priority: Priority = P,
-              timeout: float | None = None) -> dict[str, ArrayLike]:
+    def infer(
+        self,
+        model: str,
+        inputs: Mapping[str, ArrayLike],
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> dict[str, ArrayLike]:
         req = proto.infer_request(model, {k: as_numpy(v) for k, v in inputs.items()})
         return self._call(req, _outputs, priority, timeout)
 
-    async def ainfer(self, model: str, inputs: Mapping[str, ArrayLike], *, priority: Priority = P,
-                     timeout: float | None = None) -> dict[str, ArrayLike]:
+    async def ainfer(
+        self,
+        model: str,
+        inputs: Mapping[str, ArrayLike],
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> dict[str, ArrayLike]:
         req = proto.infer_request(model, {k: as_numpy(v) for k, v in inputs.items()})
         return await self._acall(req, _outputs, priority, timeout)
 

@@ -30,8 +30,9 @@ class OllamaBackend(ApiBackend):
     default_embed_model = "all-minilm"
     health_path = "/api/version"
 
-    def _chat_request(self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
-                      ) -> HttpRequest:
+    def _chat_request(
+        self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
+    ) -> HttpRequest:
         return proto.chat_request(model, messages, opts, stream)
 
     def _parse_chat(self, response: HttpResponse) -> ChatResponse:
@@ -52,42 +53,82 @@ class OllamaBackend(ApiBackend):
     def _parse_models(self, response: HttpResponse) -> list[str]:
         return proto.parse_tags(response)
 
-    def generate(self, model: str | None, prompt: str, *, priority: Priority = P, timeout: float | None = None,
-                 **opts: object) -> ChatResponse:
+    def generate(
+        self,
+        model: str | None,
+        prompt: str,
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> ChatResponse:
         """Raw completion through /api/generate (no chat template applied when `raw=True`)."""
         req = proto.generate_request(self._model(model), prompt, opts, False)
         return self._call(req, proto.parse_generate, priority, timeout)
 
-    async def agenerate(self, model: str | None, prompt: str, *, priority: Priority = P,
-                        timeout: float | None = None, **opts: object) -> ChatResponse:
+    async def agenerate(
+        self,
+        model: str | None,
+        prompt: str,
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> ChatResponse:
         req = proto.generate_request(self._model(model), prompt, opts, False)
         return await self._acall(req, proto.parse_generate, priority, timeout)
 
-    def stream_generate(self, model: str | None, prompt: str, *, priority: Priority = P,
-                        timeout: float | None = None, **opts: object) -> Iterator[StreamChunk]:
+    def stream_generate(
+        self,
+        model: str | None,
+        prompt: str,
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> Iterator[StreamChunk]:
         req = proto.generate_request(self._model(model), prompt, opts, True)
-        return self.layer.stream(req, partial(proto.ChatStreamDecoder, field="response"), priority=priority,
-                                 timeout=timeout)
+        return self.layer.stream(
+            req, partial(proto.ChatStreamDecoder, field="response"), priority=priority, timeout=timeout
+        )
 
-    def astream_generate(self, model: str | None, prompt: str, *, priority: Priority = P,
-                         timeout: float | None = None, **opts: object) -> AsyncIterator[StreamChunk]:
+    def astream_generate(
+        self,
+        model: str | None,
+        prompt: str,
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> AsyncIterator[StreamChunk]:
         req = proto.generate_request(self._model(model), prompt, opts, True)
-        return self.layer.astream(req, partial(proto.ChatStreamDecoder, field="response"), priority=priority,
-                                  timeout=timeout)
+        return self.layer.astream(
+            req, partial(proto.ChatStreamDecoder, field="response"), priority=priority, timeout=timeout
+        )
 
-    def stream_pull(self, model: str, *, priority: Priority = P, timeout: float | None = None
-                    ) -> Iterator[PullProgress]:
+    def stream_pull(
+        self, model: str, *, priority: Priority = P, timeout: float | None = None
+    ) -> Iterator[PullProgress]:
         """Progress events of `ollama pull`; the last has status "success"."""
-        return self.layer.stream(proto.pull_request(model), proto.PullStreamDecoder, priority=priority,
-                                 timeout=timeout)
+        return self.layer.stream(
+            proto.pull_request(model), proto.PullStreamDecoder, priority=priority, timeout=timeout
+        )
 
-    def astream_pull(self, model: str, *, priority: Priority = P, timeout: float | None = None
-                     ) -> AsyncIterator[PullProgress]:
-        return self.layer.astream(proto.pull_request(model), proto.PullStreamDecoder, priority=priority,
-                                  timeout=timeout)
+    def astream_pull(
+        self, model: str, *, priority: Priority = P, timeout: float | None = None
+    ) -> AsyncIterator[PullProgress]:
+        return self.layer.astream(
+            proto.pull_request(model), proto.PullStreamDecoder, priority=priority, timeout=timeout
+        )
 
-    def pull(self, model: str, progress: Callable[[PullProgress], None] | None = None, *,
-             priority: Priority = P, timeout: float | None = None) -> PullProgress:
+    def pull(
+        self,
+        model: str,
+        progress: Callable[[PullProgress], None] | None = None,
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> PullProgress:
         """Pulls `model`, calling `progress(event)` for each event (a tqdm bar, for instance)."""
         last = None
         for last in self.stream_pull(model, priority=priority, timeout=timeout):
@@ -97,8 +138,14 @@ class OllamaBackend(ApiBackend):
             raise StreamInterrupted(f"ollama: pull of {model} reported nothing")
         return last
 
-    async def apull(self, model: str, progress: Callable[[PullProgress], None] | None = None, *,
-                    priority: Priority = P, timeout: float | None = None) -> PullProgress:
+    async def apull(
+        self,
+        model: str,
+        progress: Callable[[PullProgress], None] | None = None,
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> PullProgress:
         last = None
         async for last in self.astream_pull(model, priority=priority, timeout=timeout):
             if progress is not None:

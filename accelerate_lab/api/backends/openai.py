@@ -48,46 +48,107 @@ class OpenAIBackend(OpenAICompatible):
             headers["OpenAI-Organization"] = self._org
         return headers
 
-    def generate_image(self, prompt: str, model: str = "dall-e-3", *, priority: Priority = P,
-                       timeout: float | None = None, **opts: object) -> list[GeneratedImage]:
+    def generate_image(
+        self,
+        prompt: str,
+        model: str = "dall-e-3",
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> list[GeneratedImage]:
         """`opts`: size, n, quality, response_format ("url" or "b64_json")."""
         return self._call(proto.images_request(model, prompt, opts), proto.parse_images, priority, timeout)
 
-    async def agenerate_image(self, prompt: str, model: str = "dall-e-3", *, priority: Priority = P,
-                              timeout: float | None = None, **opts: object) -> list[GeneratedImage]:
-        return await self._acall(proto.images_request(model, prompt, opts), proto.parse_images, priority, timeout)
+    async def agenerate_image(
+        self,
+        prompt: str,
+        model: str = "dall-e-3",
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> list[GeneratedImage]:
+        return await self._acall(
+            proto.images_request(model, prompt, opts), proto.parse_images, priority, timeout
+        )
 
-    def transcribe(self, audio: bytes | str | Path, model: str = "whisper-1", *, priority: Priority = P,
-                   timeout: float | None = None, **opts: object) -> str:
-        """Speech to text; `audio` is a file's bytes or its path. `opts`: language, prompt, response_format."""
+    def transcribe(
+        self,
+        audio: bytes | str | Path,
+        model: str = "whisper-1",
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> str:
+        """Speech to text; `audio` is a file's bytes or its path.
+        `opts`: language, prompt, response_format."""
         data, filename = _audio(audio)
         req = proto.transcription_request(model, data, filename, opts)
         return self._call(req, proto.parse_transcription, priority, timeout)
 
-    async def atranscribe(self, audio: bytes | str | Path, model: str = "whisper-1", *, priority: Priority = P,
-                          timeout: float | None = None, **opts: object) -> str:
+    async def atranscribe(
+        self,
+        audio: bytes | str | Path,
+        model: str = "whisper-1",
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> str:
         data, filename = _audio(audio)
         req = proto.transcription_request(model, data, filename, opts)
         return await self._acall(req, proto.parse_transcription, priority, timeout)
 
-    def speech(self, text: str, model: str = "tts-1", voice: str = "alloy", *, priority: Priority = P,
-               timeout: float | None = None, **opts: object) -> bytes:
+    def speech(
+        self,
+        text: str,
+        model: str = "tts-1",
+        voice: str = "alloy",
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> bytes:
         """Text to speech: the audio file's bytes (mp3 unless `response_format=` says otherwise)."""
         return self._call(proto.speech_request(model, text, voice, opts), _content, priority, timeout)
 
-    async def aspeech(self, text: str, model: str = "tts-1", voice: str = "alloy", *, priority: Priority = P,
-                      timeout: float | None = None, **opts: object) -> bytes:
+    async def aspeech(
+        self,
+        text: str,
+        model: str = "tts-1",
+        voice: str = "alloy",
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+        **opts: object,
+    ) -> bytes:
         return await self._acall(proto.speech_request(model, text, voice, opts), _content, priority, timeout)
 
-    def moderate(self, texts: str | list[str], model: str = "omni-moderation-latest", *,
-                 priority: Priority = P, timeout: float | None = None) -> list[Moderation]:
+    def moderate(
+        self,
+        texts: str | list[str],
+        model: str = "omni-moderation-latest",
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> list[Moderation]:
         items = [texts] if isinstance(texts, str) else texts
         return self._call(proto.moderation_request(model, items), proto.parse_moderation, priority, timeout)
 
-    async def amoderate(self, texts: str | list[str], model: str = "omni-moderation-latest", *,
-                        priority: Priority = P, timeout: float | None = None) -> list[Moderation]:
+    async def amoderate(
+        self,
+        texts: str | list[str],
+        model: str = "omni-moderation-latest",
+        *,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> list[Moderation]:
         items = [texts] if isinstance(texts, str) else texts
-        return await self._acall(proto.moderation_request(model, items), proto.parse_moderation, priority, timeout)
+        return await self._acall(
+            proto.moderation_request(model, items), proto.parse_moderation, priority, timeout
+        )
 
 
 Backend = OpenAIBackend

@@ -50,44 +50,88 @@ class OvmsBackend(ApiBackend):
     def _parse_models(self, response: HttpResponse) -> list[str]:
         return _models(response)
 
-    def ready(self, model: str | None = None, *, version: str | None = None, priority: Priority = P,
-              timeout: float | None = None) -> bool:
+    def ready(
+        self,
+        model: str | None = None,
+        *,
+        version: str | None = None,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> bool:
         """Server readiness, or one model's with `model`."""
         return self._call(proto.ready_request(model, version), proto.parse_ready, priority, timeout)
 
-    async def aready(self, model: str | None = None, *, version: str | None = None, priority: Priority = P,
-                     timeout: float | None = None) -> bool:
+    async def aready(
+        self,
+        model: str | None = None,
+        *,
+        version: str | None = None,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> bool:
         return await self._acall(proto.ready_request(model, version), proto.parse_ready, priority, timeout)
 
-    def metadata(self, model: str, *, version: str | None = None, priority: Priority = P,
-                 timeout: float | None = None) -> ModelMetadata:
+    def metadata(
+        self, model: str, *, version: str | None = None, priority: Priority = P, timeout: float | None = None
+    ) -> ModelMetadata:
         return self._call(proto.metadata_request(model, version), proto.parse_metadata, priority, timeout)
 
-    async def ametadata(self, model: str, *, version: str | None = None, priority: Priority = P,
-                        timeout: float | None = None) -> ModelMetadata:
-        return await self._acall(proto.metadata_request(model, version), proto.parse_metadata, priority, timeout)
+    async def ametadata(
+        self, model: str, *, version: str | None = None, priority: Priority = P, timeout: float | None = None
+    ) -> ModelMetadata:
+        return await self._acall(
+            proto.metadata_request(model, version), proto.parse_metadata, priority, timeout
+        )
 
-    def infer(self, model: str, inputs: Mapping[str, ArrayLike], *, outputs: Sequence[str] = (),
-              version: str | None = None, priority: Priority = P, timeout: float | None = None
-              ) -> dict[str, ArrayLike]:
+    def infer(
+        self,
+        model: str,
+        inputs: Mapping[str, ArrayLike],
+        *,
+        outputs: Sequence[str] = (),
+        version: str | None = None,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> dict[str, ArrayLike]:
         """Runs `model` on named input tensors; returns its named output tensors."""
         req = proto.infer_request(model, {k: as_numpy(v) for k, v in inputs.items()}, outputs, version)
         return self._call(req, _outputs, priority, timeout)
 
-    async def ainfer(self, model: str, inputs: Mapping[str, ArrayLike], *, outputs: Sequence[str] = (),
-                     version: str | None = None, priority: Priority = P, timeout: float | None = None
-                     ) -> dict[str, ArrayLike]:
+    async def ainfer(
+        self,
+        model: str,
+        inputs: Mapping[str, ArrayLike],
+        *,
+        outputs: Sequence[str] = (),
+        version: str | None = None,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> dict[str, ArrayLike]:
         req = proto.infer_request(model, {k: as_numpy(v) for k, v in inputs.items()}, outputs, version)
         return await self._acall(req, _outputs, priority, timeout)
 
-    def predict(self, model: str, instances: ArrayLike | list[object], *, version: str | None = None,
-                priority: Priority = P, timeout: float | None = None) -> ArrayLike:
+    def predict(
+        self,
+        model: str,
+        instances: ArrayLike | list[object],
+        *,
+        version: str | None = None,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> ArrayLike:
         """TF-Serving `:predict` with row-format `instances`; returns the predictions as one tensor."""
         rows = as_numpy(instances).tolist() if hasattr(instances, "__array__") else list(instances)
         return self._call(proto.predict_request(model, rows, version), _predictions, priority, timeout)
 
-    async def apredict(self, model: str, instances: ArrayLike | list[object], *, version: str | None = None,
-                       priority: Priority = P, timeout: float | None = None) -> ArrayLike:
+    async def apredict(
+        self,
+        model: str,
+        instances: ArrayLike | list[object],
+        *,
+        version: str | None = None,
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> ArrayLike:
         rows = as_numpy(instances).tolist() if hasattr(instances, "__array__") else list(instances)
         return await self._acall(proto.predict_request(model, rows, version), _predictions, priority, timeout)
 

@@ -69,54 +69,88 @@ class S3KitBackend(ApiBackend):
         def sign(request: httpx.Request) -> None:
             path, _, query = request.url.raw_path.decode("ascii").partition("?")
             amz_date = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-            request.headers.update(proto.sigv4_headers(
-                request.method, request.headers["host"], path, query, hashlib.sha256(request.content).hexdigest(),
-                access_key=self.access_key.reveal(), secret_key=self.api_key.reveal(), region=self.region,
-                amz_date=amz_date))
+            request.headers.update(
+                proto.sigv4_headers(
+                    request.method,
+                    request.headers["host"],
+                    path,
+                    query,
+                    hashlib.sha256(request.content).hexdigest(),
+                    access_key=self.access_key.reveal(),
+                    secret_key=self.api_key.reveal(),
+                    region=self.region,
+                    amz_date=amz_date,
+                )
+            )
 
         return sign
 
-    def put(self, bucket: str, key: str, data: bytes, *, content_type: str = "application/octet-stream",
-            priority: Priority = P, timeout: float | None = None) -> str:
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> str:
         """Stores `data`; returns the object's ETag."""
         return self._call(proto.put_object_request(bucket, key, data, content_type), _etag, priority, timeout)
 
-    async def aput(self, bucket: str, key: str, data: bytes, *, content_type: str = "application/octet-stream",
-                   priority: Priority = P, timeout: float | None = None) -> str:
-        return await self._acall(proto.put_object_request(bucket, key, data, content_type), _etag, priority,
-                                 timeout)
+    async def aput(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        priority: Priority = P,
+        timeout: float | None = None,
+    ) -> str:
+        return await self._acall(
+            proto.put_object_request(bucket, key, data, content_type), _etag, priority, timeout
+        )
 
     def get(self, bucket: str, key: str, *, priority: Priority = P, timeout: float | None = None) -> bytes:
         return self._call(proto.get_object_request(bucket, key), _body, priority, timeout)
 
-    async def aget(self, bucket: str, key: str, *, priority: Priority = P, timeout: float | None = None) -> bytes:
+    async def aget(
+        self, bucket: str, key: str, *, priority: Priority = P, timeout: float | None = None
+    ) -> bytes:
         return await self._acall(proto.get_object_request(bucket, key), _body, priority, timeout)
 
     def delete(self, bucket: str, key: str, *, priority: Priority = P, timeout: float | None = None) -> None:
         self._call(proto.delete_object_request(bucket, key), _nothing, priority, timeout)
 
-    async def adelete(self, bucket: str, key: str, *, priority: Priority = P, timeout: float | None = None) -> None:
+    async def adelete(
+        self, bucket: str, key: str, *, priority: Priority = P, timeout: float | None = None
+    ) -> None:
         await self._acall(proto.delete_object_request(bucket, key), _nothing, priority, timeout)
 
-    def list_objects(self, bucket: str, prefix: str = "", *, priority: Priority = P, timeout: float | None = None
-             ) -> list[ObjectInfo]:
+    def list_objects(
+        self, bucket: str, prefix: str = "", *, priority: Priority = P, timeout: float | None = None
+    ) -> list[ObjectInfo]:
         """Every object under `prefix` (follows continuation tokens)."""
         out: list[ObjectInfo] = []
         token: str | None = None
         while True:
-            page: ObjectList = self._call(proto.list_objects_request(bucket, prefix, token), proto.parse_objects,
-                                          priority, timeout)
+            page: ObjectList = self._call(
+                proto.list_objects_request(bucket, prefix, token), proto.parse_objects, priority, timeout
+            )
             out.extend(page.objects)
             if not (token := page.next_token):
                 return out
 
-    async def alist_objects(self, bucket: str, prefix: str = "", *, priority: Priority = P, timeout: float | None = None
-                    ) -> list[ObjectInfo]:
+    async def alist_objects(
+        self, bucket: str, prefix: str = "", *, priority: Priority = P, timeout: float | None = None
+    ) -> list[ObjectInfo]:
         out: list[ObjectInfo] = []
         token: str | None = None
         while True:
-            page = await self._acall(proto.list_objects_request(bucket, prefix, token), proto.parse_objects,
-                                     priority, timeout)
+            page = await self._acall(
+                proto.list_objects_request(bucket, prefix, token), proto.parse_objects, priority, timeout
+            )
             out.extend(page.objects)
             if not (token := page.next_token):
                 return out
@@ -124,7 +158,9 @@ class S3KitBackend(ApiBackend):
     def create_bucket(self, bucket: str, *, priority: Priority = P, timeout: float | None = None) -> None:
         self._call(proto.create_bucket_request(bucket), _nothing, priority, timeout)
 
-    async def acreate_bucket(self, bucket: str, *, priority: Priority = P, timeout: float | None = None) -> None:
+    async def acreate_bucket(
+        self, bucket: str, *, priority: Priority = P, timeout: float | None = None
+    ) -> None:
         await self._acall(proto.create_bucket_request(bucket), _nothing, priority, timeout)
 
     def list_buckets(self, *, priority: Priority = P, timeout: float | None = None) -> list[str]:

@@ -15,12 +15,11 @@ To add a provider: copy this file to `backends/<name>.py`, write its adapter (or
 
 The sample wire protocol (served by `accelerate_lab.api.testing.sample_routes()`):
 
-| route | request | response |
-|---|---|---|
-| `POST /chat` | `{"model", "messages", "stream"}` | `{"model", "text", "usage": {"prompt_tokens", "completion_tokens"}}`; with `stream`, NDJSON lines `{"text"}` then `{"done": true, "usage": ...}` |
-| `POST /embed` | `{"model", "texts"}` | `{"embeddings": [[float, ...], ...]}` |
-| `GET /models` | | `{"models": ["sample-echo", ...]}` |
-| `GET /health` | | `{"status": "ok"}` |
+- `POST /chat` `{"model", "messages", "stream"}` -> `{"model", "text", "usage": {"prompt_tokens",
+  "completion_tokens"}}`; with `stream`, NDJSON lines `{"text"}`, then `{"done": true, "usage": ...}`
+- `POST /embed` `{"model", "texts"}` -> `{"embeddings": [[float, ...], ...]}`
+- `GET /models` -> `{"models": ["sample-echo", ...]}`
+- `GET /health` -> `{"status": "ok"}`
 
 >>> from accelerate_lab.api import create_api_backend
 >>> from accelerate_lab.api.testing import LocalServer, sample_routes
@@ -46,7 +45,9 @@ __all__ = ["Backend", "SampleBackend"]
 
 
 # --- 1. protocol adapter (pure) ------------------------------------------------------------------
-def chat_request(model: str, messages: list[Message], opts: Mapping[str, object], stream: bool) -> HttpRequest:
+def chat_request(
+    model: str, messages: list[Message], opts: Mapping[str, object], stream: bool
+) -> HttpRequest:
     body = {"model": model, "messages": list(messages), "stream": stream, **opts}
     return HttpRequest("POST", "/chat", json=body, stream="ndjson" if stream else None)
 
@@ -59,8 +60,9 @@ def _usage(data: object) -> Usage | None:
 
 def parse_chat(response: HttpResponse) -> ChatResponse:
     data = expect_dict(response.json(), "a sample chat answer")
-    return ChatResponse(str(data["text"]), str(data.get("model", "")), _usage(data.get("usage")), "stop",
-                        raw=data)
+    return ChatResponse(
+        str(data["text"]), str(data.get("model", "")), _usage(data.get("usage")), "stop", raw=data
+    )
 
 
 @dataclass
@@ -99,8 +101,9 @@ class SampleBackend(ApiBackend):
     default_model = "sample-echo"
     health_path = "/health"
 
-    def _chat_request(self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
-                      ) -> HttpRequest:
+    def _chat_request(
+        self, model: str, messages: list[Message], opts: dict[str, object], stream: bool
+    ) -> HttpRequest:
         return chat_request(model, messages, opts, stream)
 
     def _parse_chat(self, response: HttpResponse) -> ChatResponse:

@@ -59,21 +59,24 @@ class VllmBackend(OpenAICompatible):
     default_model = ""  # whatever the server serves: see list_models()
     health_path = "/health"
 
-    def load_lora(self, name: str, path: str, *, priority: Priority = P,
-                  timeout: float | None = None) -> list[str]:
+    def load_lora(
+        self, name: str, path: str, *, priority: Priority = P, timeout: float | None = None
+    ) -> list[str]:
         """Loads the adapter at `path` (on the servers' disks) as model `name` on every replica;
         returns each server's message."""
         return self._call_each(load_lora_request(name, path), _text, priority, timeout)
 
-    async def aload_lora(self, name: str, path: str, *, priority: Priority = P,
-                         timeout: float | None = None) -> list[str]:
+    async def aload_lora(
+        self, name: str, path: str, *, priority: Priority = P, timeout: float | None = None
+    ) -> list[str]:
         return await self._acall_each(load_lora_request(name, path), _text, priority, timeout)
 
     def unload_lora(self, name: str, *, priority: Priority = P, timeout: float | None = None) -> list[str]:
         return self._call_each(unload_lora_request(name), _text, priority, timeout)
 
-    async def aunload_lora(self, name: str, *, priority: Priority = P,
-                           timeout: float | None = None) -> list[str]:
+    async def aunload_lora(
+        self, name: str, *, priority: Priority = P, timeout: float | None = None
+    ) -> list[str]:
         return await self._acall_each(unload_lora_request(name), _text, priority, timeout)
 
     def list_loras(self, *, priority: Priority = P, timeout: float | None = None) -> list[LoraAdapter]:

@@ -22,7 +22,9 @@ def _image(part: Mapping[str, object]) -> InlineImage:
     image_url = part.get("image_url")
     url = image_url.get("url") if isinstance(image_url, Mapping) else image_url
     if not isinstance(url, str) or not url.startswith("data:") or ";base64," not in url:
-        raise ValueError("image parts must be data URLs (data:image/png;base64,...) or {'type': 'image', 'data': bytes}")
+        raise ValueError(
+            "image parts must be data URLs (data:image/png;base64,...) or {'type': 'image', 'data': bytes}"
+        )
     header, data = url[5:].split(";base64,", 1)
     return InlineImage(header or "image/png", data)
 

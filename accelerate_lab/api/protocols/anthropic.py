@@ -19,14 +19,29 @@ from typing import Any
 
 from accelerate_lab.api._decode import Frame, expect_dict, expect_list
 from accelerate_lab.api._errors import ProviderError
-from accelerate_lab.api._types import ChatResponse, HttpRequest, HttpResponse, Message, StreamChunk, ToolCall, Usage
+from accelerate_lab.api._types import (
+    ChatResponse,
+    HttpRequest,
+    HttpResponse,
+    Message,
+    StreamChunk,
+    ToolCall,
+    Usage,
+)
 from accelerate_lab.api.protocols._content import InlineImage, iter_parts
 
 __all__ = ["MessagesStreamDecoder", "messages_request", "models_request", "parse_message", "parse_models"]
 
 API_VERSION = "2023-06-01"
-ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
-                "not_found_error": 404, "rate_limit_error": 429, "api_error": 500, "overloaded_error": 529}
+ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
 
 
 def _blocks(content: object) -> str | list[dict[str, object]]:
@@ -35,8 +50,12 @@ def _blocks(content: object) -> str | list[dict[str, object]]:
     blocks: list[dict[str, object]] = []
     for part in iter_parts(content):
         if isinstance(part, InlineImage):
-            blocks.append({"type": "image", "source": {"type": "base64", "media_type": part.mime_type,
-                                                       "data": part.data_b64}})
+            blocks.append(
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": part.mime_type, "data": part.data_b64},
+                }
+            )
         else:
             blocks.append({"type": "text", "text": part})
     return blocks
@@ -45,16 +64,30 @@ def _blocks(content: object) -> str | list[dict[str, object]]:
 def _message(msg: Message) -> dict[str, object]:
     role = msg.get("role")
     if role == "tool":
-        return {"role": "user", "content": [{"type": "tool_result", "tool_use_id": msg.get("tool_call_id"),
-                                             "content": str(msg.get("content", ""))}]}
+        return {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": msg.get("tool_call_id"),
+                    "content": str(msg.get("content", "")),
+                }
+            ],
+        }
     calls = msg.get("tool_calls")
     if role == "assistant" and isinstance(calls, list) and calls:
         blocks = [b for b in [{"type": "text", "text": msg.get("content")}] if b["text"]]
         for call in calls:
             fn = call["function"]
             args = fn.get("arguments") or "{}"
-            blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn["name"],
-                           "input": json.loads(args) if isinstance(args, str) else args})
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": call.get("id"),
+                    "name": fn["name"],
+                    "input": json.loads(args) if isinstance(args, str) else args,
+                }
+            )
         return {"role": "assistant", "content": blocks}
     return {"role": role, "content": _blocks(msg.get("content", ""))}
 
@@ -63,12 +96,16 @@ def _tool(tool: Mapping[str, Any]) -> dict[str, object]:
     if "input_schema" in tool:
         return dict(tool)
     fn = tool.get("function", tool)
-    return {"name": fn["name"], "description": fn.get("description", ""),
-            "input_schema": fn.get("parameters", {"type": "object", "properties": {}})}
+    return {
+        "name": fn["name"],
+        "description": fn.get("description", ""),
+        "input_schema": fn.get("parameters", {"type": "object", "properties": {}}),
+    }
 
 
-def messages_request(model: str, messages: list[Message], opts: Mapping[str, object], stream: bool
-                     ) -> HttpRequest:
+def messages_request(
+    model: str, messages: list[Message], opts: Mapping[str, object], stream: bool
+) -> HttpRequest:
     system = [str(m.get("content", "")) for m in messages if m.get("role") == "system"]
     body: dict[str, object] = {
         "model": model,
@@ -95,8 +132,9 @@ def parse_message(response: HttpResponse) -> ChatResponse:
         model=str(data.get("model", "")),
         usage=Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))),
         finish_reason=data.get("stop_reason"),
-        tool_calls=tuple(ToolCall(b["id"], b["name"], b.get("input") or {})
-                         for b in blocks if b.get("type") == "tool_use"),
+        tool_calls=tuple(
+            ToolCall(b["id"], b["name"], b.get("input") or {}) for b in blocks if b.get("type") == "tool_use"
+        ),
         raw=data,
     )
 
@@ -134,15 +172,27 @@ class MessagesStreamDecoder:
             self._output_tokens = int((data.get("usage") or {}).get("output_tokens", self._output_tokens))
         elif kind == "message_stop":
             self.done = True
-            calls = tuple(ToolCall(t["id"], t["name"], json.loads(t["json"] or "{}"))
-                          for _, t in sorted(self._tools.items()))
-            return [StreamChunk(done=True, finish_reason=self._stop,
-                                usage=Usage(self._input_tokens, self._output_tokens), tool_calls=calls, raw=data)]
+            calls = tuple(
+                ToolCall(t["id"], t["name"], json.loads(t["json"] or "{}"))
+                for _, t in sorted(self._tools.items())
+            )
+            return [
+                StreamChunk(
+                    done=True,
+                    finish_reason=self._stop,
+                    usage=Usage(self._input_tokens, self._output_tokens),
+                    tool_calls=calls,
+                    raw=data,
+                )
+            ]
         elif kind == "error":
             err = data.get("error") or {}
             status = ERROR_STATUS.get(str(err.get("type")), 500)
-            raise ProviderError(f"error event in stream: {err.get('type')}: {err.get('message')}",
-                                status=status, body=frame.data[:2000])
+            raise ProviderError(
+                f"error event in stream: {err.get('type')}: {err.get('message')}",
+                status=status,
+                body=frame.data[:2000],
+            )
         return []
 
 

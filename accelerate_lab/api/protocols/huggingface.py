@@ -16,8 +16,18 @@ from accelerate_lab.api._decode import Frame, expect_dict, expect_list
 from accelerate_lab.api._errors import ProviderError
 from accelerate_lab.api._types import HttpRequest, HttpResponse, StreamChunk, Usage
 
-__all__ = ["Generation", "GenerateStreamDecoder", "Rank", "embed_request", "generate_request", "parse_embed",
-           "parse_generation", "parse_info", "parse_rerank", "rerank_request"]
+__all__ = [
+    "GenerateStreamDecoder",
+    "Generation",
+    "Rank",
+    "embed_request",
+    "generate_request",
+    "parse_embed",
+    "parse_generation",
+    "parse_info",
+    "parse_rerank",
+    "rerank_request",
+]
 
 
 # --- Text Embeddings Inference -------------------------------------------------------------------
@@ -42,7 +52,9 @@ def rerank_request(query: str, texts: list[str], opts: Mapping[str, object]) -> 
 
 def parse_rerank(response: HttpResponse) -> list[Rank]:
     """Best first, as TEI returns them."""
-    return [Rank(int(r["index"]), float(r["score"]), r.get("text")) for r in expect_list(response.json(), "ranks")]
+    return [
+        Rank(int(r["index"]), float(r["score"]), r.get("text")) for r in expect_list(response.json(), "ranks")
+    ]
 
 
 def parse_info(response: HttpResponse) -> dict[str, Any]:
@@ -60,8 +72,12 @@ class Generation:
 
 def generate_request(prompt: str, parameters: Mapping[str, object], stream: bool) -> HttpRequest:
     params = {"details": True, **parameters} if not stream else dict(parameters)
-    return HttpRequest("POST", "/generate_stream" if stream else "/generate",
-                       json={"inputs": prompt, "parameters": params}, stream="sse" if stream else None)
+    return HttpRequest(
+        "POST",
+        "/generate_stream" if stream else "/generate",
+        json={"inputs": prompt, "parameters": params},
+        stream="sse" if stream else None,
+    )
 
 
 def parse_generation(response: HttpResponse) -> Generation:
@@ -70,8 +86,9 @@ def parse_generation(response: HttpResponse) -> Generation:
         data = data[0]
     data = expect_dict(data, "a generation")
     details = data.get("details") or {}
-    return Generation(str(data["generated_text"]), details.get("finish_reason"), details.get("generated_tokens"),
-                      raw=data)
+    return Generation(
+        str(data["generated_text"]), details.get("finish_reason"), details.get("generated_tokens"), raw=data
+    )
 
 
 @dataclass
@@ -85,10 +102,16 @@ class GenerateStreamDecoder:
         if "error" in data:
             raise ProviderError(f"tgi: {data['error']}", status=500, body=frame.data[:2000])
         token = data.get("token") or {}
-        out = [] if token.get("special") or not token.get("text") else [StreamChunk(text=token["text"], raw=data)]
+        out = (
+            []
+            if token.get("special") or not token.get("text")
+            else [StreamChunk(text=token["text"], raw=data)]
+        )
         if data.get("generated_text") is not None:
             self.done = True
             details = data.get("details") or {}
             usage = Usage(0, int(details["generated_tokens"])) if "generated_tokens" in details else None
-            out.append(StreamChunk(done=True, finish_reason=details.get("finish_reason"), usage=usage, raw=data))
+            out.append(
+                StreamChunk(done=True, finish_reason=details.get("finish_reason"), usage=usage, raw=data)
+            )
         return out

@@ -21,12 +21,35 @@ from accelerate_lab.api._decode import expect_dict, expect_list
 from accelerate_lab.api._errors import ConfigurationError
 from accelerate_lab.api._types import HttpRequest, HttpResponse
 
-__all__ = ["ModelMetadata", "TensorSpec", "decode_tensor", "encode_tensor", "infer_request", "metadata_request",
-           "parse_infer", "parse_metadata", "parse_predict", "parse_ready", "predict_request", "ready_request"]
+__all__ = [
+    "ModelMetadata",
+    "TensorSpec",
+    "decode_tensor",
+    "encode_tensor",
+    "infer_request",
+    "metadata_request",
+    "parse_infer",
+    "parse_metadata",
+    "parse_predict",
+    "parse_ready",
+    "predict_request",
+    "ready_request",
+]
 
-V2_TYPES = {"bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
-            "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64", "float16": "FP16",
-            "float32": "FP32", "float64": "FP64"}
+V2_TYPES = {
+    "bool": "BOOL",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
+}
 NUMPY_TYPES = {v: k for k, v in V2_TYPES.items()}
 
 Array = np.ndarray[Any, np.dtype[Any]]
@@ -58,7 +81,9 @@ def encode_tensor(name: str, array: Array) -> dict[str, object]:
         return {"name": name, "shape": list(array.shape), "datatype": "BYTES", "data": array.ravel().tolist()}
     datatype = V2_TYPES.get(array.dtype.name)
     if datatype is None:
-        raise ConfigurationError(f"input {name!r} has dtype {array.dtype}; KServe V2 takes {sorted(V2_TYPES)}")
+        raise ConfigurationError(
+            f"input {name!r} has dtype {array.dtype}; KServe V2 takes {sorted(V2_TYPES)}"
+        )
     return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": array.ravel().tolist()}
 
 
@@ -88,18 +113,29 @@ def metadata_request(model: str, version: str | None = None) -> HttpRequest:
 
 
 def _specs(items: Sequence[Mapping[str, Any]]) -> tuple[TensorSpec, ...]:
-    return tuple(TensorSpec(str(i["name"]), str(i["datatype"]), tuple(int(d) for d in i["shape"])) for i in items)
+    return tuple(
+        TensorSpec(str(i["name"]), str(i["datatype"]), tuple(int(d) for d in i["shape"])) for i in items
+    )
 
 
 def parse_metadata(response: HttpResponse) -> ModelMetadata:
     data = expect_dict(response.json(), "model metadata")
-    return ModelMetadata(str(data["name"]), tuple(str(v) for v in data.get("versions") or ()),
-                         str(data.get("platform", "")), _specs(data.get("inputs") or ()),
-                         _specs(data.get("outputs") or ()))
+    return ModelMetadata(
+        str(data["name"]),
+        tuple(str(v) for v in data.get("versions") or ()),
+        str(data.get("platform", "")),
+        _specs(data.get("inputs") or ()),
+        _specs(data.get("outputs") or ()),
+    )
 
 
-def infer_request(model: str, inputs: Mapping[str, Array], outputs: Sequence[str] = (),
-                  version: str | None = None, request_id: str | None = None) -> HttpRequest:
+def infer_request(
+    model: str,
+    inputs: Mapping[str, Array],
+    outputs: Sequence[str] = (),
+    version: str | None = None,
+    request_id: str | None = None,
+) -> HttpRequest:
     body: dict[str, object] = {"inputs": [encode_tensor(n, a) for n, a in inputs.items()]}
     if outputs:
         body["outputs"] = [{"name": n} for n in outputs]

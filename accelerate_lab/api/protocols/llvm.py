@@ -4,14 +4,15 @@ servers that run LLVM-compiled models (ahead-of-time compiled graphs, MLIR/IREE 
 Version 1. JSON over HTTP; errors are `{"error": {"message": str, "type": str}}` with a 4xx/5xx status.
 Tensors use the KServe V2 JSON form `{"shape": [int], "datatype": "FP32", "data": [flat row-major]}`.
 
-| route | request | response |
-|---|---|---|
-| `GET /v1/models` | | `{"models": [{"id": str, "loaded": bool, "target": str}]}` |
-| `POST /v1/models/{id}/load` | `{"path"?: str}` (a compiled module on the server) | `{"id": str, "loaded": true}` |
-| `POST /v1/models/{id}/unload` | | `{"id": str, "loaded": false}` |
-| `POST /v1/models/{id}/infer` | `{"inputs": {name: tensor}}` | `{"id": str, "outputs": {name: tensor}}` |
-| `POST /v1/models/{id}/generate` | `{"prompt": str, "max_tokens"?: int, "stream"?: bool}` | `{"text": str, "tokens": int}`; with `stream`, NDJSON `{"text": str}` lines, then `{"done": true, "tokens": int}` |
-| `GET /health` | | `{"status": "ok"}` |
+- `GET /v1/models` -> `{"models": [{"id": str, "loaded": bool, "target": str}]}`
+- `POST /v1/models/{id}/load` `{"path"?: str}` (a compiled module on the server)
+  -> `{"id": str, "loaded": true}`
+- `POST /v1/models/{id}/unload` -> `{"id": str, "loaded": false}`
+- `POST /v1/models/{id}/infer` `{"inputs": {name: tensor}}` -> `{"id": str, "outputs": {name: tensor}}`
+- `POST /v1/models/{id}/generate` `{"prompt": str, "max_tokens"?: int, "stream"?: bool}`
+  -> `{"text": str, "tokens": int}`; with `stream`, NDJSON lines `{"text": str}`, then
+  `{"done": true, "tokens": int}`
+- `GET /health` -> `{"status": "ok"}`
 
 >>> infer_request("mlp", {"x": __import__("numpy").ones((1, 2), "float32")}).json
 {'inputs': {'x': {'shape': [1, 2], 'datatype': 'FP32', 'data': [1.0, 1.0]}}}
@@ -32,8 +33,18 @@ from accelerate_lab.api._errors import ProviderError
 from accelerate_lab.api._types import ChatResponse, HttpRequest, HttpResponse, StreamChunk, Usage
 from accelerate_lab.api.protocols.kserve import decode_tensor, encode_tensor
 
-__all__ = ["GenerateStreamDecoder", "LlvmModel", "generate_request", "infer_request", "load_request",
-           "parse_generate", "parse_infer", "parse_load", "parse_models", "unload_request"]
+__all__ = [
+    "GenerateStreamDecoder",
+    "LlvmModel",
+    "generate_request",
+    "infer_request",
+    "load_request",
+    "parse_generate",
+    "parse_infer",
+    "parse_load",
+    "parse_models",
+    "unload_request",
+]
 
 Array = np.ndarray[Any, np.dtype[Any]]
 
@@ -51,8 +62,10 @@ def _model(model: str) -> str:
 
 def parse_models(response: HttpResponse) -> list[LlvmModel]:
     data = expect_dict(response.json(), "a model list")
-    return [LlvmModel(str(m["id"]), bool(m.get("loaded", False)), str(m.get("target", "")))
-            for m in expect_list(data["models"], "models")]
+    return [
+        LlvmModel(str(m["id"]), bool(m.get("loaded", False)), str(m.get("target", "")))
+        for m in expect_list(data["models"], "models")
+    ]
 
 
 def load_request(model: str, path: str | None = None) -> HttpRequest:
@@ -82,14 +95,19 @@ def parse_infer(response: HttpResponse) -> dict[str, Array]:
 
 
 def generate_request(model: str, prompt: str, opts: Mapping[str, object], stream: bool) -> HttpRequest:
-    return HttpRequest("POST", _model(model) + "/generate", json={"prompt": prompt, "stream": stream, **opts},
-                       stream="ndjson" if stream else None)
+    return HttpRequest(
+        "POST",
+        _model(model) + "/generate",
+        json={"prompt": prompt, "stream": stream, **opts},
+        stream="ndjson" if stream else None,
+    )
 
 
 def parse_generate(response: HttpResponse) -> ChatResponse:
     data = expect_dict(response.json(), "a generate answer")
-    return ChatResponse(str(data["text"]), str(data.get("id", "")), Usage(0, int(data.get("tokens", 0))), "stop",
-                        raw=data)
+    return ChatResponse(
+        str(data["text"]), str(data.get("id", "")), Usage(0, int(data.get("tokens", 0))), "stop", raw=data
+    )
 
 
 @dataclass

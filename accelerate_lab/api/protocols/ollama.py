@@ -15,15 +15,44 @@ from typing import Any
 
 from accelerate_lab.api._decode import Frame, expect_dict, expect_list
 from accelerate_lab.api._errors import ProviderError
-from accelerate_lab.api._types import ChatResponse, HttpRequest, HttpResponse, Message, StreamChunk, ToolCall, Usage
+from accelerate_lab.api._types import (
+    ChatResponse,
+    HttpRequest,
+    HttpResponse,
+    Message,
+    StreamChunk,
+    ToolCall,
+    Usage,
+)
 from accelerate_lab.api.protocols._content import InlineImage, iter_parts
 
-__all__ = ["ChatStreamDecoder", "PullProgress", "PullStreamDecoder", "chat_request", "embed_request",
-           "generate_request", "parse_chat", "parse_embed", "parse_generate", "parse_tags", "pull_request"]
+__all__ = [
+    "ChatStreamDecoder",
+    "PullProgress",
+    "PullStreamDecoder",
+    "chat_request",
+    "embed_request",
+    "generate_request",
+    "parse_chat",
+    "parse_embed",
+    "parse_generate",
+    "parse_tags",
+    "pull_request",
+]
 
 # Model options (sent under "options"); everything else (format, keep_alive, tools, think) goes top-level.
-_OPTIONS = {"temperature", "top_p", "top_k", "seed", "stop", "num_ctx", "num_predict", "repeat_penalty",
-            "min_p", "max_tokens"}
+_OPTIONS = {
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "stop",
+    "num_ctx",
+    "num_predict",
+    "repeat_penalty",
+    "min_p",
+    "max_tokens",
+}
 
 
 def _split(opts: Mapping[str, object]) -> tuple[dict[str, object], dict[str, object]]:
@@ -47,7 +76,9 @@ def _message(msg: Message) -> dict[str, object]:
     return out
 
 
-def chat_request(model: str, messages: list[Message], opts: Mapping[str, object], stream: bool) -> HttpRequest:
+def chat_request(
+    model: str, messages: list[Message], opts: Mapping[str, object], stream: bool
+) -> HttpRequest:
     options, rest = _split(opts)
     system = rest.pop("system", None)
     msgs = [_message(m) for m in messages]
@@ -71,16 +102,26 @@ def _error(data: Mapping[str, Any]) -> None:
 
 
 def _calls(message: Mapping[str, Any]) -> tuple[ToolCall, ...]:
-    return tuple(ToolCall(str(c.get("id", c["function"]["name"])), c["function"]["name"],
-                          c["function"].get("arguments", {})) for c in message.get("tool_calls") or ())
+    return tuple(
+        ToolCall(
+            str(c.get("id", c["function"]["name"])), c["function"]["name"], c["function"].get("arguments", {})
+        )
+        for c in message.get("tool_calls") or ()
+    )
 
 
 def parse_chat(response: HttpResponse) -> ChatResponse:
     data = expect_dict(response.json(), "a chat answer")
     _error(data)
     message = data["message"]
-    return ChatResponse(message.get("content", ""), str(data.get("model", "")), _usage(data),
-                        data.get("done_reason"), _calls(message), raw=data)
+    return ChatResponse(
+        message.get("content", ""),
+        str(data.get("model", "")),
+        _usage(data),
+        data.get("done_reason"),
+        _calls(message),
+        raw=data,
+    )
 
 
 @dataclass
@@ -101,8 +142,15 @@ class ChatStreamDecoder:
         out = [StreamChunk(text=text, raw=data)] if text else []
         if data.get("done"):
             self.done = True
-            out.append(StreamChunk(done=True, finish_reason=data.get("done_reason"), usage=_usage(data),
-                                   tool_calls=calls, raw=data))
+            out.append(
+                StreamChunk(
+                    done=True,
+                    finish_reason=data.get("done_reason"),
+                    usage=_usage(data),
+                    tool_calls=calls,
+                    raw=data,
+                )
+            )
         elif calls:
             out.append(StreamChunk(tool_calls=calls, raw=data))
         return out
@@ -119,8 +167,9 @@ def generate_request(model: str, prompt: str, opts: Mapping[str, object], stream
 def parse_generate(response: HttpResponse) -> ChatResponse:
     data = expect_dict(response.json(), "a generate answer")
     _error(data)
-    return ChatResponse(str(data["response"]), str(data.get("model", "")), _usage(data), data.get("done_reason"),
-                        raw=data)
+    return ChatResponse(
+        str(data["response"]), str(data.get("model", "")), _usage(data), data.get("done_reason"), raw=data
+    )
 
 
 def embed_request(model: str, texts: list[str], opts: Mapping[str, object]) -> HttpRequest:
@@ -150,8 +199,9 @@ class PullProgress:
 
 
 def pull_request(model: str, insecure: bool = False) -> HttpRequest:
-    return HttpRequest("POST", "/api/pull", json={"model": model, "insecure": insecure, "stream": True},
-                       stream="ndjson")
+    return HttpRequest(
+        "POST", "/api/pull", json={"model": model, "insecure": insecure, "stream": True}, stream="ndjson"
+    )
 
 
 @dataclass
@@ -165,5 +215,8 @@ class PullStreamDecoder:
         _error(data)
         status = str(data["status"])
         self.done = status == "success"
-        return [PullProgress(status, str(data.get("digest", "")), int(data.get("total", 0)),
-                             int(data.get("completed", 0)))]
+        return [
+            PullProgress(
+                status, str(data.get("digest", "")), int(data.get("total", 0)), int(data.get("completed", 0))
+            )
+        ]

@@ -35,8 +35,8 @@ __all__ = [
     "chat_request",
     "embeddings_request",
     "images_request",
-    "moderation_request",
     "models_request",
+    "moderation_request",
     "parse_chat",
     "parse_embeddings",
     "parse_images",
@@ -48,8 +48,15 @@ __all__ = [
 ]
 
 
-def chat_request(model: str, messages: list[Message], opts: Mapping[str, object], stream: bool,
-                 *, include_usage: bool = True, path: str = "/chat/completions") -> HttpRequest:
+def chat_request(
+    model: str,
+    messages: list[Message],
+    opts: Mapping[str, object],
+    stream: bool,
+    *,
+    include_usage: bool = True,
+    path: str = "/chat/completions",
+) -> HttpRequest:
     body: dict[str, object] = {"model": model, "messages": list(messages), **opts}
     system = body.pop("system", None)
     if system is not None:
@@ -125,13 +132,17 @@ class ChatStreamDecoder:
             if choice.get("finish_reason"):
                 self._finish = choice["finish_reason"]
             for call in delta.get("tool_calls") or ():
-                slot = self._tools.setdefault(int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""})
+                slot = self._tools.setdefault(
+                    int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""}
+                )
                 slot["id"] = call.get("id") or slot["id"]
                 fn = call.get("function") or {}
                 slot["name"] += fn.get("name") or ""
                 slot["arguments"] += fn.get("arguments") or ""
             if delta.get("content"):
-                out.append(StreamChunk(text=delta["content"], finish_reason=choice.get("finish_reason"), raw=data))
+                out.append(
+                    StreamChunk(text=delta["content"], finish_reason=choice.get("finish_reason"), raw=data)
+                )
         return out
 
 

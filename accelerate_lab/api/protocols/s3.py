@@ -21,9 +21,19 @@ from urllib.parse import quote
 from accelerate_lab.api._errors import MalformedResponse
 from accelerate_lab.api._types import HttpRequest, HttpResponse
 
-__all__ = ["ObjectInfo", "ObjectList", "create_bucket_request", "delete_object_request", "get_object_request",
-           "list_buckets_request", "list_objects_request", "parse_buckets", "parse_objects",
-           "put_object_request", "sigv4_headers"]
+__all__ = [
+    "ObjectInfo",
+    "ObjectList",
+    "create_bucket_request",
+    "delete_object_request",
+    "get_object_request",
+    "list_buckets_request",
+    "list_objects_request",
+    "parse_buckets",
+    "parse_objects",
+    "put_object_request",
+    "sigv4_headers",
+]
 
 
 def _enc(value: str, safe: str = "-_.~") -> str:
@@ -38,8 +48,9 @@ def _query(params: Mapping[str, str]) -> str:
     return "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(params.items()))
 
 
-def put_object_request(bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
-                       ) -> HttpRequest:
+def put_object_request(
+    bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+) -> HttpRequest:
     return HttpRequest("PUT", _object_path(bucket, key), content=data, headers={"content-type": content_type})
 
 
@@ -95,8 +106,12 @@ def _xml(response: HttpResponse) -> ET.Element:
 def parse_objects(response: HttpResponse) -> ObjectList:
     root = _xml(response)
     objects = tuple(
-        ObjectInfo(c.findtext("Key", ""), int(c.findtext("Size", "0")), c.findtext("ETag", "").strip('"'),
-                   c.findtext("LastModified", ""))
+        ObjectInfo(
+            c.findtext("Key", ""),
+            int(c.findtext("Size", "0")),
+            c.findtext("ETag", "").strip('"'),
+            c.findtext("LastModified", ""),
+        )
         for c in root.findall("Contents")
     )
     truncated = root.findtext("IsTruncated", "false").lower() == "true"
@@ -111,26 +126,57 @@ def _hmac(key: bytes, msg: str) -> bytes:
     return hmac.new(key, msg.encode(), hashlib.sha256).digest()
 
 
-def sigv4_headers(method: str, host: str, path: str, query: str, payload_sha256: str, *, access_key: str,
-                  secret_key: str, region: str, amz_date: str, service: str = "s3",
-                  headers: Mapping[str, str] | None = None) -> dict[str, str]:
+def sigv4_headers(
+    method: str,
+    host: str,
+    path: str,
+    query: str,
+    payload_sha256: str,
+    *,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    amz_date: str,
+    service: str = "s3",
+    headers: Mapping[str, str] | None = None,
+    s3_payload_header: bool = True,
+) -> dict[str, str]:
     """The `x-amz-date`, `x-amz-content-sha256` and `Authorization` headers for one request.
-    `path` and `query` are exactly as sent (already encoded); `amz_date` is `YYYYMMDDTHHMMSSZ`."""
-    signed = {"host": host, "x-amz-date": amz_date, "x-amz-content-sha256": payload_sha256,
-              **{k.lower(): v.strip() for k, v in (headers or {}).items()}}
+    `path` and `query` are exactly as sent (already encoded); `amz_date` is `YYYYMMDDTHHMMSSZ`.
+    `s3_payload_header=False` leaves `x-amz-content-sha256` out (other AWS services)."""
+    signed = {
+        "host": host,
+        "x-amz-date": amz_date,
+        **{k.lower(): v.strip() for k, v in (headers or {}).items()},
+    }
+    if s3_payload_header:
+        signed["x-amz-content-sha256"] = payload_sha256
     names = sorted(signed)
     pairs = sorted(tuple(p.partition("=")[::2]) for p in query.split("&") if p)
-    canonical = "\n".join([
-        method, path or "/", "&".join(f"{k}={v}" for k, v in pairs),
-        "".join(f"{n}:{signed[n]}\n" for n in names), ";".join(names), payload_sha256,
-    ])
+    canonical = "\n".join(
+        [
+            method,
+            path or "/",
+            "&".join(f"{k}={v}" for k, v in pairs),
+            "".join(f"{n}:{signed[n]}\n" for n in names),
+            ";".join(names),
+            payload_sha256,
+        ]
+    )
     scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    key = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), amz_date[:8]), region), service), "aws4_request")
+    key = _hmac(
+        _hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), amz_date[:8]), region), service), "aws4_request"
+    )
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    out = (
+        {"x-amz-date": amz_date, "x-amz-content-sha256": payload_sha256}
+        if s3_payload_header
+        else {"x-amz-date": amz_date}
+    )
     return {
-        "x-amz-date": amz_date,
-        "x-amz-content-sha256": payload_sha256,
-        "Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={';'.join(names)}, "
-                         f"Signature={signature}",
+        **out,
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, "
+        f"Signature={signature}",
     }

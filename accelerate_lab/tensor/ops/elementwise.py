@@ -124,8 +124,9 @@ def pow(a: Operand, b: Operand) -> Tensor:
     def rule(g: Tensor) -> tuple[Tensor | None, ...]:
         exponent = sub(b, 1) if isinstance(b, Tensor) else b - 1
         ga = mul(g, mul(b, pow(a, exponent))) if isinstance(a, Tensor) else None
-        log_a = log(a) if isinstance(a, Tensor) else math.log(a)
-        gb = mul(g, mul(out, log_a)) if isinstance(b, Tensor) else None
+        gb = None
+        if isinstance(b, Tensor):
+            gb = mul(g, mul(out, log(a) if isinstance(a, Tensor) else math.log(a)))
         return _grads(g, a, b, ga, gb)
 
     out = apply("pow", (a, b), backward=rule)

@@ -1,0 +1,199 @@
+"""API layer overhead: requests/s and p50/p99 latency through `accelerate_lab.api` (queue, retries,
+breaker, parsing) against raw httpx on the same local server, at concurrency 1, 50 and 200, plus
+streaming chunks/s. The server runs in its own process; cases alternate ours/baseline and repeat.
+
+usage: python bench/bench_api.py [--repeats 5] [--requests 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+from httpx_sse import EventSource
+
+from accelerate_lab.api import create_api_backend
+
+STREAM_CHUNKS = 200
+SERVER = f"""
+import asyncio, json, sys
+from accelerate_lab.api.testing import LocalServer, Reply
+chat = {{"id": "c", "object": "chat.completion", "model": "m", "choices": [{{"index": 0, "message": {{
+    "role": "assistant", "content": "Hello there"}}, "finish_reason": "stop"}}],
+    "usage": {{"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}}}
+def chunk(t): return json.dumps({{"id": "c", "object": "chat.completion.chunk", "model": "m",
+    "choices": [{{"index": 0, "delta": {{"content": t}}, "finish_reason": None}}]}})
+events = [chunk("tok") for _ in range({STREAM_CHUNKS})] + ["[DONE]"]
+stream = Reply.sse(events)
+body = b"".join(stream.chunks)
+def route(req):
+    if req.json().get("stream"):
+        return Reply(200, dict(stream.headers), [body])
+    return Reply.json(chat)
+server = LocalServer({{"POST /v1/chat/completions": route}}, port=int(sys.argv[1]))
+asyncio.run(server.serve_forever())
+"""
+
+Call = Callable[[], Awaitable[int]]
+
+
+async def run_case(call: Call, concurrency: int, total: int) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    items = 0
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal remaining, items
+        while remaining > 0:
+            remaining -= 1
+            t0 = time.perf_counter()
+            items += await call()
+            latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies, items
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main(repeats: int, total: int) -> None:
+    port = int(os.environ.get("BENCH_PORT", "0")) or _free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        await _wait(base)
+        rows = []
+        for concurrency, stream in [(1, False), (50, False), (200, False), (1, True), (20, True)]:
+            n = total if not stream else max(20, total // 10)
+            rows.append(await _case(base, concurrency, stream, n, repeats))
+        _print(rows, repeats, total)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+async def _case(base: str, concurrency: int, stream: bool, n: int, repeats: int) -> list[str]:
+    raw = httpx.AsyncClient(
+        timeout=30, limits=httpx.Limits(max_connections=None, max_keepalive_connections=256)
+    )
+    backend = create_api_backend(
+        "openai",
+        metadata={
+            "openai_api_url": base,
+            "openai_api_key": "sk-bench",
+            "timeout": 30,
+            "max_concurrent_requests": concurrency,
+            "max_retries": 0,
+        },
+    )
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+    async def raw_chat() -> int:
+        r = await raw.post(base + "/chat/completions", json=body, headers={"Authorization": "Bearer x"})
+        r.raise_for_status()
+        return len(r.json()["choices"][0]["message"]["content"]) > 0
+
+    async def our_chat() -> int:
+        return len((await backend.achat("m", "hi")).text) > 0
+
+    async def raw_stream() -> int:
+        count = 0
+        async with raw.stream("POST", base + "/chat/completions", json={**body, "stream": True}) as r:
+            async for sse in EventSource(r).aiter_sse():
+                if sse.data == "[DONE]":
+                    break
+                count += bool(json.loads(sse.data)["choices"][0]["delta"].get("content"))
+        return count
+
+    async def our_stream() -> int:
+        return len([c async for c in backend.astream_chat("m", "hi") if c.text])
+
+    ours_fn, base_fn = (our_stream, raw_stream) if stream else (our_chat, raw_chat)
+    await run_case(ours_fn, concurrency, min(n, 50))  # warm up both connection pools
+    await run_case(base_fn, concurrency, min(n, 50))
+    results: dict[str, list[tuple[float, list[float], int]]] = {"ours": [], "base": []}
+    for i in range(repeats):
+        order = (
+            [("ours", ours_fn), ("base", base_fn)] if i % 2 == 0 else [("base", base_fn), ("ours", ours_fn)]
+        )
+        for label, fn in order:
+            results[label].append(await run_case(fn, concurrency, n))
+    await raw.aclose()
+    await backend.aclose()
+    return _row(concurrency, stream, results)
+
+
+def _row(
+    concurrency: int, stream: bool, results: dict[str, list[tuple[float, list[float], int]]]
+) -> list[str]:
+    def rate(label: str) -> float:
+        return statistics.median(items / elapsed for elapsed, _, items in results[label])
+
+    def lat(label: str, q: float) -> float:
+        return statistics.median(pct(lats, q) for _, lats, _ in results[label]) * 1000
+
+    ours, base = rate("ours"), rate("base")
+    unit = "chunks/s" if stream else "req/s"
+    case = f"{'stream' if stream else 'chat'} c={concurrency}"
+    return [
+        case,
+        f"{ours:,.0f} {unit}",
+        f"{base:,.0f} {unit}",
+        f"{ours / base:.3f}",
+        f"{lat('ours', 0.5):.2f}/{lat('base', 0.5):.2f}",
+        f"{lat('ours', 0.99):.2f}/{lat('base', 0.99):.2f}",
+    ]
+
+
+def _print(rows: list[list[str]], repeats: int, total: int) -> None:
+    head = ["case", "ours", "baseline (raw httpx)", "ratio", "p50 ms ours/base", "p99 ms ours/base"]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    print(
+        f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}, httpx {httpx.__version__}; median of {repeats} runs, {total} requests "
+        f"per chat run, {STREAM_CHUNKS}-chunk streams; server: accelerate_lab.api.testing in its own process"
+    )
+    for r in [head, ["-" * w for w in widths], *rows]:
+        print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait(base: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while True:
+            try:
+                await client.post(base + "/chat/completions", json={"model": "m", "messages": []}, timeout=1)
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=600)
+    args = parser.parse_args()
+    asyncio.run(main(args.repeats, args.requests))
