@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # Optional parts register their own set-up scripts; each is idempotent and cheap when done.
-SETUP_SCRIPTS := $(wildcard scripts/install_model_weights.sh scripts/setup_servers.sh scripts/build_widget.sh)
+SETUP_SCRIPTS := $(wildcard scripts/install_model_weights.sh scripts/install_llm_weights.sh \
+	scripts/setup_servers.sh scripts/build_widget.sh)
 
 setup: $(VENV)/.installed
 	bash scripts/setup_system.sh

@@ -1,4 +1,4 @@
-"""The ``accelerate-lab`` command: ``doctor`` (versions and devices) and ``lab`` (JupyterLab on the tutorials)."""
+"""The ``accelerate-lab`` command: ``doctor`` (versions, devices), ``lab`` (JupyterLab on the tutorials)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,16 @@ from accelerate_lab.hal import DeviceInfo, probe_devices
 
 __all__ = ["main"]
 
-_PACKAGES = ("accelerate_lab", "numpy", "wgpu", "httpx", "anywidget", "jupyterlab", "safetensors", "tokenizers")
+_PACKAGES = (
+    "accelerate_lab",
+    "numpy",
+    "wgpu",
+    "httpx",
+    "anywidget",
+    "jupyterlab",
+    "safetensors",
+    "tokenizers",
+)
 
 
 def _version(package: str) -> str:
@@ -39,7 +48,9 @@ def _describe(name: str, info: DeviceInfo | str) -> list[str]:
 
 def doctor() -> str:
     """A report of versions and devices, as ``accelerate-lab doctor`` prints it."""
-    lines = [f"accelerate_lab {_version('accelerate_lab')} on Python {platform.python_version()} ({sys.platform})"]
+    lines = [
+        f"accelerate_lab {_version('accelerate_lab')} on Python {platform.python_version()} ({sys.platform})"
+    ]
     lines.append("packages:")
     lines += [f"  {name:<16} {_version(name)}" for name in _PACKAGES[1:]]
     lines.append("devices:")

@@ -56,7 +56,8 @@ async def run_case(call: Call, concurrency: int, total: int) -> tuple[float, lis
         while remaining > 0:
             remaining -= 1
             t0 = time.perf_counter()
-            items += await call()
+            got = await call()  # not `items += await ...`: that reads `items` before awaiting
+            items += got
             latencies.append(time.perf_counter() - t0)
 
     started = time.perf_counter()

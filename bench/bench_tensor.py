@@ -40,7 +40,7 @@ def _np_gelu_tanh(x: np.ndarray) -> np.ndarray:
 def elementwise_cases(n: int) -> list[Case]:
     rng = np.random.default_rng(0)
     a_np, b_np = (rng.standard_normal(n).astype(np.float32) for _ in range(2))
-    rows = (a_np.reshape(-1, 100) if n >= 100 else a_np.reshape(1, -1))
+    rows = a_np.reshape(-1, 100) if n >= 100 else a_np.reshape(1, -1)
     a, b, r = al.tensor(a_np), al.tensor(b_np), al.tensor(rows)
     return [
         ("add", n, lambda: a + b, lambda: a_np + b_np),

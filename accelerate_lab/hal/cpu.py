@@ -141,7 +141,9 @@ def _conv_backward_input(
     s, k = _subscripts(nd)
     cols = np.einsum(f"ngo{s},goc{k}->ngc{s}{k}", g, wg, optimize=True)
     cols = cols.reshape(n, c, *cols.shape[3:])
-    padded = np.zeros((n, c, *(size + 2 * p for size, p in zip(input_shape[2:], padding, strict=True))), grad.dtype)
+    padded = np.zeros(
+        (n, c, *(size + 2 * p for size, p in zip(input_shape[2:], padding, strict=True))), grad.dtype
+    )
     out_sizes = grad.shape[2:]
     for offset in np.ndindex(*w.shape[2:]):
         target = tuple(
@@ -239,7 +241,9 @@ _KERNELS: dict[str, Kernel] = {
     "mean": _reduce("mean"),
     "max": _reduce("max"),
     "min": _reduce("min"),
-    "var": lambda x, axis, keepdims, correction: np.asarray(np.var(x, axis=axis, keepdims=keepdims, ddof=correction)),
+    "var": lambda x, axis, keepdims, correction: np.asarray(
+        np.var(x, axis=axis, keepdims=keepdims, ddof=correction)
+    ),
     "argmax": _argmax,
     "softmax": _softmax,
     "log_softmax": _log_softmax,
@@ -261,14 +265,16 @@ _KERNELS: dict[str, Kernel] = {
 }
 
 
-def _shape_error(kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object], error: Exception) -> ShapeError:
+def _shape_error(
+    kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object], error: Exception
+) -> ShapeError:
     """Explain a numpy ValueError in terms of the kernel's shapes (our rules first, numpy's words last)."""
     dims = [tuple(x.shape) for x in inputs if isinstance(x, np.ndarray)]
     try:
         if kernel == "matmul":
             shapes.matmul_shape(*dims)
         elif kernel in ("where", "add", "sub", "mul", "div", "pow", "maximum", "minimum") or kernel in (
-            "eq ne lt le gt ge".split()
+            ["eq", "ne", "lt", "le", "gt", "ge"]
         ):
             shapes.broadcast_shapes(*dims)
         elif kernel == "broadcast_to":
@@ -311,9 +317,7 @@ class CpuDevice:
     def supports(self, kernel: str) -> bool:
         return kernel in _KERNELS
 
-    def run(
-        self, kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object]
-    ) -> Buffer:
+    def run(self, kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object]) -> Buffer:
         fn = _KERNELS.get(kernel)
         if fn is None:
             raise UnsupportedKernelError(f"the cpu device has no kernel {kernel!r}")

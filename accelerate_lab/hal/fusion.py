@@ -30,7 +30,6 @@ __all__ = ["MAX_OPS", "FusionHost", "Lazy", "LazyGraph"]
 
 MAX_OPS = 48
 _EPILOGUE_OPS = frozenset("add sub mul div maximum minimum neg exp sqrt abs relu sigmoid tanh silu gelu gelu_tanh erf".split())
-Arg = "Lazy | WgpuBuffer | np.generic"
 
 
 class FusionHost(Protocol):
@@ -188,7 +187,7 @@ class LazyGraph:
         for m in dag:
             if m.op == "matmul":
                 self._compute(m)
-        leaves = {k for m in dag for k in m.leaves}
+        leaves = _leaves(dag)
         if len(leaves) + 1 > host.max_operands:
             for a in node.args:
                 if isinstance(a, Lazy):
@@ -264,6 +263,18 @@ def apply_node(program: ElementwiseProgram, node: Lazy, regs: list[Reg]) -> Reg:
         return program.convert(regs[0], class_of(node.dtype, program.f16))
     reg = program.apply(node.op, node.compute, regs)
     return program.convert(reg, class_of(node.dtype, program.f16))
+
+
+def _leaves(dag: list[Lazy]) -> set[tuple[object, ...]]:
+    """The distinct computed operands the pending nodes ``dag`` read."""
+    out: set[tuple[object, ...]] = set()
+    for node in dag:
+        for a in node.args:
+            if isinstance(a, Lazy) and a.result is not None:
+                out.add(_leaf_key(a.result))
+            elif isinstance(a, WgpuBuffer):
+                out.add(_leaf_key(a))
+    return out
 
 
 def _pending(root: Lazy) -> list[Lazy]:

@@ -26,7 +26,9 @@ class KernelSpec:
     params: tuple[str, ...] = ()
 
 
-def _family(family: str, names: str, inputs: tuple[str, ...], params: tuple[str, ...] = ()) -> list[KernelSpec]:
+def _family(
+    family: str, names: str, inputs: tuple[str, ...], params: tuple[str, ...] = ()
+) -> list[KernelSpec]:
     return [KernelSpec(name, family, inputs, params) for name in names.split()]
 
 

@@ -27,18 +27,19 @@ _instances: dict[str, Device] = {}
 _failures: dict[str, str] = {}
 
 
+def _create_wgpu() -> Device:
+    # imported on first use: wgpu (an optional dependency) loads a native library
+    from accelerate_lab.hal.wgpu_device import create_wgpu_device
+
+    return create_wgpu_device()
+
+
 def _defaults() -> dict[str, DeviceFactory]:
-    factories: dict[str, DeviceFactory] = {"cpu": CpuDevice}
-    try:
-        from accelerate_lab.hal.wgpu_device import create_wgpu_device
-    except ImportError:  # the native WebGPU device is an optional part
-        return factories
-    factories["wgpu"] = create_wgpu_device
-    return factories
+    return {"cpu": CpuDevice, "wgpu": _create_wgpu}
 
 
 def register_device(name: str, factory: DeviceFactory, *, replace: bool = False) -> None:
-    """Make ``name`` available; the factory runs on first use. ``ValueError`` if taken (unless ``replace``)."""
+    """Make ``name`` available (its factory runs on first use); ``ValueError`` if taken unless ``replace``."""
     with _lock:
         if name in _factories and not replace:
             raise ValueError(f"a device named {name!r} is already registered; pass replace=True to swap it")

@@ -56,9 +56,7 @@ def matmul_shape(a: Sequence[int], b: Sequence[int]) -> Shape:
     try:
         batch = broadcast_shapes(a2[:-2], b2[:-2])
     except ShapeError:
-        raise ShapeError(
-            f"matmul: batch dimensions of {tuple(a)} and {tuple(b)} do not broadcast"
-        ) from None
+        raise ShapeError(f"matmul: batch dimensions of {tuple(a)} and {tuple(b)} do not broadcast") from None
     out = [*batch, a2[-2], b2[-1]]
     if len(b) == 1:
         out.pop()
@@ -121,7 +119,8 @@ def conv_output_shape(
         raise ShapeError(f"groups={groups} must divide input channels {x[1]} and output channels {w[0]}")
     if w[1] * groups != x[1]:
         raise ShapeError(
-            f"conv{nd}d: weight {tuple(w)} expects {w[1] * groups} input channels, input {tuple(x)} has {x[1]}"
+            f"conv{nd}d: weight {tuple(w)} expects {w[1] * groups} input channels, "
+            f"input {tuple(x)} has {x[1]}"
         )
     spatial = []
     for size, k, s, p, d in zip(x[2:], w[2:], stride, padding, dilation, strict=True):

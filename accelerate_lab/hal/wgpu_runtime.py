@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from accelerate_lab.errors import DeviceError
+from accelerate_lab.hal.device import DeviceStats
 
 __all__ = ["AdapterProfile", "Binding", "Runtime", "Storage", "flat_workgroups", "pack_words"]
 
@@ -128,9 +129,10 @@ class _Clear:
 class Runtime:
     """The wgpu adapter and device, the pool, the pipeline cache and the pending command list."""
 
-    def __init__(self, limits_override: Mapping[str, int] | None = None) -> None:
+    def __init__(self, stats: DeviceStats, limits_override: Mapping[str, int] | None = None) -> None:
         import wgpu
 
+        self.stats = stats
         self._wgpu = wgpu
         with self.guard("requesting a WebGPU adapter"):
             adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
@@ -159,8 +161,7 @@ class Runtime:
         self._modules: dict[str, Any] = {}
         self._pipelines: dict[tuple[object, ...], tuple[Any, Any]] = {}
         self._pending: list[_Dispatch | _Clear] = []
-        self.dispatches = 0
-        self.submissions = 0
+        self.matmul_config = self.profile.matmul_config
         self.lost: str | None = None
 
     # ---- errors -------------------------------------------------------------------------------
@@ -281,7 +282,7 @@ class Runtime:
         if workgroups <= 0:
             return
         self._pending.append(_Dispatch(pipeline[0], pipeline[1], list(bindings), uniform, self.grid(workgroups)))
-        self.dispatches += 1
+        self.stats.dispatches += 1
         if len(self._pending) >= MAX_PENDING:
             self.flush()
 
@@ -319,7 +320,7 @@ class Runtime:
             if compute is not None:
                 compute.end()
             device.queue.submit([encoder.finish()])
-        self.submissions += 1
+        self.stats.submissions += 1
 
     def _uniform_block(self, pending: Sequence[_Dispatch | _Clear]) -> tuple[Any, dict[int, int]]:
         align = max(_UNIFORM_ALIGN, self.profile.limits.get("min-uniform-buffer-offset-alignment", 256))

@@ -60,7 +60,6 @@ def enable_grad() -> AbstractContextManager[None]:
     return _grad_mode(True)
 
 
-
 @dataclass(slots=True)
 class Node:
     """How an op's output was made: its tensor inputs and the rule giving their gradients."""
@@ -85,7 +84,9 @@ def _topological(root: Tensor) -> list[Tensor]:
         stack.append((tensor, True))
         node = tensor._node
         if node is not None:
-            stack.extend((parent, False) for parent in node.inputs if parent is not None and parent.requires_grad)
+            stack.extend(
+                (parent, False) for parent in node.inputs if parent is not None and parent.requires_grad
+            )
     return order
 
 

@@ -62,14 +62,20 @@ def full(
 
 
 def zeros(
-    shape: int | Sequence[int], dtype: DTypeLike = "float32", device: str | Device = "cpu", requires_grad: bool = False
+    shape: int | Sequence[int],
+    dtype: DTypeLike = "float32",
+    device: str | Device = "cpu",
+    requires_grad: bool = False,
 ) -> Tensor:
     """A tensor of zeros."""
     return full(shape, 0, dtype, device, requires_grad)
 
 
 def ones(
-    shape: int | Sequence[int], dtype: DTypeLike = "float32", device: str | Device = "cpu", requires_grad: bool = False
+    shape: int | Sequence[int],
+    dtype: DTypeLike = "float32",
+    device: str | Device = "cpu",
+    requires_grad: bool = False,
 ) -> Tensor:
     """A tensor of ones."""
     return full(shape, 1, dtype, device, requires_grad)

@@ -134,7 +134,7 @@ class Tensor:
         return self._node is None
 
     @property
-    def T(self) -> Tensor:  # noqa: N802 (numpy's name)
+    def T(self) -> Tensor:
         """The transpose (all axes reversed)."""
         return ops.transpose(self)
 
@@ -151,12 +151,16 @@ class Tensor:
 
     def __dlpack__(self, **kwargs: Any) -> Any:
         if self._device.name != "cpu":
-            raise DeviceError(f"DLPack export needs a cpu tensor; call .to('cpu') on this {self.device} tensor")
+            raise DeviceError(
+                f"DLPack export needs a cpu tensor; call .to('cpu') on this {self.device} tensor"
+            )
         return self.numpy().__dlpack__(**kwargs)
 
     def __dlpack_device__(self) -> tuple[int, int]:
         if self._device.name != "cpu":
-            raise DeviceError(f"DLPack export needs a cpu tensor; call .to('cpu') on this {self.device} tensor")
+            raise DeviceError(
+                f"DLPack export needs a cpu tensor; call .to('cpu') on this {self.device} tensor"
+            )
         return (1, 0)  # kDLCPU, device 0
 
     def tolist(self) -> Any:
@@ -209,7 +213,9 @@ class Tensor:
     def get(self, *idx: int) -> Scalar:
         """One element as a Python number; negative indices count from the end."""
         position = self._checked_position(idx)
-        value: Scalar = self._device.download(self._device.run("getitem", [self._buf], {"index": position})).item()
+        value: Scalar = self._device.download(
+            self._device.run("getitem", [self._buf], {"index": position})
+        ).item()
         return value
 
     def set(self, value: Scalar, *idx: int) -> None:
@@ -221,7 +227,9 @@ class Tensor:
 
     def __setitem__(self, key: object, value: Tensor | Scalar) -> None:
         if self.requires_grad and autograd.is_grad_enabled():
-            raise RuntimeError("in-place assignment into a tensor that requires grad; wrap it in al.no_grad()")
+            raise RuntimeError(
+                "in-place assignment into a tensor that requires grad; wrap it in al.no_grad()"
+            )
         if isinstance(value, Tensor) and value._device is not self._device:
             raise DeviceError(f"cannot assign a {value.device} tensor into a {self.device} tensor; use .to()")
         arg = value._buf if isinstance(value, Tensor) else value
@@ -245,7 +253,9 @@ class Tensor:
     def backward(self, gradient: Tensor | None = None) -> None:
         """Accumulate gradients into the ``.grad`` of every leaf this tensor depends on."""
         if not self.requires_grad:
-            raise RuntimeError("backward() on a tensor that does not require grad (no input had requires_grad=True)")
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad (no input had requires_grad=True)"
+            )
         if gradient is None:
             if self.size != 1:
                 raise ValueError(f"backward() needs a gradient for a non-scalar tensor of shape {self.shape}")
@@ -260,11 +270,14 @@ class Tensor:
             values = self.numpy()
         except DeviceError as error:  # a browser tensor whose data has not arrived yet
             return f"<data on {self.device}: {error}>"
-        return np.array2string(values, threshold=8, edgeitems=2, precision=4, separator=", ", prefix="Tensor(")
+        return np.array2string(
+            values, threshold=8, edgeitems=2, precision=4, separator=", ", prefix="Tensor("
+        )
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({self._values_text()}, shape={self.shape}, dtype={self.dtype}, device={self.device}{grad})"
+        meta = f"shape={self.shape}, dtype={self.dtype}, device={self.device}{grad}"
+        return f"Tensor({self._values_text()}, {meta})"
 
     __str__ = __repr__
 
@@ -375,7 +388,9 @@ class Tensor:
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         return ops.argmax(self, axis, keepdims)
 
-    def var(self, axis: int | Sequence[int] | None = None, keepdims: bool = False, correction: int = 0) -> Tensor:
+    def var(
+        self, axis: int | Sequence[int] | None = None, keepdims: bool = False, correction: int = 0
+    ) -> Tensor:
         return ops.var(self, axis, keepdims, correction)
 
     def exp(self) -> Tensor:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 import accelerate_lab as al
-from accelerate_lab.hal import CpuDevice, get_device, probe_devices, register_device, reset_devices, unregister_device
+from accelerate_lab.hal import (
+    CpuDevice,
+    get_device,
+    probe_devices,
+    register_device,
+    reset_devices,
+    unregister_device,
+)
 
 
 def test_cpu_is_always_available_and_a_singleton() -> None:

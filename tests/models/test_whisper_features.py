@@ -26,12 +26,12 @@ def _reference(extractor: object, samples: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("seconds", [0.5, 7.0, 30.0])
 def test_log_mel_matches_the_feature_extractor_on_noise(extractor: object, seconds: float) -> None:
     samples = (np.random.default_rng(1).standard_normal(int(16000 * seconds)) * 0.1).astype(np.float32)
-    np.testing.assert_allclose(log_mel_spectrogram(samples), _reference(extractor, samples), atol=1e-5)
+    np.testing.assert_allclose(log_mel_spectrogram(samples), _reference(extractor, samples), atol=1e-4)
 
 
 def test_log_mel_matches_the_feature_extractor_on_speech(extractor: object, speech_wav: Path) -> None:
     samples = load_audio(speech_wav)
-    np.testing.assert_allclose(log_mel_spectrogram(samples), _reference(extractor, samples), atol=1e-5)
+    np.testing.assert_allclose(log_mel_spectrogram(samples), _reference(extractor, samples), atol=1e-4)
 
 
 def test_log_mel_refuses_more_than_30_seconds_and_names_transcribe() -> None:

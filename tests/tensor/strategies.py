@@ -10,7 +10,9 @@ FLOAT_DTYPES = ("float32", "float64")
 ALL_DTYPES = ("float32", "float64", "float16", "int32", "int64", "uint8", "bool")
 
 
-def arrays(dtype: str, shape: tuple[int, ...], low: float = -10, high: float = 10) -> st.SearchStrategy[np.ndarray]:
+def arrays(
+    dtype: str, shape: tuple[int, ...], low: float = -10, high: float = 10
+) -> st.SearchStrategy[np.ndarray]:
     """Finite values in [low, high] (integers and bools where the dtype asks)."""
     kind = np.dtype(dtype).kind
     if kind == "b":

@@ -62,7 +62,10 @@ CASES: dict[str, tuple[Fn, tuple[np.ndarray, ...]]] = {
     "flatten_squeeze": (lambda a: al.unsqueeze(al.squeeze(al.flatten(a, 1)), 0), (r(1, 2, 3),)),
     "getitem": (lambda a: a[1:, ::2, None] * 3, (r(3, 4),)),
     "slice": (lambda a: al.slice(a, 1, 3, axis=1), (r(2, 4),)),
-    "concat_stack": (lambda a, b: al.stack([al.concat([a, b], 0), al.concat([b, a], 0)], 1), (r(2, 3), r(1, 3))),
+    "concat_stack": (
+        lambda a, b: al.stack([al.concat([a, b], 0), al.concat([b, a], 0)], 1),
+        (r(2, 3), r(1, 3)),
+    ),
     "broadcast_to": (lambda a: al.broadcast_to(a, (4, 2, 3)), (r(2, 1),)),
     "clone": (lambda a: a.clone() * a, (r(3),)),
     "sum_mean": (lambda a: al.sum(a, 1, keepdims=True) + al.mean(a, (0, 2)).reshape(1, 3, 1), (r(2, 3, 4),)),
@@ -76,12 +79,26 @@ CASES: dict[str, tuple[Fn, tuple[np.ndarray, ...]]] = {
     "log_softmax": (lambda a: al.log_softmax(a, -1), (r(3, 4),)),
     "layer_norm": (lambda x, w, b: al.layer_norm(x, w, b), (r(2, 5), r(5), r(5))),
     "embedding": (lambda t: al.embedding(al.tensor([[0, 2], [2, 2]]), t), (r(3, 4),)),
-    "conv1d": (lambda x, w, b: al.conv1d(x, w, b, stride=2, padding=1, dilation=1), (r(2, 2, 7), r(3, 2, 3), r(3))),
-    "conv2d_groups": (lambda x, w: al.conv2d(x, w, stride=(1, 2), padding=1, dilation=(2, 1), groups=2), (r(1, 4, 5, 5), r(2, 2, 2, 3))),
-    "attention": (lambda q, k, v: al.scaled_dot_product_attention(q, k, v), (r(2, 3, 4), r(2, 5, 4), r(2, 5, 2))),
-    "attention_causal": (lambda q, k, v: al.scaled_dot_product_attention(q, k, v, is_causal=True), (r(4, 3), r(4, 3), r(4, 2))),
+    "conv1d": (
+        lambda x, w, b: al.conv1d(x, w, b, stride=2, padding=1, dilation=1),
+        (r(2, 2, 7), r(3, 2, 3), r(3)),
+    ),
+    "conv2d_groups": (
+        lambda x, w: al.conv2d(x, w, stride=(1, 2), padding=1, dilation=(2, 1), groups=2),
+        (r(1, 4, 5, 5), r(2, 2, 2, 3)),
+    ),
+    "attention": (
+        lambda q, k, v: al.scaled_dot_product_attention(q, k, v),
+        (r(2, 3, 4), r(2, 5, 4), r(2, 5, 2)),
+    ),
+    "attention_causal": (
+        lambda q, k, v: al.scaled_dot_product_attention(q, k, v, is_causal=True),
+        (r(4, 3), r(4, 3), r(4, 2)),
+    ),
     "attention_mask": (
-        lambda q, k, v: al.scaled_dot_product_attention(q, k, v, mask=al.tensor(np.array([[True, False, True]] * 2))),
+        lambda q, k, v: al.scaled_dot_product_attention(
+            q, k, v, mask=al.tensor(np.array([[True, False, True]] * 2))
+        ),
         (r(2, 3), r(3, 3), r(3, 2)),
     ),
     "mse": (lambda p, t: al.mse_loss(p, t), (r(3, 2), r(3, 2))),

@@ -80,7 +80,7 @@ def test_basic_indexing_returns_views_that_share_storage() -> None:
 
 
 def test_advanced_indexing_is_refused_with_advice() -> None:
-    with pytest.raises(TypeError, match="al.embedding"):
+    with pytest.raises(TypeError, match=r"al\.embedding"):
         al.zeros([3])[[0, 1]]
 
 

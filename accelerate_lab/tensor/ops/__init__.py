@@ -27,7 +27,17 @@ from accelerate_lab.tensor.ops.elementwise import (
 )
 from accelerate_lab.tensor.ops.linalg import linear, matmul, matrix_transpose
 from accelerate_lab.tensor.ops.loss import binary_cross_entropy, cross_entropy, mse_loss
-from accelerate_lab.tensor.ops.nn import embedding, gelu, layer_norm, log_softmax, relu, sigmoid, silu, softmax, tanh
+from accelerate_lab.tensor.ops.nn import (
+    embedding,
+    gelu,
+    layer_norm,
+    log_softmax,
+    relu,
+    sigmoid,
+    silu,
+    softmax,
+    tanh,
+)
 from accelerate_lab.tensor.ops.reduce import argmax, max, mean, min, sum, var
 from accelerate_lab.tensor.ops.shape import (
     broadcast_shapes,

@@ -23,7 +23,9 @@ _NO_PARAMS: Mapping[str, object] = {}
 
 def _mismatch(inputs: Sequence[Operand]) -> DeviceMismatchError:
     names = sorted({t.device for t in inputs if isinstance(t, Tensor)})
-    return DeviceMismatchError(f"tensors on different devices ({', '.join(names)}); move them with .to(device) first")
+    return DeviceMismatchError(
+        f"tensors on different devices ({', '.join(names)}); move them with .to(device) first"
+    )
 
 
 def device_of(inputs: Sequence[Operand]) -> Device:
@@ -45,7 +47,9 @@ def _run_on_cpu(
     if fallbacks[kernel] == 1:
         warnings.warn(f"{device.name} cannot run {kernel!r} ({reason}): running it on the cpu", stacklevel=4)
     cpu = get_device("cpu")
-    host = [device.download(a) if isinstance(a, Buffer) and not isinstance(a, np.ndarray) else a for a in args]
+    host = [
+        device.download(a) if isinstance(a, Buffer) and not isinstance(a, np.ndarray) else a for a in args
+    ]
     return device.upload(np.ascontiguousarray(cpu.run(kernel, host, params)))
 
 

@@ -70,7 +70,9 @@ def _shape(x: Operand) -> tuple[int, ...] | None:
     return x.shape if isinstance(x, Tensor) else None
 
 
-def _grads(g: Tensor, a: Operand, b: Operand, ga: Tensor | None, gb: Tensor | None) -> tuple[Tensor | None, ...]:
+def _grads(
+    g: Tensor, a: Operand, b: Operand, ga: Tensor | None, gb: Tensor | None
+) -> tuple[Tensor | None, ...]:
     sa, sb = _shape(a), _shape(b)
     return (
         unbroadcast(ga, sa) if ga is not None and sa is not None else None,
@@ -83,7 +85,9 @@ def _pair(a: object, b: object) -> tuple[Operand, Operand]:
         return a, b
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
     if like is None:
-        raise TypeError(f"at least one operand must be a Tensor, got {type(a).__name__} and {type(b).__name__}")
+        raise TypeError(
+            f"at least one operand must be a Tensor, got {type(a).__name__} and {type(b).__name__}"
+        )
     return as_operand(a, like), as_operand(b, like)
 
 

@@ -38,8 +38,16 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
             g2 = reshape(g2, (*g2.shape[:-1], 1, g2.shape[-1]) if b.rank > 1 else (1, *g2.shape))
         if b.rank == 1:
             g2 = reshape(g2, (*g2.shape, 1))
-        ga = reshape(unbroadcast(matmul(g2, matrix_transpose(b2)), a2.shape), a.shape) if a.requires_grad else None
-        gb = reshape(unbroadcast(matmul(matrix_transpose(a2), g2), b2.shape), b.shape) if b.requires_grad else None
+        ga = (
+            reshape(unbroadcast(matmul(g2, matrix_transpose(b2)), a2.shape), a.shape)
+            if a.requires_grad
+            else None
+        )
+        gb = (
+            reshape(unbroadcast(matmul(matrix_transpose(a2), g2), b2.shape), b.shape)
+            if b.requires_grad
+            else None
+        )
         return ga, gb
 
     return apply("matmul", (a, b), backward=rule)

@@ -90,9 +90,13 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return out
 
 
-def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+def layer_norm(
+    x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
+) -> Tensor:
     """Normalise over the last axis to zero mean and unit variance, then scale and shift."""
-    needs_grad = autograd.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
+    needs_grad = autograd.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, bias)
+    )
     if not needs_grad:
         return apply("layer_norm", (x, weight, bias), {"eps": eps})
     # differentiable path: the same formula from ops that carry gradients

@@ -7,6 +7,7 @@ On the cpu these return numpy views where numpy would (``reshape`` of a contiguo
 from __future__ import annotations
 
 import builtins
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -53,14 +54,20 @@ def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
         return reshape(x, (1,))
     start, end = shapes.normalize_axis(start_axis, x.rank), shapes.normalize_axis(end_axis, x.rank)
     if start > end:
-        raise ShapeError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis} for rank {x.rank}")
+        raise ShapeError(
+            f"flatten: start_axis {start_axis} comes after end_axis {end_axis} for rank {x.rank}"
+        )
     s = x.shape
     return reshape(x, (*s[:start], math.prod(s[start : end + 1]), *s[end + 1 :]))
 
 
 def transpose(x: Tensor, axes: Sequence[int] | None = None) -> Tensor:
     """Permute axes (reverse them when ``axes`` is None)."""
-    perm = tuple(reversed(range(x.rank))) if axes is None else tuple(shapes.normalize_axis(a, x.rank) for a in axes)
+    perm = (
+        tuple(reversed(range(x.rank)))
+        if axes is None
+        else tuple(shapes.normalize_axis(a, x.rank) for a in axes)
+    )
     if sorted(perm) != list(range(x.rank)):
         raise ShapeError(f"transpose: axes {tuple(axes or ())} are not a permutation of {x.rank} axes")
     inverse = tuple(perm.index(i) for i in range(x.rank))
@@ -102,7 +109,7 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
     def rule(g: Tensor) -> list[Tensor | None]:
         lead = (builtins.slice(None),) * dim
-        return [getitem(g, (*lead, builtins.slice(lo, hi))) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+        return [getitem(g, (*lead, builtins.slice(lo, hi))) for lo, hi in itertools.pairwise(bounds)]
 
     return apply("concat", tuple(tensors), {"axis": dim}, backward=rule)
 
@@ -144,7 +151,6 @@ def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
 
     old = x.shape
     return apply("broadcast_to", (x,), {"shape": target}, backward=lambda g: (unbroadcast(g, old),))
-
 
 
 def clone(x: Tensor) -> Tensor:

@@ -18,7 +18,8 @@ def reference_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride, p
     n, c = x.shape[:2]
     o = w.shape[0]
     out_sizes = [
-        (x.shape[2 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1 for i in range(nd)
+        (x.shape[2 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
+        for i in range(nd)
     ]
     out = np.zeros((n, o, *out_sizes))
     cg, og = c // groups, o // groups
@@ -56,7 +57,9 @@ def test_conv_matches_the_definition(nd: int, data: st.DataObject) -> None:
     x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
     conv = al.conv1d if nd == 1 else al.conv2d
     out = conv(al.tensor(x), al.tensor(w), al.tensor(b), stride, padding, dilation, groups)
-    np.testing.assert_allclose(out.numpy(), reference_conv(x, w, b, stride, padding, dilation, groups), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        out.numpy(), reference_conv(x, w, b, stride, padding, dilation, groups), rtol=1e-10, atol=1e-10
+    )
 
 
 def test_conv_errors_name_the_shapes() -> None:

@@ -48,7 +48,13 @@ def test_pow_matches_numpy(a: np.ndarray, b: np.ndarray) -> None:
 
 @pytest.mark.parametrize(
     ("name", "reference", "low"),
-    [("neg", np.negative, -5), ("exp", np.exp, -5), ("log", np.log, 0.125), ("sqrt", np.sqrt, 0), ("abs", np.abs, -5)],
+    [
+        ("neg", np.negative, -5),
+        ("exp", np.exp, -5),
+        ("log", np.log, 0.125),
+        ("sqrt", np.sqrt, 0),
+        ("abs", np.abs, -5),
+    ],
 )
 @given(data=st.data())
 @settings(max_examples=20, deadline=None)

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import accelerate_lab as al
+from tests.tensor.strategies import non_contiguous
 
 
 @st.composite
@@ -53,3 +54,11 @@ def test_linear_uses_pytorch_weight_layout() -> None:
     x, w, b = rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)
     np.testing.assert_allclose(al.linear(al.tensor(x), al.tensor(w), al.tensor(b)).numpy(), x @ w.T + b)
     np.testing.assert_allclose(al.linear(al.tensor(x), al.tensor(w)).numpy(), x @ w.T)
+
+
+@given(x=non_contiguous("float64"))
+@settings(max_examples=25, deadline=None)
+def test_matmul_reads_non_contiguous_views(x: np.ndarray) -> None:
+    t = al.tensor(np.ascontiguousarray(x.T)).T
+    product = t @ al.matrix_transpose(t)
+    np.testing.assert_allclose(product.numpy(), x @ np.swapaxes(x, -1, -2), rtol=1e-10, atol=1e-10)

@@ -34,7 +34,9 @@ def test_activations_match_float64_reference(name: str, x: np.ndarray) -> None:
 def test_gelu_tanh_form_matches_its_formula() -> None:
     x = np.linspace(-6, 6, 101)
     inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
-    np.testing.assert_allclose(al.gelu(al.tensor(x), approximate="tanh").numpy(), 0.5 * x * (1 + np.tanh(inner)))
+    np.testing.assert_allclose(
+        al.gelu(al.tensor(x), approximate="tanh").numpy(), 0.5 * x * (1 + np.tanh(inner))
+    )
     with pytest.raises(ValueError, match="approximate"):
         al.gelu(al.tensor(x), approximate="erf")  # type: ignore[arg-type]
 
@@ -65,7 +67,9 @@ def test_layer_norm_matches_reference(x: np.ndarray, affine: bool) -> None:
     ref = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5)
     if affine:
         ref = ref * w + b
-    out = al.layer_norm(al.tensor(x), None if w is None else al.tensor(w), None if b is None else al.tensor(b))
+    out = al.layer_norm(
+        al.tensor(x), None if w is None else al.tensor(w), None if b is None else al.tensor(b)
+    )
     np.testing.assert_allclose(out.numpy(), ref, rtol=1e-4, atol=1e-4)
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import accelerate_lab as al
-from tests.tensor.strategies import arrays
+from tests.tensor.strategies import arrays, non_contiguous
 
 REDUCTIONS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "var": np.var}
 
@@ -50,3 +50,12 @@ def test_reduction_errors() -> None:
         al.sum(al.zeros([2, 3]), axis=(0, -2))
     with pytest.raises(al.ShapeError, match="empty"):
         al.max(al.zeros([0, 3]), axis=0)
+
+
+@given(x=non_contiguous("float64"), keepdims=st.booleans())
+@settings(max_examples=25, deadline=None)
+def test_reductions_read_non_contiguous_views(x: np.ndarray, keepdims: bool) -> None:
+    t = al.tensor(np.ascontiguousarray(x.T)).T
+    for name, reference in REDUCTIONS.items():
+        got = getattr(al, name)(t, axis=-1, keepdims=keepdims).numpy()
+        np.testing.assert_allclose(got, reference(x, axis=-1, keepdims=keepdims), rtol=1e-10, atol=1e-12)

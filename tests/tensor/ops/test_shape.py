@@ -60,8 +60,12 @@ def test_squeeze_and_unsqueeze() -> None:
 def test_concat_and_stack_match_numpy(n: int, axis: int) -> None:
     rng = np.random.default_rng(n)
     parts = [rng.standard_normal((2, 3)).astype(np.float32) for _ in range(n)]
-    np.testing.assert_array_equal(al.concat([al.tensor(p) for p in parts], axis).numpy(), np.concatenate(parts, axis))
-    np.testing.assert_array_equal(al.stack([al.tensor(p) for p in parts], axis).numpy(), np.stack(parts, axis))
+    np.testing.assert_array_equal(
+        al.concat([al.tensor(p) for p in parts], axis).numpy(), np.concatenate(parts, axis)
+    )
+    np.testing.assert_array_equal(
+        al.stack([al.tensor(p) for p in parts], axis).numpy(), np.stack(parts, axis)
+    )
 
 
 def test_concat_and_stack_errors() -> None:

@@ -1,0 +1,225 @@
+"""The non-elementwise kernels of the ``wgpu`` device: matmul, row reductions and normalisations,
+embedding, convolution and attention. Each prepares dense (or strided, for matmul) operands, packs
+the uniform its shader header documents, and records one dispatch."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from accelerate_lab.hal import wgpu_shaders
+from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, span
+from accelerate_lab.hal.wgpu_codegen import ElementwiseProgram, Reg, Unsupported, library
+from accelerate_lab.hal.wgpu_elementwise import bind_window, collapse
+from accelerate_lab.hal.wgpu_runtime import Binding, flat_workgroups, pack_words
+
+if TYPE_CHECKING:
+    from accelerate_lab.hal.wgpu_device import WgpuDevice
+
+__all__ = ["attention", "conv", "gather", "matmul", "normalize", "reduce_rows"]
+
+_FLOAT = {"float32": "f32", "float16": "f16"}
+_REDUCE_OPS = {"sum": 0, "mean": 1, "max": 2, "min": 3, "var": 4, "argmax": 5}
+_NORMALIZE_OPS = {"softmax": 0, "log_softmax": 1, "layer_norm": 2}
+
+
+@functools.cache
+def kernel_source(name: str, flags: tuple[str, ...], aliases: tuple[tuple[str, str], ...], helpers: tuple[str, ...]) -> str:
+    """A shader family prepared for the adapter, with the helper files it needs prepended."""
+    parts = [wgpu_shaders.prepare(wgpu_shaders.load(name), flags, dict(aliases))]
+    for helper in helpers:
+        parts.append(library(flags) if helper == "elementwise_ops.wgsl" else wgpu_shaders.load(helper))
+    return wgpu_shaders.compose(*parts)
+
+
+def float_type(dev: WgpuDevice, dtype: np.dtype[np.generic], kernel: str) -> str:
+    """The WGSL storage type of a float tensor; ``Unsupported`` for other dtypes (the cpu runs them)."""
+    wgsl = _FLOAT.get(dtype.name)
+    if wgsl is None or (wgsl == "f16" and not dev.f16):
+        raise Unsupported(f"{kernel} on {dtype.name} has no WGSL kernel on this adapter")
+    return wgsl
+
+
+def _flags(wgsl: str) -> tuple[str, ...]:
+    return ("F16",) if wgsl == "f16" else ()
+
+
+def _bind(dev: WgpuDevice, buf: WgpuBuffer) -> tuple[Binding, int]:
+    """Bind a view's span; returns the binding and the view's offset inside it (in elements)."""
+    assert buf.storage is not None
+    lo, hi = span(buf.shape, buf.strides, buf.offset)
+    binding, first = bind_window(dev.runtime, buf.storage, lo, max(hi, lo), buf.itemsize)
+    return binding, buf.offset - first
+
+
+def _bind0(dev: WgpuDevice, buf: WgpuBuffer) -> Binding:
+    """Bind a dense buffer so that its first element is element 0 of the binding (copying if unaligned)."""
+    binding, rel = _bind(dev, buf)
+    if rel:
+        binding, rel = _bind(dev, dev.copy_dense(buf))
+    assert rel == 0
+    return binding
+
+
+def _uniform(values: Sequence[int | float]) -> bytes:
+    return pack_words(values, -(-len(values) // 4) * 4)
+
+
+def _batch_axes(
+    shape: Sequence[int], a: Sequence[int], b: Sequence[int]
+) -> tuple[list[int], list[list[int]]] | None:
+    """Batch axes merged where both operands allow; None if more than two remain."""
+    dims, (sa, sb) = collapse(shape, [a, b])
+    if len(dims) > 2:
+        return None
+    while len(dims) < 2:
+        dims.insert(0, 1)
+        sa.insert(0, 0)
+        sb.insert(0, 0)
+    return dims, [sa, sb]
+
+
+def matmul(
+    dev: WgpuDevice, a: WgpuBuffer, b: WgpuBuffer, out: WgpuBuffer, epilogue: ElementwiseProgram | None, result: Reg | None
+) -> None:
+    """``out = epilogue(a @ b)``; ``a`` is ``(*batch, M, K)``, ``b`` ``(*batch, K, N)`` (same batch shape)."""
+    wgsl = float_type(dev, a.dtype, "matmul")
+    batch_shape = a.shape[:-2]
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    merged = _batch_axes(batch_shape, a.strides[:-2], b.strides[:-2])
+    if merged is None:
+        a, b = dev.copy_dense(a), dev.copy_dense(b)
+        merged = _batch_axes(batch_shape, a.strides[:-2], b.strides[:-2])
+        assert merged is not None
+    (outer, inner), (sa, sb) = merged
+    threads, per_thread, step = dev.runtime.matmul_config
+    tile = threads * per_thread
+    tiles_m, tiles_n = -(-m // tile), -(-n // tile)
+    (a_bind, a_off), (b_bind, b_off) = _bind(dev, a), _bind(dev, b)
+    c_bind = _bind0(dev, out)
+    scalars = epilogue.scalar_words if epilogue else []
+    words = [m, n, k, tiles_n, tiles_m, inner, a_off, a.strides[-2], a.strides[-1], sa[0], sa[1], 0]
+    words += [*scalars, *([0] * (16 - len(scalars)))]
+    words += [b_off, b.strides[-2], b.strides[-1], sb[0], sb[1], 0, outer * inner, 0]
+    bindings = [a_bind, b_bind, c_bind]
+    for view in epilogue.operands if epilogue else []:
+        binding, rel = _bind(dev, view)
+        bindings.append(binding)
+        words += [rel, view.strides[-1]]
+    flags = ("F16",) if wgsl == "f16" or (epilogue is not None and epilogue.uses_f16) else ()
+    body = "\n".join([*epilogue.lines, f"    return {result.name};"]) if epilogue and result else "    return x;"
+    template = wgpu_shaders.prepare(
+        wgpu_shaders.load("matmul.wgsl"),
+        flags,
+        {"IN": wgsl, "OUT": wgsl},
+        {"EPILOGUE": body, "BINDINGS": epilogue.bindings(4) if epilogue else ""},
+    )
+    layout = ("uniform", "read", "read", "write", *(["read"] * (len(bindings) - 3)))
+    constants = {"TS": threads, "R": per_thread, "BK": step}
+    pipeline = dev.runtime.pipeline(wgpu_shaders.compose(template, library(flags)), layout, constants)
+    dev.runtime.dispatch(pipeline, bindings, pack_words(words, 64), tiles_m * tiles_n * outer * inner)
+
+
+def _rows(dev: WgpuDevice, x: WgpuBuffer, kernel: str, entry: str, op: int, out: WgpuBuffer, n: int, extra: float,
+          weight: WgpuBuffer | None = None, bias: WgpuBuffer | None = None) -> None:
+    wgsl = float_type(dev, x.dtype, kernel)
+    out_type = "u32" if kernel == "argmax" else wgsl
+    x = dev.dense(x)
+    rows = x.size // n if n else out.size
+    x_bind, x_off = _bind(dev, x)
+    bindings = [x_bind, _bind0(dev, out)]
+    words = [rows, n, x_off, 0, 0, int(weight is not None), int(bias is not None), float(extra)]
+    if entry == "normalize":
+        for i, extra_buf in enumerate((weight, bias)):
+            binding, rel = _bind(dev, dev.dense(extra_buf)) if extra_buf is not None else (x_bind, 0)
+            bindings.append(binding)
+            words[3 + i] = rel
+    source = kernel_source(
+        "rows.wgsl", _flags(wgsl), (("IN", wgsl), ("OUT", out_type)), ("workgroup_reduce.wgsl", "elementwise_ops.wgsl")
+    )
+    layout = ("uniform", "read", "write", *(["read"] * (len(bindings) - 2)))
+    pipeline = dev.runtime.pipeline(source, layout, {"WG": dev.workgroup, "OP": op}, entry)
+    dev.runtime.dispatch(pipeline, bindings, _uniform(words), rows)
+
+
+def reduce_rows(dev: WgpuDevice, kernel: str, x: WgpuBuffer, axes: tuple[int, ...], out: WgpuBuffer,
+                correction: float) -> None:
+    """Reduce the ``axes`` of ``x`` into the dense ``out`` (kept axes in order)."""
+    kept = [d for d in range(len(x.shape)) if d not in axes]
+    moved = x.view(
+        tuple(x.shape[d] for d in (*kept, *axes)), tuple(x.strides[d] for d in (*kept, *axes)), x.offset
+    )
+    n = math.prod(x.shape[d] for d in axes)
+    _rows(dev, moved, kernel, "reduce", _REDUCE_OPS[kernel], out, n, correction)
+
+
+def normalize(dev: WgpuDevice, kernel: str, x: WgpuBuffer, out: WgpuBuffer, eps: float = 0.0,
+              weight: WgpuBuffer | None = None, bias: WgpuBuffer | None = None) -> None:
+    """softmax / log_softmax / layer_norm over the last axis of ``x`` into the dense ``out``."""
+    _rows(dev, x, kernel, "normalize", _NORMALIZE_OPS[kernel], out, x.shape[-1] if x.shape else 1, eps, weight, bias)
+
+
+def gather(dev: WgpuDevice, entry: str, ids: WgpuBuffer, src: WgpuBuffer, out: WgpuBuffer, rows: int) -> None:
+    """``gather``: rows of the table ``src`` picked by ``ids``; ``scatter``: their gradient summed per row."""
+    wgsl = float_type(dev, src.dtype, "embedding")
+    ids, src = dev.dense(ids), dev.dense(src)
+    dim = src.shape[-1] if src.shape else 1
+    ids_bind, ids_off = _bind(dev, ids)
+    words_per_id = 2 if ids.dtype.itemsize == 8 else 1
+    src_bind, src_off = _bind(dev, src)
+    words = [out.size, dim, rows, ids.size, words_per_id, int(ids.dtype.kind == "i"), ids_off * words_per_id, src_off]
+    source = kernel_source("gather.wgsl", _flags(wgsl), (("T", wgsl),), ())
+    pipeline = dev.runtime.pipeline(source, ("uniform", "read", "read", "write", "write"), {"WG": dev.workgroup}, entry)
+    error = dev.error_flag()
+    bindings = [ids_bind, src_bind, _bind0(dev, out), (error, 0, error.nbytes)]
+    dev.runtime.dispatch(pipeline, bindings, _uniform(words), flat_workgroups(out.size, dev.workgroup))
+
+
+def conv(dev: WgpuDevice, entry: str, in0: WgpuBuffer, in1: WgpuBuffer, out: WgpuBuffer, bias: WgpuBuffer | None,
+         x_shape: Sequence[int], w_shape: Sequence[int], y_shape: Sequence[int], stride: Sequence[int],
+         padding: Sequence[int], dilation: Sequence[int], groups: int) -> None:
+    """One of the convolution entries (``forward``, ``backward_input``, ``backward_weight``) on dense operands."""
+    wgsl = float_type(dev, out.dtype, "conv")
+    two = len(stride) == 2
+
+    def hw(values: Sequence[int], one: int) -> list[int]:
+        return list(values) if two else [one, *values]
+
+    n, c, h, w = x_shape[0], x_shape[1], *hw(x_shape[2:], 1)
+    o, kh, kw = w_shape[0], *hw(w_shape[2:], 1)
+    oh, ow = hw(y_shape[2:], 1)
+    (sh, sw), (ph, pw), (dh, dw) = hw(stride, 1), hw(padding, 0), hw(dilation, 1)
+    words = [out.size, n, c, h, w, o, oh, ow, kh, kw, groups, int(bias is not None), sh, sw, ph, pw, dh, dw]
+    operands = [dev.dense(in0), dev.dense(in1), out]
+    bindings = [_bind0(dev, t) for t in operands]
+    bindings.append(_bind0(dev, dev.dense(bias)) if bias is not None else bindings[0])
+    source = kernel_source("conv.wgsl", _flags(wgsl), (("T", wgsl),), ())
+    layout = ("uniform", "read", "read", "write", "read")
+    pipeline = dev.runtime.pipeline(source, layout, {"WG": dev.workgroup}, entry)
+    dev.runtime.dispatch(pipeline, bindings, _uniform(words), flat_workgroups(out.size, dev.workgroup))
+
+
+def attention(dev: WgpuDevice, q: WgpuBuffer, k: WgpuBuffer, v: WgpuBuffer, mask: WgpuBuffer | None, out: WgpuBuffer,
+              is_causal: bool, scale: float) -> None:
+    """Fused attention on dense ``(B, L, E)``, ``(B, S, E)``, ``(B, S, Ev)`` and an additive f32 ``(B, L, S)`` mask."""
+    wgsl = float_type(dev, q.dtype, "sdpa")
+    batches, length, e = q.shape
+    source_len, ev = k.shape[1], v.shape[2]
+    if max(e, ev) > 512:
+        raise Unsupported(f"attention head sizes above 512 (got {e}, {ev})")
+    operands = [dev.dense(q), dev.dense(k), dev.dense(v)]
+    bindings = [_bind0(dev, t) for t in operands]
+    bindings.append(_bind0(dev, mask) if mask is not None else bindings[0])
+    bindings.append(_bind0(dev, out))
+    words = [batches * length, length, source_len, e, ev, int(is_causal), int(mask is not None), float(scale)]
+    source = kernel_source(
+        "attention.wgsl", _flags(wgsl), (("T", wgsl),), ("workgroup_reduce.wgsl", "elementwise_ops.wgsl")
+    )
+    layout = ("uniform", "read", "read", "read", "read", "write")
+    pipeline = dev.runtime.pipeline(source, layout, {"WG": dev.workgroup})
+    dev.runtime.dispatch(pipeline, bindings, _uniform(words), batches * length)
