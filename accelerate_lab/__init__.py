@@ -16,6 +16,7 @@ from accelerate_lab.errors import (
     UnsupportedKernelError,
 )
 from accelerate_lab.hal import Device, DeviceInfo, devices, get_device, register_device
+from accelerate_lab.hal.select import select_device
 from accelerate_lab.sharing import (
     SharedTensor,
     SharedTensorView,
@@ -98,6 +99,16 @@ from accelerate_lab.tensor import (
     zeros,
 )
 
+
+def __getattr__(name: str) -> object:
+    """``al.BrowserDevice``, imported on first use: the core must not need ipywidgets/anywidget."""
+    if name == "BrowserDevice":
+        from accelerate_lab.widgets.browser_device import BrowserDevice
+
+        return BrowserDevice
+    raise AttributeError(f"module 'accelerate_lab' has no attribute {name!r}")
+
+
 try:
     __version__ = version("accelerate_lab")
 except PackageNotFoundError:  # running from a source tree that is not installed
@@ -106,6 +117,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "DTYPES",
     "AccelerateLabError",
+    "BrowserDevice",
     "Device",
     "DeviceError",
     "DeviceInfo",
@@ -176,6 +188,7 @@ __all__ = [
     "reshape",
     "result_dtype",
     "scaled_dot_product_attention",
+    "select_device",
     "sigmoid",
     "sign",
     "silu",

@@ -7,7 +7,7 @@
 // Prepend elementwise_ops.wgsl. Bindings (group 0):
 //   0: uniform P (the words below)      1..: one storage array per operand, outputs first
 // Uniform words (i32), all in elements:
-//   [0] count: elements in this dispatch   [1] rank (<= 8)   [2] base: linear index of element 0
+//   [0] count: elements in this dispatch   [1] rank (<= 8)
 //   [4..12) shape of the iteration space (row-major; padded with 1)
 //   [12..28) scalars as raw bits (f32 / i32 / u32; an int64 takes two words)
 //   [28 + 9k] offset of operand k, [29 + 9k .. 37 + 9k) its strides (0 on broadcast axes)
@@ -42,10 +42,9 @@ fn offset_of(linear: u32, k: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let local = (wid.y * groups.x + wid.x) * WG + lid;
-    if (local >= u32(word(0u))) {
+    let i = (wid.y * groups.x + wid.x) * WG + lid;
+    if (i >= u32(word(0u))) {
         return;
     }
-    let i = u32(word(2u)) + local;
 //{{BODY}}
 }

@@ -9,14 +9,13 @@
 //   l: int64 (vec2<u32>: low word, high word)
 // Comparisons return a bool register (u32 0/1); `<class>_where(c, a, b)` selects.
 // Conversions are `<to>_from_<from>` with numpy's astype semantics.
-// With the F16 flag, round_h rounds an f32 register to float16 precision.
+// round_h rounds an f32 register to float16 precision (round to nearest even, as numpy), in integer
+// arithmetic: a plain f32 -> f16 conversion may round differently on some drivers.
 // The host (and the browser front end) lists the available (class, op) pairs by reading the
 // `fn <class>_<op>(` names in this file.
 
 //#if F16
 enable f16;
-
-fn round_h(x: f32) -> f32 { return f32(f16(x)); }
 //#endif
 
 const F_NAN: u32 = 0x7fc00000u;
@@ -26,12 +25,28 @@ fn is_nan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > F_INF;
 }
 
+// NaN and infinity through a `var`: a constant expression that evaluates to either is a shader
+// creation error in Chromium's WGSL compiler (Tint), though naga accepts it.
 fn nan() -> f32 {
-    return bitcast<f32>(F_NAN);
+    var bits = F_NAN;
+    return bitcast<f32>(bits);
 }
 
 fn inf() -> f32 {
-    return bitcast<f32>(F_INF);
+    var bits = F_INF;
+    return bitcast<f32>(bits);
+}
+
+fn round_h(x: f32) -> f32 {
+    let a = abs(x);
+    if (is_nan(x) || a < 6.103515625e-05) {
+        return round(x * 16777216.0) / 16777216.0;  // NaN, or float16 subnormals: steps of 2^-24
+    }
+    if (a >= 65520.0) {
+        return select(-inf(), inf(), x > 0.0);
+    }
+    let bits = bitcast<u32>(x);
+    return bitcast<f32>((bits + 0xfffu + ((bits >> 13u) & 1u)) & 0xffffe000u);
 }
 
 // ---- float -------------------------------------------------------------------------------------

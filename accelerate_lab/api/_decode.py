@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from accelerate_lab.api._errors import MalformedResponse
 
 __all__ = ["Frame", "expect_dict", "expect_list", "parse_json"]
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One unit of a stream: an SSE event (`event`, `data`) or one NDJSON line (`event` is "")."""
+class Frame(NamedTuple):
+    """One unit of a stream: an SSE event (`event`, `data`) or one NDJSON line (`event` is "").
+    A NamedTuple: streams make one per chunk, and a tuple is the cheapest immutable record."""
 
     data: str
     event: str = ""

@@ -20,6 +20,7 @@ from accelerate_lab.api._decode import Frame
 from accelerate_lab.api._endpoints import Endpoint, EndpointPool, Outcome
 from accelerate_lab.api._errors import (
     ApiError,
+    CircuitOpen,
     ConnectionFailed,
     MalformedResponse,
     ProviderError,
@@ -102,6 +103,14 @@ class Resilience:
         self.queue = RequestQueue(config.max_concurrent_requests, config.max_queue_size)
         self.retry = RetryPolicy.from_config(config)
 
+    def _choose(self, only: Endpoint | None, last_error: ApiError | None) -> Endpoint:
+        try:
+            return self.pool.choose(only)
+        except CircuitOpen as exc:
+            if last_error is not None:  # say what opened the breakers
+                raise exc from last_error
+            raise
+
     def _give_up_or_wait(self, attempt: int, exc: ApiError, endpoint: Endpoint) -> float:
         delay = self.retry.next_delay(attempt, exc)
         if delay is None:
@@ -131,14 +140,16 @@ class Resilience:
             self.check_health()
         with self.queue.slot(priority, self.config.wait_timeout):
             attempt = 0
+            last_error: ApiError | None = None
             while True:
-                chosen = self.pool.choose(endpoint)
+                chosen = self._choose(endpoint, last_error)
                 outcome: Outcome | None = None
                 try:
                     result = _parsed(parse, self.transport.send(req, chosen, timeout))
                     outcome = "success"
                     return result
                 except ApiError as exc:
+                    last_error = exc
                     outcome = outcome_of(exc)
                     delay = self._give_up_or_wait(attempt, exc, chosen)
                 finally:
@@ -160,14 +171,16 @@ class Resilience:
             await self.acheck_health()
         async with self.queue.aslot(priority, self.config.wait_timeout):
             attempt = 0
+            last_error: ApiError | None = None
             while True:
-                chosen = self.pool.choose(endpoint)
+                chosen = self._choose(endpoint, last_error)
                 outcome: Outcome | None = None
                 try:
                     result = _parsed(parse, await self.transport.asend(req, chosen, timeout))
                     outcome = "success"
                     return result
                 except ApiError as exc:
+                    last_error = exc
                     outcome = outcome_of(exc)
                     delay = self._give_up_or_wait(attempt, exc, chosen)
                 finally:
@@ -195,8 +208,9 @@ class Resilience:
         timeout = timeout or self.config.timeout
         with self.queue.slot(priority, self.config.wait_timeout):
             attempt = 0
+            last_error: ApiError | None = None
             while True:
-                endpoint = self.pool.choose()
+                endpoint = self._choose(None, last_error)
                 outcome: Outcome | None = None
                 yielded = False
                 try:
@@ -213,6 +227,7 @@ class Resilience:
                     outcome = "success"
                     return
                 except ApiError as exc:
+                    last_error = exc
                     outcome = outcome_of(exc)
                     if yielded and not isinstance(exc, StreamInterrupted):
                         raise StreamInterrupted(
@@ -235,8 +250,9 @@ class Resilience:
         timeout = timeout or self.config.timeout
         async with self.queue.aslot(priority, self.config.wait_timeout):
             attempt = 0
+            last_error: ApiError | None = None
             while True:
-                endpoint = self.pool.choose()
+                endpoint = self._choose(None, last_error)
                 outcome: Outcome | None = None
                 yielded = False
                 try:
@@ -253,6 +269,7 @@ class Resilience:
                     outcome = "success"
                     return
                 except ApiError as exc:
+                    last_error = exc
                     outcome = outcome_of(exc)
                     if yielded and not isinstance(exc, StreamInterrupted):
                         raise StreamInterrupted(

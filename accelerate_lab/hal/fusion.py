@@ -26,10 +26,13 @@ from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view
 from accelerate_lab.hal.wgpu_codegen import ElementwiseProgram, Reg, class_of
 from accelerate_lab.hal.wgpu_runtime import Storage
 
-__all__ = ["MAX_OPS", "FusionHost", "Lazy", "LazyGraph"]
+__all__ = ["MAX_OPS", "FusionHost", "Lazy", "LazyGraph", "apply_op"]
 
 MAX_OPS = 48
-_EPILOGUE_OPS = frozenset("add sub mul div maximum minimum neg exp sqrt abs relu sigmoid tanh silu gelu gelu_tanh erf".split())
+_EPILOGUE_OPS = frozenset(
+    {"add", "sub", "mul", "div", "maximum", "minimum", "neg", "exp", "sqrt", "abs", "relu", "sigmoid", "tanh"}
+    | {"silu", "gelu", "gelu_tanh", "erf"}
+)
 
 
 class FusionHost(Protocol):
@@ -43,7 +46,12 @@ class FusionHost(Protocol):
     def run_program(self, program: ElementwiseProgram) -> None: ...
 
     def run_matmul(
-        self, a: WgpuBuffer, b: WgpuBuffer, out: WgpuBuffer, epilogue: ElementwiseProgram | None, result: Reg | None
+        self,
+        a: WgpuBuffer,
+        b: WgpuBuffer,
+        out: WgpuBuffer,
+        epilogue: ElementwiseProgram | None,
+        result: Reg | None,
     ) -> None: ...
 
 
@@ -52,7 +60,7 @@ def _leaf_key(buf: WgpuBuffer) -> tuple[object, ...]:
 
 
 class Lazy:
-    """A pending op: ``op`` of ``args`` (pending nodes, computed buffers, scalars) computed in class ``compute``."""
+    """A pending op: ``op`` of ``args`` (pending nodes, computed buffers, scalars) in class ``compute``."""
 
     __slots__ = (
         "__weakref__",
@@ -144,9 +152,13 @@ class LazyGraph:
             node = Lazy(op, tuple(self._arg(a) for a in args), shape, dtype, compute, next(self._serial))
         return self._record(node)
 
-    def matmul(self, a: WgpuBuffer, b: WgpuBuffer, shape: tuple[int, ...], dtype: np.dtype[np.generic]) -> WgpuBuffer:
+    def matmul(
+        self, a: WgpuBuffer, b: WgpuBuffer, shape: tuple[int, ...], dtype: np.dtype[np.generic]
+    ) -> WgpuBuffer:
         """A buffer holding ``a @ b`` (views prepared by the device) once needed."""
-        return self._record(Lazy("matmul", (self.concrete(a), self.concrete(b)), shape, dtype, "f", next(self._serial)))
+        return self._record(
+            Lazy("matmul", (self.concrete(a), self.concrete(b)), shape, dtype, "f", next(self._serial))
+        )
 
     # ---- computing ------------------------------------------------------------------------------
     def concrete(self, buf: WgpuBuffer) -> WgpuBuffer:
@@ -167,7 +179,12 @@ class LazyGraph:
         node.args = ()
         owner = node.owner() if node.owner is not None else None
         if owner is not None:
-            owner.storage, owner.offset, owner.strides, owner.lazy = result.storage, result.offset, result.strides, None
+            owner.storage, owner.offset, owner.strides, owner.lazy = (
+                result.storage,
+                result.offset,
+                result.strides,
+                None,
+            )
 
     def _compute(self, node: Lazy) -> WgpuBuffer:
         if node.result is not None:
@@ -205,7 +222,13 @@ class LazyGraph:
             self._finish(m, results[m])
         return results[node]
 
-    def _emit(self, program: ElementwiseProgram, x: Lazy | WgpuBuffer | np.generic, shape: tuple[int, ...], memo: dict[Lazy, Reg]) -> Reg:
+    def _emit(
+        self,
+        program: ElementwiseProgram,
+        x: Lazy | WgpuBuffer | np.generic,
+        shape: tuple[int, ...],
+        memo: dict[Lazy, Reg],
+    ) -> Reg:
         if isinstance(x, np.generic):
             return program.scalar(x)
         if isinstance(x, WgpuBuffer):
@@ -223,7 +246,11 @@ class LazyGraph:
         node: Lazy | WgpuBuffer | np.generic = root
         while isinstance(node, Lazy) and node.result is None and node.op != "matmul":
             pending = [a for a in node.args if isinstance(a, Lazy) and a.result is None]
-            if node.op not in _EPILOGUE_OPS or len(pending) != 1 or (chain and (node.alive() or node.consumers != 1)):
+            if (
+                node.op not in _EPILOGUE_OPS
+                or len(pending) != 1
+                or (chain and (node.alive() or node.consumers != 1))
+            ):
                 return False
             chain.append(node)
             node = pending[0]
@@ -257,12 +284,18 @@ class LazyGraph:
         return True
 
 
+def apply_op(
+    program: ElementwiseProgram, op: str, compute: str, dtype: np.dtype[np.generic], regs: list[Reg]
+) -> Reg:
+    """The statements for one op: a conversion for ``cast``, else ``op`` in class ``compute``."""
+    if op == "cast":
+        return program.convert(regs[0], class_of(dtype, program.f16))
+    return program.convert(program.apply(op, compute, regs), class_of(dtype, program.f16))
+
+
 def apply_node(program: ElementwiseProgram, node: Lazy, regs: list[Reg]) -> Reg:
-    """The statements for one node: a conversion for ``cast``, else the op in the node's compute class."""
-    if node.op == "cast":
-        return program.convert(regs[0], class_of(node.dtype, program.f16))
-    reg = program.apply(node.op, node.compute, regs)
-    return program.convert(reg, class_of(node.dtype, program.f16))
+    """The statements for one pending node."""
+    return apply_op(program, node.op, node.compute, node.dtype, regs)
 
 
 def _leaves(dag: list[Lazy]) -> set[tuple[object, ...]]:

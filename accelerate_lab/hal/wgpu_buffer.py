@@ -74,7 +74,9 @@ class WgpuBuffer:
 
     def is_dense(self) -> bool:
         """Row-major and gap-free (any offset): kernels may index it as a flat array."""
-        return all(s == r for d, s, r in zip(self.shape, self.strides, row_major(self.shape), strict=True) if d != 1)
+        return all(
+            s == r for d, s, r in zip(self.shape, self.strides, row_major(self.shape), strict=True) if d != 1
+        )
 
     def view(self, shape: tuple[int, ...], strides: tuple[int, ...], offset: int) -> WgpuBuffer:
         return WgpuBuffer(shape, self.dtype, self.storage, offset, strides)
@@ -85,7 +87,7 @@ class WgpuBuffer:
 
 
 def span(shape: Sequence[int], strides: Sequence[int], offset: int) -> tuple[int, int]:
-    """The lowest and highest element address a strided view touches (an empty view gives (offset, offset-1))."""
+    """The lowest and highest element address a strided view touches (empty: ``(offset, offset - 1)``)."""
     if any(d == 0 for d in shape):
         return offset, offset - 1
     lo = offset + sum(min(0, (d - 1) * s) for d, s in zip(shape, strides, strict=True))

@@ -27,7 +27,15 @@ __all__ = [
     "library",
 ]
 
-CLASS_OF = {"float32": "f", "float16": "h", "int32": "i", "uint8": "u", "bool": "b", "int64": "l", "float64": "d"}
+CLASS_OF = {
+    "float32": "f",
+    "float16": "h",
+    "int32": "i",
+    "uint8": "u",
+    "bool": "b",
+    "int64": "l",
+    "float64": "d",
+}
 _STORAGE = {"f": "f32", "h": "f16", "i": "i32", "u": "u32", "b": "u32", "l": "vec2<u32>", "d": "vec2<u32>"}
 _COMPARE = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
 MAX_RANK = 8
@@ -143,7 +151,9 @@ class ElementwiseProgram:
         cls = class_of(view.dtype, self.f16)
         value = self.convert(reg, cls)
         k = self._operand(view, write=True)
-        self.lines.append(f"    op{k}[offset_of(i, {k}u)] = {'f16(' + value.name + ')' if cls == 'h' else value.name};")
+        self.lines.append(
+            f"    op{k}[offset_of(i, {k}u)] = {'f16(' + value.name + ')' if cls == 'h' else value.name};"
+        )
 
     def bindings(self, first: int) -> str:
         """Storage declarations of the operands, numbered from binding ``first``."""
@@ -155,8 +165,8 @@ class ElementwiseProgram:
 
     @property
     def uses_f16(self) -> bool:
-        """Whether the source needs ``enable f16`` (a float16 operand or rounding)."""
-        return any(CLASS_OF[v.dtype.name] == "h" for v in self.operands) or any("round_h(" in x for x in self.lines)
+        """Whether the source needs ``enable f16`` (a float16 operand)."""
+        return any(CLASS_OF[v.dtype.name] == "h" for v in self.operands)
 
     def source(self) -> str:
         """The complete WGSL module."""

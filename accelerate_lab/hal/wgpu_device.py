@@ -92,7 +92,9 @@ class WgpuDevice:
         """A dense buffer with uninitialised storage."""
         if dtype.name not in _DTYPES:
             raise TypeError(f"the wgpu device has no dtype {dtype.name}")
-        return WgpuBuffer(shape, dtype, self.runtime.acquire(math.prod(shape) * storage_dtype(dtype).itemsize))
+        return WgpuBuffer(
+            shape, dtype, self.runtime.acquire(math.prod(shape) * storage_dtype(dtype).itemsize)
+        )
 
     def allocate(self, shape: tuple[int, ...], dtype: np.dtype[np.generic]) -> Buffer:
         buf = self.new_dense(tuple(shape), np.dtype(dtype))
@@ -111,7 +113,9 @@ class WgpuDevice:
         buf = self.new_dense(array.shape, array.dtype)
         if array.size:
             assert buf.storage is not None
-            self.runtime.write(buf.storage, np.ascontiguousarray(array, dtype=storage_dtype(array.dtype)).tobytes())
+            self.runtime.write(
+                buf.storage, np.ascontiguousarray(array, dtype=storage_dtype(array.dtype)).tobytes()
+            )
         return buf
 
     def download(self, buffer: Buffer) -> np.ndarray:
@@ -124,8 +128,12 @@ class WgpuDevice:
             raise DeviceError("this wgpu buffer was freed; its tensor can no longer be read")
         lo, hi = span(buf.shape, buf.strides, buf.offset)
         item = buf.itemsize
-        flat = np.frombuffer(self.runtime.read(buf.storage, lo * item, (hi - lo + 1) * item), storage_dtype(buf.dtype))
-        view = np.lib.stride_tricks.as_strided(flat[buf.offset - lo :], buf.shape, [s * item for s in buf.strides])
+        flat = np.frombuffer(
+            self.runtime.read(buf.storage, lo * item, (hi - lo + 1) * item), storage_dtype(buf.dtype)
+        )
+        view = np.lib.stride_tricks.as_strided(
+            flat[buf.offset - lo :], buf.shape, [s * item for s in buf.strides]
+        )
         return np.array(view, dtype=buf.dtype)
 
     def dense(self, buf: WgpuBuffer) -> WgpuBuffer:
@@ -140,9 +148,13 @@ class WgpuDevice:
         return out
 
     def write_view(self, target: WgpuBuffer, value: WgpuBuffer | np.generic) -> None:
-        """Store ``value`` (broadcast, converted to the target's dtype) through the strided view ``target``."""
+        """Store ``value`` (broadcast, converted to the target's dtype) through the view ``target``."""
         program = ElementwiseProgram(target.shape, self.f16)
-        reg = program.scalar(value) if isinstance(value, np.generic) else program.load(broadcast_view(value, target.shape))
+        reg = (
+            program.scalar(value)
+            if isinstance(value, np.generic)
+            else program.load(broadcast_view(value, target.shape))
+        )
         program.store(target, reg)
         self.run_program(program)
 
@@ -151,7 +163,12 @@ class WgpuDevice:
         run_program(self.runtime, program, self.workgroup)
 
     def run_matmul(
-        self, a: WgpuBuffer, b: WgpuBuffer, out: WgpuBuffer, epilogue: ElementwiseProgram | None, result: Reg | None
+        self,
+        a: WgpuBuffer,
+        b: WgpuBuffer,
+        out: WgpuBuffer,
+        epilogue: ElementwiseProgram | None,
+        result: Reg | None,
     ) -> None:
         wgpu_kernels.matmul(self, a, b, out, epilogue, result)
 
@@ -188,13 +205,15 @@ class WgpuDevice:
         except Unsupported as why:
             return self._on_cpu(kernel, inputs, params, str(why))
 
-    def _on_cpu(self, kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object], reason: str) -> Buffer:
+    def _on_cpu(
+        self, kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object], reason: str
+    ) -> Buffer:
         """Run a kernel with numpy, counted in ``stats.cpu_fallbacks`` and warned about once per reason."""
         fallbacks = self.stats.cpu_fallbacks
         fallbacks[kernel] = fallbacks.get(kernel, 0) + 1
         if (kernel, reason) not in self._warned:
             self._warned.add((kernel, reason))
-            warnings.warn(f"wgpu runs {kernel!r} on the cpu: {reason}", RuntimeWarning, stacklevel=5)
+            warnings.warn(f"wgpu runs {kernel!r} on the cpu: {reason}", RuntimeWarning, stacklevel=6)
         host = [self.download(x) if isinstance(x, WgpuBuffer) else x for x in inputs]
         if kernel == "setitem":
             target = inputs[0]
@@ -222,4 +241,3 @@ def create_wgpu_device() -> WgpuDevice:
     except ImportError as error:
         raise DeviceError("the wgpu device needs `pip install accelerate_lab[gpu]` (wgpu-py)") from error
     return WgpuDevice()
-

@@ -3,18 +3,19 @@
 Operands are strided views over the program's iteration shape. Adjacent axes that are contiguous
 for every operand merge (a dense op becomes 1-D). Each operand is bound as the byte window its
 elements span, so a view deep inside a large buffer binds only what it reads; when a window would
-exceed the adapter's ``max-storage-buffer-binding-size`` the iteration space is split along its
-first axis into several dispatches, each binding its own windows.
+exceed the adapter's ``max-storage-buffer-binding-size`` the iteration space is cut into boxes
+(halving the axis that spreads the largest window) and each box is one dispatch with its own windows.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from accelerate_lab.errors import DeviceError
-from accelerate_lab.hal.wgpu_buffer import WgpuBuffer
+from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, span
 from accelerate_lab.hal.wgpu_codegen import MAX_RANK, MAX_SCALAR_WORDS, ElementwiseProgram, Unsupported
 from accelerate_lab.hal.wgpu_runtime import Binding, Runtime, flat_workgroups, pack_words
 
@@ -46,7 +47,7 @@ def collapse(shape: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[li
 
 
 def bind_window(runtime: Runtime, storage: Storage, lo: int, hi: int, itemsize: int) -> tuple[Binding, int]:
-    """Bind elements ``[lo, hi]`` of a buffer at an aligned offset; returns the binding and its first element."""
+    """Bind elements ``[lo, hi]`` at an aligned offset; returns the binding and its first element."""
     align = runtime.profile.storage_align
     start = (lo * itemsize) // align * align
     end = min(storage.nbytes, -(-((hi + 1) * itemsize) // 4) * 4)
@@ -59,29 +60,29 @@ def bind_window(runtime: Runtime, storage: Storage, lo: int, hi: int, itemsize: 
     return (storage, start, size), start // itemsize
 
 
-def _row_span(offset: int, dims: Sequence[int], strides: Sequence[int], r0: int, r1: int) -> tuple[int, int]:
-    rest_lo = sum(min(0, (n - 1) * s) for n, s in zip(dims[1:], strides[1:], strict=True))
-    rest_hi = sum(max(0, (n - 1) * s) for n, s in zip(dims[1:], strides[1:], strict=True))
-    a, b = r0 * strides[0], (r1 - 1) * strides[0]
-    return offset + min(a, b) + rest_lo, offset + max(a, b) + rest_hi
-
-
-def _rows_per_dispatch(runtime: Runtime, program: ElementwiseProgram, dims: list[int], strides: list[list[int]]) -> int:
+def _boxes(
+    runtime: Runtime, views: Sequence[WgpuBuffer], dims: list[int], strides: list[list[int]]
+) -> list[int]:
+    """The largest box (a sub-shape of ``dims``) in which every operand's window fits one binding."""
     limit = runtime.profile.max_binding - 2 * runtime.profile.storage_align
-    rows = dims[0]
-    for view, st in zip(program.operands, strides, strict=True):
-        lo, hi = _row_span(view.offset, dims, st, 0, 1)
-        inner = (hi - lo + 1) * view.itemsize
-        step = abs(st[0]) * view.itemsize
-        if step:
-            rows = min(rows, max(1, (limit - inner) // step + 1))
-    return rows
+    box = list(dims)
+    while True:
+        spans = [
+            (sum(abs(s) * (b - 1) for s, b in zip(st, box, strict=True)) + 1) * v.itemsize
+            for v, st in zip(views, strides, strict=True)
+        ]
+        worst = max(range(len(views)), key=lambda k: spans[k])
+        if spans[worst] <= limit:
+            return box
+        axis = max(range(len(box)), key=lambda d: abs(strides[worst][d]) * (box[d] - 1))
+        if box[axis] == 1:
+            raise DeviceError(f"one element of {views[worst].dtype.name} exceeds the binding limit {limit}")
+        box[axis] = -(-box[axis] // 2)
 
 
 def run_program(runtime: Runtime, program: ElementwiseProgram, workgroup: int) -> None:
-    """Dispatch ``program`` over its shape (nothing for an empty shape)."""
-    count = math.prod(program.shape)
-    if count == 0:
+    """Dispatch ``program`` over its shape (nothing for an empty shape), one dispatch per box that fits."""
+    if math.prod(program.shape) == 0:
         return
     views: list[WgpuBuffer] = program.operands
     dims, strides = collapse(program.shape, [v.strides for v in views])
@@ -89,18 +90,20 @@ def run_program(runtime: Runtime, program: ElementwiseProgram, workgroup: int) -
         raise Unsupported(f"more than {MAX_RANK} non-mergeable axes")
     layout = ("uniform", *("write" if w else "read" for w in program.writes))
     pipeline = runtime.pipeline(program.source(), layout, {"WG": workgroup})
-    inner = math.prod(dims[1:])
-    rows = _rows_per_dispatch(runtime, program, dims, strides)
-    head = [*dims, *([1] * (MAX_RANK - len(dims)))]
+    box = _boxes(runtime, views, dims, strides)
     scalars = [*program.scalar_words, *([0] * (MAX_SCALAR_WORDS - len(program.scalar_words)))]
-    for r0 in range(0, dims[0], rows):
-        r1 = min(dims[0], r0 + rows)
+    for origin in itertools.product(*(range(0, n, b) for n, b in zip(dims, box, strict=True))):
+        shape = [min(b, n - o) for o, b, n in zip(origin, box, dims, strict=True)]
+        count = math.prod(shape)
+        words = [count, len(shape), 0, 0, *shape, *([1] * (MAX_RANK - len(shape))), *scalars]
         bindings: list[Binding] = []
-        words = [(r1 - r0) * inner, len(dims), r0 * inner, 0, *head, *scalars]
         for view, st in zip(views, strides, strict=True):
             assert view.storage is not None
-            lo, hi = _row_span(view.offset, dims, st, r0, r1)
+            offset = view.offset + sum(o * s for o, s in zip(origin, st, strict=True))
+            lo, hi = span(shape, st, offset)
             binding, first = bind_window(runtime, view.storage, lo, hi, view.itemsize)
             bindings.append(binding)
-            words += [view.offset - first, *st, *([0] * (MAX_RANK - len(st)))]
-        runtime.dispatch(pipeline, bindings, pack_words(words, _UNIFORM_WORDS), flat_workgroups(words[0], workgroup))
+            words += [offset - first, *st, *([0] * (MAX_RANK - len(st)))]
+        runtime.dispatch(
+            pipeline, bindings, pack_words(words, _UNIFORM_WORDS), flat_workgroups(count, workgroup)
+        )

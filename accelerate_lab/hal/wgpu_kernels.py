@@ -28,7 +28,9 @@ _NORMALIZE_OPS = {"softmax": 0, "log_softmax": 1, "layer_norm": 2}
 
 
 @functools.cache
-def kernel_source(name: str, flags: tuple[str, ...], aliases: tuple[tuple[str, str], ...], helpers: tuple[str, ...]) -> str:
+def kernel_source(
+    name: str, flags: tuple[str, ...], aliases: tuple[tuple[str, str], ...], helpers: tuple[str, ...]
+) -> str:
     """A shader family prepared for the adapter, with the helper files it needs prepended."""
     parts = [wgpu_shaders.prepare(wgpu_shaders.load(name), flags, dict(aliases))]
     for helper in helpers:
@@ -84,7 +86,12 @@ def _batch_axes(
 
 
 def matmul(
-    dev: WgpuDevice, a: WgpuBuffer, b: WgpuBuffer, out: WgpuBuffer, epilogue: ElementwiseProgram | None, result: Reg | None
+    dev: WgpuDevice,
+    a: WgpuBuffer,
+    b: WgpuBuffer,
+    out: WgpuBuffer,
+    epilogue: ElementwiseProgram | None,
+    result: Reg | None,
 ) -> None:
     """``out = epilogue(a @ b)``; ``a`` is ``(*batch, M, K)``, ``b`` ``(*batch, K, N)`` (same batch shape)."""
     wgsl = float_type(dev, a.dtype, "matmul")
@@ -112,7 +119,9 @@ def matmul(
         bindings.append(binding)
         words += [rel, view.strides[-1]]
     flags = ("F16",) if wgsl == "f16" or (epilogue is not None and epilogue.uses_f16) else ()
-    body = "\n".join([*epilogue.lines, f"    return {result.name};"]) if epilogue and result else "    return x;"
+    body = (
+        "\n".join([*epilogue.lines, f"    return {result.name};"]) if epilogue and result else "    return x;"
+    )
     template = wgpu_shaders.prepare(
         wgpu_shaders.load("matmul.wgsl"),
         flags,
@@ -125,8 +134,18 @@ def matmul(
     dev.runtime.dispatch(pipeline, bindings, pack_words(words, 64), tiles_m * tiles_n * outer * inner)
 
 
-def _rows(dev: WgpuDevice, x: WgpuBuffer, kernel: str, entry: str, op: int, out: WgpuBuffer, n: int, extra: float,
-          weight: WgpuBuffer | None = None, bias: WgpuBuffer | None = None) -> None:
+def _rows(
+    dev: WgpuDevice,
+    x: WgpuBuffer,
+    kernel: str,
+    entry: str,
+    op: int,
+    out: WgpuBuffer,
+    n: int,
+    extra: float,
+    weight: WgpuBuffer | None = None,
+    bias: WgpuBuffer | None = None,
+) -> None:
     wgsl = float_type(dev, x.dtype, kernel)
     out_type = "u32" if kernel == "argmax" else wgsl
     x = dev.dense(x)
@@ -140,15 +159,19 @@ def _rows(dev: WgpuDevice, x: WgpuBuffer, kernel: str, entry: str, op: int, out:
             bindings.append(binding)
             words[3 + i] = rel
     source = kernel_source(
-        "rows.wgsl", _flags(wgsl), (("IN", wgsl), ("OUT", out_type)), ("workgroup_reduce.wgsl", "elementwise_ops.wgsl")
+        "rows.wgsl",
+        _flags(wgsl),
+        (("IN", wgsl), ("OUT", out_type)),
+        ("workgroup_reduce.wgsl", "elementwise_ops.wgsl"),
     )
     layout = ("uniform", "read", "write", *(["read"] * (len(bindings) - 2)))
     pipeline = dev.runtime.pipeline(source, layout, {"WG": dev.workgroup, "OP": op}, entry)
     dev.runtime.dispatch(pipeline, bindings, _uniform(words), rows)
 
 
-def reduce_rows(dev: WgpuDevice, kernel: str, x: WgpuBuffer, axes: tuple[int, ...], out: WgpuBuffer,
-                correction: float) -> None:
+def reduce_rows(
+    dev: WgpuDevice, kernel: str, x: WgpuBuffer, axes: tuple[int, ...], out: WgpuBuffer, correction: float
+) -> None:
     """Reduce the ``axes`` of ``x`` into the dense ``out`` (kept axes in order)."""
     kept = [d for d in range(len(x.shape)) if d not in axes]
     moved = x.view(
@@ -158,10 +181,28 @@ def reduce_rows(dev: WgpuDevice, kernel: str, x: WgpuBuffer, axes: tuple[int, ..
     _rows(dev, moved, kernel, "reduce", _REDUCE_OPS[kernel], out, n, correction)
 
 
-def normalize(dev: WgpuDevice, kernel: str, x: WgpuBuffer, out: WgpuBuffer, eps: float = 0.0,
-              weight: WgpuBuffer | None = None, bias: WgpuBuffer | None = None) -> None:
+def normalize(
+    dev: WgpuDevice,
+    kernel: str,
+    x: WgpuBuffer,
+    out: WgpuBuffer,
+    eps: float = 0.0,
+    weight: WgpuBuffer | None = None,
+    bias: WgpuBuffer | None = None,
+) -> None:
     """softmax / log_softmax / layer_norm over the last axis of ``x`` into the dense ``out``."""
-    _rows(dev, x, kernel, "normalize", _NORMALIZE_OPS[kernel], out, x.shape[-1] if x.shape else 1, eps, weight, bias)
+    _rows(
+        dev,
+        x,
+        kernel,
+        "normalize",
+        _NORMALIZE_OPS[kernel],
+        out,
+        x.shape[-1] if x.shape else 1,
+        eps,
+        weight,
+        bias,
+    )
 
 
 def gather(dev: WgpuDevice, entry: str, ids: WgpuBuffer, src: WgpuBuffer, out: WgpuBuffer, rows: int) -> None:
@@ -172,18 +213,41 @@ def gather(dev: WgpuDevice, entry: str, ids: WgpuBuffer, src: WgpuBuffer, out: W
     ids_bind, ids_off = _bind(dev, ids)
     words_per_id = 2 if ids.dtype.itemsize == 8 else 1
     src_bind, src_off = _bind(dev, src)
-    words = [out.size, dim, rows, ids.size, words_per_id, int(ids.dtype.kind == "i"), ids_off * words_per_id, src_off]
+    words = [
+        out.size,
+        dim,
+        rows,
+        ids.size,
+        words_per_id,
+        int(ids.dtype.kind == "i"),
+        ids_off * words_per_id,
+        src_off,
+    ]
     source = kernel_source("gather.wgsl", _flags(wgsl), (("T", wgsl),), ())
-    pipeline = dev.runtime.pipeline(source, ("uniform", "read", "read", "write", "write"), {"WG": dev.workgroup}, entry)
+    pipeline = dev.runtime.pipeline(
+        source, ("uniform", "read", "read", "write", "write"), {"WG": dev.workgroup}, entry
+    )
     error = dev.error_flag()
     bindings = [ids_bind, src_bind, _bind0(dev, out), (error, 0, error.nbytes)]
     dev.runtime.dispatch(pipeline, bindings, _uniform(words), flat_workgroups(out.size, dev.workgroup))
 
 
-def conv(dev: WgpuDevice, entry: str, in0: WgpuBuffer, in1: WgpuBuffer, out: WgpuBuffer, bias: WgpuBuffer | None,
-         x_shape: Sequence[int], w_shape: Sequence[int], y_shape: Sequence[int], stride: Sequence[int],
-         padding: Sequence[int], dilation: Sequence[int], groups: int) -> None:
-    """One of the convolution entries (``forward``, ``backward_input``, ``backward_weight``) on dense operands."""
+def conv(
+    dev: WgpuDevice,
+    entry: str,
+    in0: WgpuBuffer,
+    in1: WgpuBuffer,
+    out: WgpuBuffer,
+    bias: WgpuBuffer | None,
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    y_shape: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> None:
+    """One convolution entry (``forward``, ``backward_input``, ``backward_weight``) on dense operands."""
     wgsl = float_type(dev, out.dtype, "conv")
     two = len(stride) == 2
 
@@ -204,9 +268,17 @@ def conv(dev: WgpuDevice, entry: str, in0: WgpuBuffer, in1: WgpuBuffer, out: Wgp
     dev.runtime.dispatch(pipeline, bindings, _uniform(words), flat_workgroups(out.size, dev.workgroup))
 
 
-def attention(dev: WgpuDevice, q: WgpuBuffer, k: WgpuBuffer, v: WgpuBuffer, mask: WgpuBuffer | None, out: WgpuBuffer,
-              is_causal: bool, scale: float) -> None:
-    """Fused attention on dense ``(B, L, E)``, ``(B, S, E)``, ``(B, S, Ev)`` and an additive f32 ``(B, L, S)`` mask."""
+def attention(
+    dev: WgpuDevice,
+    q: WgpuBuffer,
+    k: WgpuBuffer,
+    v: WgpuBuffer,
+    mask: WgpuBuffer | None,
+    out: WgpuBuffer,
+    is_causal: bool,
+    scale: float,
+) -> None:
+    """Fused attention on dense ``(B, L, E)``, ``(B, S, E)``, ``(B, S, Ev)``, f32 mask ``(B, L, S)``."""
     wgsl = float_type(dev, q.dtype, "sdpa")
     batches, length, e = q.shape
     source_len, ev = k.shape[1], v.shape[2]

@@ -67,13 +67,13 @@ class AdapterProfile:
 
     @property
     def workgroup(self) -> int:
-        """Threads per workgroup for 1-D kernels: small on CPU adapters (each thread is a loop), 256 on GPUs."""
+        """Threads per workgroup for 1-D kernels: 64 on CPU adapters (each thread is a loop), 256 on GPUs."""
         return 64 if self.is_software else 256
 
     @property
     def matmul_config(self) -> tuple[int, int, int]:
         """(threads per side, outputs per thread per side, K step) of the tiled matmul."""
-        return (8, 4, 8) if self.is_software else (16, 8, 8)
+        return (8, 4, 8) if self.is_software else (16, 4, 8)
 
     @property
     def max_workgroups(self) -> int:
@@ -134,12 +134,15 @@ class Runtime:
 
         self.stats = stats
         self._wgpu = wgpu
+        self.lost: str | None = None
         with self.guard("requesting a WebGPU adapter"):
             adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
         if adapter is None:
-            raise DeviceError("no WebGPU adapter found: install a Vulkan/Metal/DX12 driver (Linux CI: mesa-vulkan-drivers)")
+            raise DeviceError(
+                "no WebGPU adapter found: install a Vulkan/Metal/DX12 driver (Linux CI: mesa-vulkan-drivers)"
+            )
         info = adapter.info
-        wanted = [f for f in ("shader-f16", "subgroup", "timestamp-query") if f in adapter.features]
+        wanted = [f for f in ("shader-f16", "subgroup") if f in adapter.features]
         limits = {k: v for k, v in adapter.limits.items() if isinstance(v, int)}
         with self.guard("requesting a WebGPU device"):
             self.device = adapter.request_device_sync(required_features=wanted, required_limits=limits)
@@ -162,14 +165,15 @@ class Runtime:
         self._pipelines: dict[tuple[object, ...], tuple[Any, Any]] = {}
         self._pending: list[_Dispatch | _Clear] = []
         self.matmul_config = self.profile.matmul_config
-        self.lost: str | None = None
 
     # ---- errors -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def guard(self, what: str) -> Iterator[None]:
         """Turn wgpu's exceptions into DeviceError naming the step; remember a lost device."""
         if self.lost is not None:
-            raise DeviceError(f"the wgpu device was lost ({self.lost}); call al.hal.reset_devices() to start a new one")
+            raise DeviceError(
+                f"the wgpu device was lost ({self.lost}); call al.hal.reset_devices() to start a new one"
+            )
         try:
             yield
         except DeviceError:
@@ -178,7 +182,7 @@ class Runtime:
             if type(error).__module__.startswith("wgpu") or isinstance(error, RuntimeError):
                 text = str(error).strip()
                 if "lost" in text.lower() or "destroyed" in text.lower():
-                    self.lost = text.splitlines()[0] if text else "device lost"
+                    self.lost = text.splitlines()[-1].strip() if text else "device lost"
                 raise DeviceError(f"wgpu failed while {what}: {text}") from error
             raise
 
@@ -195,7 +199,9 @@ class Runtime:
         else:
             usage = self._wgpu.BufferUsage
             with self.guard(f"allocating {size} bytes"):
-                buffer = self.device.create_buffer(size=size, usage=usage.STORAGE | usage.COPY_SRC | usage.COPY_DST)
+                buffer = self.device.create_buffer(
+                    size=size, usage=usage.STORAGE | usage.COPY_SRC | usage.COPY_DST
+                )
         storage = Storage(buffer, size)
         self.allocated_bytes += size
         self.peak_bytes = max(self.peak_bytes, self.allocated_bytes)
@@ -272,7 +278,9 @@ class Runtime:
         x = max(1, min(workgroups, limit))
         y = -(-workgroups // x)
         if y > limit:
-            raise DeviceError(f"{workgroups} workgroups exceed this adapter's dispatch limit ({limit} x {limit})")
+            raise DeviceError(
+                f"{workgroups} workgroups exceed this adapter's dispatch limit ({limit} x {limit})"
+            )
         return x, y
 
     def dispatch(
@@ -281,7 +289,9 @@ class Runtime:
         """Record one dispatch; kernels flatten (x, y) workgroup ids and skip ids past ``workgroups``."""
         if workgroups <= 0:
             return
-        self._pending.append(_Dispatch(pipeline[0], pipeline[1], list(bindings), uniform, self.grid(workgroups)))
+        self._pending.append(
+            _Dispatch(pipeline[0], pipeline[1], list(bindings), uniform, self.grid(workgroups))
+        )
         self.stats.dispatches += 1
         if len(self._pending) >= MAX_PENDING:
             self.flush()
@@ -309,7 +319,16 @@ class Runtime:
                     continue
                 if compute is None:
                     compute = encoder.begin_compute_pass()
-                entries = [{"binding": 0, "resource": {"buffer": uniforms, "offset": offsets[id(item)], "size": len(item.uniform)}}]
+                entries = [
+                    {
+                        "binding": 0,
+                        "resource": {
+                            "buffer": uniforms,
+                            "offset": offsets[id(item)],
+                            "size": len(item.uniform),
+                        },
+                    }
+                ]
                 entries += [
                     {"binding": i, "resource": {"buffer": s.buffer, "offset": o, "size": n}}
                     for i, (s, o, n) in enumerate(item.bindings, start=1)
@@ -337,4 +356,3 @@ class Runtime:
 def flat_workgroups(count: int, per_group: int) -> int:
     """Workgroups needed for ``count`` items at ``per_group`` each."""
     return max(1, math.ceil(count / per_group)) if count else 0
-

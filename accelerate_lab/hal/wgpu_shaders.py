@@ -1,4 +1,4 @@
-"""Finding and preparing the WGSL in ``shaders/`` (a source checkout, or ``accelerate_lab/shaders`` in a wheel).
+"""Finding and preparing the WGSL in ``shaders/`` (source checkout) or ``accelerate_lab/shaders`` (wheel).
 
 The files are the single source for the native device and the browser. Preparation is a small,
 fixed set of text rewrites that the browser front end repeats: ``//#if NAME`` / ``//#else`` /
@@ -33,7 +33,9 @@ def shader_dir() -> Path:
     for candidate in (here / "shaders", here.parent / "shaders"):
         if (candidate / "elementwise.wgsl").is_file():
             return candidate
-    raise DeviceError(f"the WGSL kernels are missing: looked in {here / 'shaders'} and {here.parent / 'shaders'}")
+    raise DeviceError(
+        f"the WGSL kernels are missing: looked in {here / 'shaders'} and {here.parent / 'shaders'}"
+    )
 
 
 @functools.cache
@@ -44,7 +46,7 @@ def load(name: str) -> str:
 
 @functools.cache
 def library_ops() -> frozenset[tuple[str, str]]:
-    """The ``(class, op)`` pairs that ``elementwise_ops.wgsl`` defines (``("f", "exp")``, ``("i", "from_f")``)."""
+    """The ``(class, op)`` pairs ``elementwise_ops.wgsl`` defines, like ``("f", "exp")``."""
     return frozenset(_LIBRARY_FN.findall(load("elementwise_ops.wgsl")))
 
 

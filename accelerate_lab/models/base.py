@@ -13,9 +13,16 @@ from accelerate_lab.models.errors import ModelNotFoundError, WeightsCorruptError
 from accelerate_lab.tensor import Tensor, ops, tensor
 from accelerate_lab.tensor.dtypes import DTypeLike
 
-__all__ = ["as_input", "read_config", "read_json"]
+__all__ = ["as_input", "model_name", "read_config", "read_json"]
 
 ArrayLike = Tensor | np.ndarray | list[Any]
+
+
+def model_name(folder: Path) -> str:
+    """A readable name for a model folder: the package that ships it, the hub id, or the folder's name."""
+    if folder.parent.name == "snapshots":  # the Hugging Face cache: models--org--name/snapshots/<revision>
+        return folder.parent.parent.name.removeprefix("models--").replace("--", "/")
+    return folder.parent.name if folder.name == "model" else folder.name
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -25,7 +32,9 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise WeightsCorruptError(f"{path} is not valid JSON ({error}); re-download or reinstall the model") from error
+        raise WeightsCorruptError(
+            f"{path} is not valid JSON ({error}); re-download or reinstall the model"
+        ) from error
     if not isinstance(data, dict):
         raise WeightsCorruptError(f"{path} holds a JSON {type(data).__name__}, not an object")
     return data

@@ -12,18 +12,30 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from accelerate_lab.errors import ShapeError
 from accelerate_lab.hal.device import Device
-from accelerate_lab.models.base import ArrayLike, as_input, read_config, read_json
+from accelerate_lab.models.base import ArrayLike, as_input, model_name, read_config, read_json
 from accelerate_lab.models.errors import ModelNotFoundError, WrongArchitectureError
 from accelerate_lab.models.hub import resolve_model_dir
-from accelerate_lab.models.layers import EncoderLayer, EncoderSpec, LayerNames, LayerNorm, Linear, padding_mask, run_layers
+from accelerate_lab.models.layers import (
+    EncoderLayer,
+    EncoderSpec,
+    LayerNames,
+    LayerNorm,
+    Linear,
+    padding_mask,
+    run_layers,
+)
 from accelerate_lab.models.text import TextTokenizer
 from accelerate_lab.models.weights import Weights, open_safetensors
 from accelerate_lab.tensor import Tensor, no_grad, ops
+
+if TYPE_CHECKING:
+    from accelerate_lab.sharing import TensorSharingManager
 
 __all__ = ["BERT"]
 
@@ -49,8 +61,8 @@ class _Embeddings:
 
 
 def _max_seq_length(folder: Path, config: dict[str, object]) -> int:
-    """sentence-transformers' ``max_seq_length`` when present (it overrides the tokenizer's), else the model's."""
-    positions = int(config["max_position_embeddings"])  # type: ignore[call-overload]
+    """sentence-transformers' ``max_seq_length`` if present (it beats the tokenizer's), else the model's."""
+    positions = int(str(config["max_position_embeddings"]))
     if (folder / "sentence_bert_config.json").is_file():
         return min(int(read_json(folder / "sentence_bert_config.json")["max_seq_length"]), positions)
     return positions
@@ -66,7 +78,9 @@ def _pooling(folder: Path) -> str:
         return "cls"
     if config.get("pooling_mode_mean_tokens"):
         return "mean"
-    raise WrongArchitectureError(f"{path} asks for a pooling mode other than mean or cls, which BERT.embed lacks")
+    raise WrongArchitectureError(
+        f"{path} asks for a pooling mode other than mean or cls, which BERT.embed lacks"
+    )
 
 
 class BERT:
@@ -88,7 +102,13 @@ class BERT:
         self._embeddings, self._layers, self._pooler = embeddings, layers, pooler
 
     @classmethod
-    def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | Device = "cpu") -> BERT:
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike[str] | None = None,
+        device: str | Device = "cpu",
+        *,
+        sharing: TensorSharingManager | None = None,
+    ) -> BERT:
         """Load from a folder, an installed package or a hub id; no source: the shipped all-MiniLM-L6-v2."""
         folder = resolve_model_dir(source or DEFAULT_SOURCE)
         config = read_config(folder, "bert")
@@ -104,21 +124,25 @@ class BERT:
             pre_norm=False,
         )
         state = open_safetensors(folder)
-        name = folder.parent.name if folder.name == "model" else folder.name
-        w = Weights(state, device=device, model_name=name)
-        if not w.has("embeddings.word_embeddings.weight"):
-            w.prefix = "bert."
-        embeddings = _Embeddings(
-            w.tensor("embeddings.word_embeddings.weight", (int(config["vocab_size"]), d)),
-            w.tensor("embeddings.position_embeddings.weight", (int(config["max_position_embeddings"]), d)),
-            w.tensor("embeddings.token_type_embeddings.weight", (int(config.get("type_vocab_size", 2)), d)),
-            LayerNorm.load(w, "embeddings.LayerNorm", d, spec.eps),
-        )
-        layers = [
-            EncoderLayer.load(w, f"encoder.layer.{i}", _LAYER, spec) for i in range(int(config["num_hidden_layers"]))
-        ]
-        pooler = Linear.load(w, "pooler.dense", d, d) if w.has("pooler.dense.weight") else None
-        w.close()
+        name = model_name(folder)
+        with Weights(state, device=device, model_name=name, sharing=sharing) as w:
+            if not w.has("embeddings.word_embeddings.weight"):
+                w.prefix = "bert."
+            embeddings = _Embeddings(
+                w.tensor("embeddings.word_embeddings.weight", (int(config["vocab_size"]), d)),
+                w.tensor(
+                    "embeddings.position_embeddings.weight", (int(config["max_position_embeddings"]), d)
+                ),
+                w.tensor(
+                    "embeddings.token_type_embeddings.weight", (int(config.get("type_vocab_size", 2)), d)
+                ),
+                LayerNorm.load(w, "embeddings.LayerNorm", d, spec.eps),
+            )
+            layers = [
+                EncoderLayer.load(w, f"encoder.layer.{i}", _LAYER, spec)
+                for i in range(int(config["num_hidden_layers"]))
+            ]
+            pooler = Linear.load(w, "pooler.dense", d, d) if w.has("pooler.dense.weight") else None
         tokenizer = (
             TextTokenizer(folder / "tokenizer.json", _max_seq_length(folder, config))
             if (folder / "tokenizer.json").is_file()
@@ -132,18 +156,26 @@ class BERT:
         attention_mask: ArrayLike | None = None,
         token_type_ids: ArrayLike | None = None,
     ) -> dict[str, Tensor]:
-        """``BertModel``'s forward: ``last_hidden_state`` ``(B, L, D)`` and, with a pooler, ``pooler_output``."""
+        """``BertModel``'s forward: ``last_hidden_state`` ``(B, L, D)``, and ``pooler_output`` if any."""
         with no_grad():
-            ids = as_input(input_ids, self.device, "int64")
+            ids = as_input(input_ids, self.device, "int32")
             e = self._embeddings
             length = ids.shape[-1]
             if length > e.positions.shape[0]:
-                raise ShapeError(f"{length} tokens exceed BERT's {e.positions.shape[0]} positions; truncate the input")
-            types = e.token_types[0] if token_type_ids is None else ops.embedding(
-                as_input(token_type_ids, self.device, "int64"), e.token_types
+                raise ShapeError(
+                    f"{length} tokens exceed BERT's {e.positions.shape[0]} positions; truncate the input"
+                )
+            types = (
+                e.token_types[0]
+                if token_type_ids is None
+                else ops.embedding(as_input(token_type_ids, self.device, "int32"), e.token_types)
             )
             x = ops.add(ops.add(ops.embedding(ids, e.words), e.positions[:length]), types)
-            mask = None if attention_mask is None else padding_mask(as_input(attention_mask, self.device, "int64"))
+            mask = (
+                None
+                if attention_mask is None
+                else padding_mask(as_input(attention_mask, self.device, "int32"))
+            )
             hidden = run_layers(self._layers, e.norm(x), mask)
             out = {"last_hidden_state": hidden}
             if self._pooler is not None:
@@ -153,12 +185,16 @@ class BERT:
     def embed(self, texts: str | Sequence[str], batch_size: int = 32, normalize: bool = True) -> np.ndarray:
         """Sentence embeddings ``(N, D)`` as sentence-transformers computes them (pooling, then L2 norm)."""
         batch = [texts] if isinstance(texts, str) else list(texts)
-        chunks = [self._embed_batch(batch[i : i + batch_size], normalize) for i in range(0, len(batch), batch_size)]
+        chunks = [
+            self._embed_batch(batch[i : i + batch_size], normalize) for i in range(0, len(batch), batch_size)
+        ]
         return np.concatenate(chunks)
 
     def _embed_batch(self, texts: Sequence[str], normalize: bool) -> np.ndarray:
         if self.tokenizer is None:
-            raise ModelNotFoundError(f"{self.name} has no tokenizer.json: pass token ids to the model instead")
+            raise ModelNotFoundError(
+                f"{self.name} has no tokenizer.json: pass token ids to the model instead"
+            )
         tokens = self.tokenizer(texts)
         hidden = self(tokens.input_ids, tokens.attention_mask)["last_hidden_state"]
         with no_grad():

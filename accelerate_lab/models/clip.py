@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from accelerate_lab.hal.device import Device
-from accelerate_lab.models.base import ArrayLike, as_input, read_config
+from accelerate_lab.models.base import ArrayLike, as_input, model_name, read_config
 from accelerate_lab.models.errors import ModelNotFoundError
 from accelerate_lab.models.hub import resolve_model_dir
 from accelerate_lab.models.images import ImageLike, ImagePreprocessor
@@ -33,6 +33,9 @@ from accelerate_lab.models.layers import (
 from accelerate_lab.models.text import TextTokenizer
 from accelerate_lab.models.weights import Weights, open_safetensors
 from accelerate_lab.tensor import Tensor, no_grad, ops
+
+if TYPE_CHECKING:
+    from accelerate_lab.sharing import TensorSharingManager
 
 __all__ = ["CLIP"]
 
@@ -62,7 +65,10 @@ def _spec(config: dict[str, Any]) -> EncoderSpec:
 
 def _layers(w: Weights, prefix: str, config: dict[str, Any]) -> list[EncoderLayer]:
     spec = _spec(config)
-    return [EncoderLayer.load(w, f"{prefix}.encoder.layers.{i}", _LAYER, spec) for i in range(int(config["num_hidden_layers"]))]
+    return [
+        EncoderLayer.load(w, f"{prefix}.encoder.layers.{i}", _LAYER, spec)
+        for i in range(int(config["num_hidden_layers"]))
+    ]
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,14 @@ class _TextTower:
     eos: int
 
     def __call__(self, ids: np.ndarray, mask: Tensor | None, device: Device) -> Tensor:
-        x = ops.add(ops.embedding(as_input(ids, device, "int64"), self.tokens), self.positions[: ids.shape[1]])
-        hidden = self.norm(run_layers(self.layers, x, None if mask is None else padding_mask(mask), is_causal=True))
+        x = ops.add(
+            ops.embedding(as_input(ids, device, "int32"), self.tokens), self.positions[: ids.shape[1]]
+        )
+        hidden = self.norm(
+            run_layers(self.layers, x, None if mask is None else padding_mask(mask), is_causal=True)
+        )
         ends = ids.argmax(-1) if self.eos == _LEGACY_EOS else (ids == self.eos).argmax(-1)
-        rows = as_input(np.arange(ids.shape[0]) * ids.shape[1] + ends, device, "int64")
+        rows = as_input(np.arange(ids.shape[0]) * ids.shape[1] + ends, device, "int32")
         pooled = ops.embedding(rows, ops.reshape(hidden, (-1, hidden.shape[-1])))
         return self.projection(pooled)
 
@@ -119,47 +129,63 @@ class CLIP:
         self._text, self._vision, self._logit_scale = text, vision, logit_scale
 
     @classmethod
-    def from_pretrained(cls, source: str | os.PathLike[str], device: str | Device = "cpu") -> CLIP:
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike[str],
+        device: str | Device = "cpu",
+        *,
+        sharing: TensorSharingManager | None = None,
+    ) -> CLIP:
         """Load from a folder, an installed package or a hub id (no CLIP weights ship offline)."""
         folder = resolve_model_dir(source)
         config = read_config(folder, "clip")
         tc, vc = config["text_config"], config["vision_config"]
         dt, dv, proj = int(tc["hidden_size"]), int(vc["hidden_size"]), int(config.get("projection_dim", 512))
-        w = Weights(open_safetensors(folder), device=device, model_name=folder.name)
-        text = _TextTower(
-            w.tensor("text_model.embeddings.token_embedding.weight", (int(tc["vocab_size"]), dt)),
-            w.tensor("text_model.embeddings.position_embedding.weight", (int(tc["max_position_embeddings"]), dt)),
-            _layers(w, "text_model", tc),
-            LayerNorm.load(w, "text_model.final_layer_norm", dt, float(tc.get("layer_norm_eps", 1e-5))),
-            Linear.load(w, "text_projection", proj, dt),
-            int(tc.get("eos_token_id", _LEGACY_EOS)),
-        )
-        patch, channels = int(vc["patch_size"]), int(vc.get("num_channels", 3))
-        patches = (int(vc["image_size"]) // patch) ** 2
-        eps = float(vc.get("layer_norm_eps", 1e-5))
-        vision = _VisionTower(
-            PatchEmbedding(
-                Linear.load(w, "vision_model.embeddings.patch_embedding", dv, 0, (channels, patch, patch)),
-                w.tensor("vision_model.embeddings.class_embedding", (dv,)),
-                w.tensor("vision_model.embeddings.position_embedding.weight", (patches + 1, dv)),
-                patch,
-            ),
-            LayerNorm.load(w, "vision_model.pre_layrnorm", dv, eps),
-            _layers(w, "vision_model", vc),
-            LayerNorm.load(w, "vision_model.post_layernorm", dv, eps),
-            Linear.load(w, "visual_projection", proj, dv),
-        )
-        logit_scale = ops.exp(w.tensor("logit_scale", ()))
-        w.close()
+        with Weights(
+            open_safetensors(folder), device=device, model_name=model_name(folder), sharing=sharing
+        ) as w:
+            text = _TextTower(
+                w.tensor("text_model.embeddings.token_embedding.weight", (int(tc["vocab_size"]), dt)),
+                w.tensor(
+                    "text_model.embeddings.position_embedding.weight",
+                    (int(tc["max_position_embeddings"]), dt),
+                ),
+                _layers(w, "text_model", tc),
+                LayerNorm.load(w, "text_model.final_layer_norm", dt, float(tc.get("layer_norm_eps", 1e-5))),
+                Linear.load(w, "text_projection", proj, dt),
+                int(tc.get("eos_token_id", _LEGACY_EOS)),
+            )
+            patch, channels = int(vc["patch_size"]), int(vc.get("num_channels", 3))
+            patches = (int(vc["image_size"]) // patch) ** 2
+            eps = float(vc.get("layer_norm_eps", 1e-5))
+            vision = _VisionTower(
+                PatchEmbedding(
+                    Linear.load(
+                        w, "vision_model.embeddings.patch_embedding", dv, 0, (channels, patch, patch)
+                    ),
+                    w.tensor("vision_model.embeddings.class_embedding", (dv,)),
+                    w.tensor("vision_model.embeddings.position_embedding.weight", (patches + 1, dv)),
+                    patch,
+                ),
+                LayerNorm.load(w, "vision_model.pre_layrnorm", dv, eps),
+                _layers(w, "vision_model", vc),
+                LayerNorm.load(w, "vision_model.post_layernorm", dv, eps),
+                Linear.load(w, "visual_projection", proj, dv),
+            )
+            logit_scale = ops.exp(w.tensor("logit_scale", ()))
         tokenizer = (
-            TextTokenizer(folder / "tokenizer.json", int(tc["max_position_embeddings"]), pad_token="<|endoftext|>")
+            TextTokenizer(
+                folder / "tokenizer.json", int(tc["max_position_embeddings"]), pad_token="<|endoftext|>"
+            )
             if (folder / "tokenizer.json").is_file()
             else None
         )
         preprocess = (
-            ImagePreprocessor.from_pretrained(folder) if (folder / "preprocessor_config.json").is_file() else None
+            ImagePreprocessor.from_pretrained(folder)
+            if (folder / "preprocessor_config.json").is_file()
+            else None
         )
-        return cls(folder.name, config, text, vision, logit_scale, tokenizer, preprocess, w.device)
+        return cls(model_name(folder), config, text, vision, logit_scale, tokenizer, preprocess, w.device)
 
     def __call__(
         self, input_ids: ArrayLike, pixel_values: ArrayLike, attention_mask: ArrayLike | None = None
@@ -178,13 +204,15 @@ class CLIP:
 
     def _text_features(self, input_ids: ArrayLike, attention_mask: ArrayLike | None) -> Tensor:
         ids = np.asarray(input_ids.numpy() if isinstance(input_ids, Tensor) else input_ids, dtype=np.int64)
-        mask = None if attention_mask is None else as_input(attention_mask, self.device, "int64")
+        mask = None if attention_mask is None else as_input(attention_mask, self.device, "int32")
         return self._text(ids, mask, self.device)
 
     def embed_text(self, texts: str | Sequence[str]) -> np.ndarray:
         """Unit-length text embeddings ``(N, projection_dim)``."""
         if self.tokenizer is None:
-            raise ModelNotFoundError(f"{self.name} has no tokenizer.json: pass token ids to the model instead")
+            raise ModelNotFoundError(
+                f"{self.name} has no tokenizer.json: pass token ids to the model instead"
+            )
         tokens = self.tokenizer(texts)
         with no_grad():
             return _normalize(self._text_features(tokens.input_ids, tokens.attention_mask)).numpy()
@@ -192,13 +220,17 @@ class CLIP:
     def embed_image(self, images: ImageLike | Sequence[ImageLike]) -> np.ndarray:
         """Unit-length image embeddings ``(N, projection_dim)``."""
         if self.preprocess is None:
-            raise ModelNotFoundError(f"{self.name} has no preprocessor_config.json: pass pixel_values instead")
-        batch = list(images) if isinstance(images, list | tuple) else [images]
+            raise ModelNotFoundError(
+                f"{self.name} has no preprocessor_config.json: pass pixel_values instead"
+            )
+        batch: list[ImageLike] = list(images) if isinstance(images, list | tuple) else [images]  # type: ignore[list-item]
         with no_grad():
             pixels = as_input(self.preprocess(batch), self.device, "float32")
             return _normalize(self._vision(pixels)).numpy()
 
-    def zero_shot(self, image: ImageLike, labels: Sequence[str], template: str = "a photo of a {}.") -> list[tuple[str, float]]:
+    def zero_shot(
+        self, image: ImageLike, labels: Sequence[str], template: str = "a photo of a {}."
+    ) -> list[tuple[str, float]]:
         """Each label's probability for ``image``, most likely first (labels put into ``template``)."""
         text = self.embed_text([template.format(label) for label in labels])
         scores = float(self._logit_scale.item()) * (self.embed_image(image) @ text.T)[0]

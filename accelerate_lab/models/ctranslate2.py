@@ -79,7 +79,9 @@ class CTranslate2File:
             raw = reader.take(reader.unpack("I"))
             dtype = np.dtype(_DTYPES[dtype_id])
             if raw.size != dtype.itemsize * int(np.prod(shape)):
-                raise WeightsCorruptError(f"{self.path}: variable {name!r} has {raw.size} bytes for shape {shape}")
+                raise WeightsCorruptError(
+                    f"{self.path}: variable {name!r} has {raw.size} bytes for shape {shape}"
+                )
             self._arrays[name] = raw.view(dtype).reshape(shape)
         for _ in range(reader.unpack("I")):
             alias, target = reader.string(), reader.string()

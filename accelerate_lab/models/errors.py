@@ -6,7 +6,11 @@ from accelerate_lab.errors import AccelerateLabError, ShapeError
 
 __all__ = [
     "InputDecodeError",
-    "ModelError", "ModelNotFoundError", "WeightsCorruptError", "WeightsShapeError", "WrongArchitectureError",
+    "ModelError",
+    "ModelNotFoundError",
+    "WeightsCorruptError",
+    "WeightsShapeError",
+    "WrongArchitectureError",
 ]
 
 

@@ -22,13 +22,13 @@ from accelerate_lab.models.weights import Weights
 from accelerate_lab.tensor import Tensor, ops
 
 __all__ = [
+    "MLP",
     "Attention",
     "EncoderLayer",
     "EncoderSpec",
     "LayerNames",
     "LayerNorm",
     "Linear",
-    "MLP",
     "PatchEmbedding",
     "activation",
     "merge_heads",
@@ -75,7 +75,12 @@ class Linear:
 
     @classmethod
     def load(
-        cls, w: Weights, name: str, out_features: int, in_features: int, in_shape: tuple[int, ...] | None = None
+        cls,
+        w: Weights,
+        name: str,
+        out_features: int,
+        in_features: int,
+        in_shape: tuple[int, ...] | None = None,
     ) -> Linear:
         """``name.weight`` and, when present, ``name.bias``; ``in_shape`` for a convolution's weight."""
         bias = w.optional(f"{name}.bias", (out_features,))
@@ -88,13 +93,19 @@ class Linear:
         A projection without a bias (Whisper's key) gets zeros, so the product is unchanged.
         """
         weights = [w.array(f"{n}.weight", (out_features, in_features)) for n in names]
+        joined = "+".join(w.prefix + n for n in names)
         if not any(w.has(f"{n}.bias") for n in names):
-            return cls(w.upload(np.concatenate(weights)), None)
+            return cls(w.upload(np.concatenate(weights), f"{joined}.weight"), None)
         biases = [
-            w.array(f"{n}.bias", (out_features,)) if w.has(f"{n}.bias") else np.zeros(out_features, np.float32)
+            w.array(f"{n}.bias", (out_features,))
+            if w.has(f"{n}.bias")
+            else np.zeros(out_features, np.float32)
             for n in names
         ]
-        return cls(w.upload(np.concatenate(weights)), w.upload(np.concatenate(biases)))
+        return cls(
+            w.upload(np.concatenate(weights), f"{joined}.weight"),
+            w.upload(np.concatenate(biases), f"{joined}.bias"),
+        )
 
 
 @dataclass(frozen=True)
@@ -181,7 +192,7 @@ class EncoderSpec:
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
             raise WrongArchitectureError(
-                f"hidden size {self.hidden} is not divisible by {self.heads} attention heads: check config.json"
+                f"hidden size {self.hidden} is not a multiple of {self.heads} heads: check config.json"
             )
 
 
@@ -226,7 +237,7 @@ class EncoderLayer:
 
 @dataclass(frozen=True)
 class PatchEmbedding:
-    """Pixels ``(B, C, H, W)`` -> a class token then one token per patch, plus position embeddings (ViT, CLIP)."""
+    """Pixels ``(B, C, H, W)`` -> a class token, one token per patch, plus positions (ViT, CLIP)."""
 
     projection: Linear  # weight (D, C, P, P): a convolution with stride P
     class_token: Tensor  # (D,)
@@ -242,7 +253,9 @@ class PatchEmbedding:
         return ops.add(tokens, self.positions[: tokens.shape[1]])
 
 
-def run_layers(layers: Sequence[EncoderLayer], x: Tensor, mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
+def run_layers(
+    layers: Sequence[EncoderLayer], x: Tensor, mask: Tensor | None = None, is_causal: bool = False
+) -> Tensor:
     """``x`` through each layer in turn."""
     for layer in layers:
         x = layer(x, mask, is_causal)
@@ -253,4 +266,3 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
     """A ``(B, S)`` 0/1 mask as a boolean ``(B, 1, 1, S)`` "may attend" mask for attention."""
     b, s = attention_mask.shape
     return ops.ne(ops.reshape(attention_mask, (b, 1, 1, s)), 0)
-

@@ -37,7 +37,9 @@ class TextTokenizer:
         try:
             self._tokenizer = Tokenizer.from_file(str(path))
         except Exception as error:  # tokenizers raises a bare Exception for any parse failure
-            raise WeightsCorruptError(f"{path} is not a tokenizer.json tokenizers can read ({error})") from error
+            raise WeightsCorruptError(
+                f"{path} is not a tokenizer.json tokenizers can read ({error})"
+            ) from error
         padding = self._tokenizer.padding
         pad = padding["pad_token"] if padding else pad_token
         pad_id = self._tokenizer.token_to_id(pad) if pad is not None else None

@@ -9,12 +9,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from accelerate_lab.hal.device import Device
-from accelerate_lab.models.base import ArrayLike, as_input, read_config
+from accelerate_lab.models.base import ArrayLike, as_input, model_name, read_config
 from accelerate_lab.models.hub import resolve_model_dir
 from accelerate_lab.models.images import ImageLike, ImagePreprocessor
 from accelerate_lab.models.layers import (
@@ -28,6 +28,9 @@ from accelerate_lab.models.layers import (
 )
 from accelerate_lab.models.weights import Weights, open_safetensors
 from accelerate_lab.tensor import Tensor, no_grad, ops
+
+if TYPE_CHECKING:
+    from accelerate_lab.sharing import TensorSharingManager
 
 __all__ = ["ViT"]
 
@@ -63,7 +66,13 @@ class ViT:
         self.labels = [str(labels.get(str(i), f"LABEL_{i}")) for i in range(len(labels))]
 
     @classmethod
-    def from_pretrained(cls, source: str | os.PathLike[str], device: str | Device = "cpu") -> ViT:
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike[str],
+        device: str | Device = "cpu",
+        *,
+        sharing: TensorSharingManager | None = None,
+    ) -> ViT:
         """Load from a folder, an installed package or a hub id (no ViT weights ship offline)."""
         folder = resolve_model_dir(source)
         config = read_config(folder, "vit")
@@ -76,24 +85,49 @@ class ViT:
             act=str(config.get("hidden_act", "gelu")),
             pre_norm=True,
         )
-        w = Weights(open_safetensors(folder), device=device, model_name=folder.name, prefix="vit.")
-        if not w.has("layernorm.weight"):
+        with Weights(
+            open_safetensors(folder),
+            device=device,
+            model_name=model_name(folder),
+            prefix="vit.",
+            sharing=sharing,
+        ) as w:
+            if not w.has("layernorm.weight"):
+                w.prefix = ""
+            patch, channels = int(config["patch_size"]), int(config.get("num_channels", 3))
+            patches = (int(config["image_size"]) // patch) ** 2
+            embeddings = PatchEmbedding(
+                Linear.load(
+                    w,
+                    "embeddings.patch_embeddings.projection",
+                    d,
+                    channels * patch * patch,
+                    (channels, patch, patch),
+                ),
+                ops.reshape(w.tensor("embeddings.cls_token", (1, 1, d)), (d,)),
+                ops.reshape(
+                    w.tensor("embeddings.position_embeddings", (1, patches + 1, d)), (patches + 1, d)
+                ),
+                patch,
+            )
+            layers = [
+                EncoderLayer.load(w, f"encoder.layer.{i}", _LAYER, spec)
+                for i in range(int(config["num_hidden_layers"]))
+            ]
+            norm = LayerNorm.load(w, "layernorm", d, spec.eps)
             w.prefix = ""
-        patch, channels = int(config["patch_size"]), int(config.get("num_channels", 3))
-        patches = (int(config["image_size"]) // patch) ** 2
-        embeddings = PatchEmbedding(
-            Linear.load(w, "embeddings.patch_embeddings.projection", d, channels * patch * patch, (channels, patch, patch)),
-            ops.reshape(w.tensor("embeddings.cls_token", (1, 1, d)), (d,)),
-            ops.reshape(w.tensor("embeddings.position_embeddings", (1, patches + 1, d)), (patches + 1, d)),
-            patch,
+            labels = len(config.get("id2label") or {})
+            classifier = Linear.load(w, "classifier", labels, d) if w.has("classifier.weight") else None
+        return cls(
+            folder.name,
+            config,
+            embeddings,
+            layers,
+            norm,
+            classifier,
+            ImagePreprocessor.from_pretrained(folder),
+            w.device,
         )
-        layers = [EncoderLayer.load(w, f"encoder.layer.{i}", _LAYER, spec) for i in range(int(config["num_hidden_layers"]))]
-        norm = LayerNorm.load(w, "layernorm", d, spec.eps)
-        w.prefix = ""
-        labels = len(config.get("id2label") or {})
-        classifier = Linear.load(w, "classifier", labels, d) if w.has("classifier.weight") else None
-        w.close()
-        return cls(folder.name, config, embeddings, layers, norm, classifier, ImagePreprocessor.from_pretrained(folder), w.device)
 
     def __call__(self, pixel_values: ArrayLike) -> dict[str, Tensor]:
         """``last_hidden_state`` ``(B, 1 + patches, D)`` and, with a classifier head, ``logits``."""

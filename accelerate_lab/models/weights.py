@@ -2,7 +2,9 @@
 
 `Weights` hands a model's builder one tensor at a time: it checks the tensor exists (else the
 file is for another architecture) and has the shape the config implies, converts it to float32,
-uploads it to the device, and ticks a ``tqdm`` bar.
+uploads it to the device, and ticks a ``tqdm`` bar. With a `TensorSharingManager`, every weight is
+registered as ``"<model name>/<tensor name>"`` with the model as producer (so memory dashboards and
+budgets see it), and a model loaded twice into one manager reuses the first copy.
 
 >>> w = Weights(open_safetensors("model.safetensors"), device="cpu", model_name="bert")  # doctest: +SKIP
 >>> w.tensor("embeddings.word_embeddings.weight", (30522, 384)).shape  # doctest: +SKIP
@@ -14,10 +16,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from accelerate_lab.hal.device import Device
 from accelerate_lab.hal.registry import get_device
@@ -28,6 +30,9 @@ from accelerate_lab.models.errors import (
     WrongArchitectureError,
 )
 from accelerate_lab.tensor import Tensor, tensor
+
+if TYPE_CHECKING:
+    from accelerate_lab.sharing import TensorSharingManager
 
 __all__ = ["SafetensorsFile", "StateDict", "Weights", "open_safetensors"]
 
@@ -53,13 +58,13 @@ class SafetensorsFile:
             raise WeightsCorruptError(
                 f"{path} is not a complete safetensors file ({error}); re-download or reinstall the model"
             ) from error
-        self._names: list[str] = list(self._file.keys())
+        self._names: list[str] = list(self._file.keys())  # type: ignore[no-untyped-call]
 
     def names(self) -> list[str]:
         return self._names
 
     def get(self, name: str) -> np.ndarray:
-        array: np.ndarray = self._file.get_tensor(name)
+        array: np.ndarray = self._file.get_tensor(name)  # type: ignore[no-untyped-call]
         return array
 
 
@@ -83,11 +88,13 @@ class Weights:
         device: str | Device,
         model_name: str,
         prefix: str = "",
+        sharing: TensorSharingManager | None = None,
     ) -> None:
         self.state = state
         self.device = get_device(device)
         self.model_name = model_name
         self.prefix = prefix
+        self.sharing = sharing
         self._available = set(state.names())
         self._bar = tqdm(total=len(self._available), desc=f"loading {model_name}", unit="tensor", leave=False)
 
@@ -114,13 +121,26 @@ class Weights:
         self._bar.update(1)
         return np.ascontiguousarray(array, dtype=np.float32)
 
-    def upload(self, array: np.ndarray) -> Tensor:
-        """An array (already checked) as a tensor on the device."""
-        return tensor(array, device=self.device)
+    def upload(self, array: np.ndarray, name: str) -> Tensor:
+        """An array (already checked) as the tensor ``name`` on the device, shared when there is a manager."""
+        if self.sharing is None:
+            return tensor(array, device=self.device)
+        key = f"{self.model_name}/{name}"
+        if self.device.name != "cpu":
+            key = f"{key}@{self.device.name}"
+        if key in self.sharing:
+            return self.sharing.get_shared_tensor(key, self.model_name).data
+        shared = self.sharing.register_shared_tensor(
+            key,
+            storage_type=self.device.name,
+            producer_model=self.model_name,
+            data=tensor(array, device=self.device),
+        )
+        return shared.data
 
     def tensor(self, name: str, shape: Sequence[int]) -> Tensor:
         """The tensor ``name`` with ``shape``, on the device."""
-        return self.upload(self.array(name, shape))
+        return self.upload(self.array(name, shape), self.prefix + name)
 
     def optional(self, name: str, shape: Sequence[int]) -> Tensor | None:
         """The tensor ``name`` when the file has it, else ``None``."""
@@ -128,3 +148,9 @@ class Weights:
 
     def close(self) -> None:
         self._bar.close()
+
+    def __enter__(self) -> Weights:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -4,6 +4,7 @@ recommended actions with the bytes each would free. Callers hold the manager's l
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 
 from accelerate_lab.sharing._dedupe import duplicate_storages
@@ -141,7 +142,8 @@ def _share_candidates(tensors: Sequence[SharedTensor], duplicate_names: set[str]
 def recommend(tensors: Sequence[SharedTensor], analysis: SharingAnalysis) -> list[Recommendation]:
     """Concrete actions, largest saving first."""
     found: list[Recommendation] = []
-    freeable = [t for t in tensors if t.can_be_freed()]
+    now = time.monotonic()
+    freeable = [t for t in tensors if t._freeable(now)]
     if freeable:
         saved = _freeing(tensors, freeable)
         found.append(

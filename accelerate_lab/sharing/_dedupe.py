@@ -24,15 +24,15 @@ _INLINE_BYTES = 4096  # up to this size the bytes themselves are the key: no dig
 
 def duplicate_storages(tensors: Iterable[SharedTensor]) -> list[list[Storage]]:
     """Groups of distinct storages with identical contents, each oldest first."""
-    # Layouts are strings and contents bytes: neither is tracked by the garbage collector, whose
-    # full passes over a heap of 100,000 tensors would otherwise dominate the time.
-    layouts: dict[int, str] = {}
+    # Layouts and contents are bytes, which the garbage collector does not track: its full passes
+    # over a heap of 100,000 tensors would otherwise dominate the time.
+    layouts: dict[int, bytes] = {}
     storages: dict[int, Storage] = {}
     for tensor in tensors:
         storage = tensor._storage
         if storage is not None and id(storage) not in storages:
             storages[id(storage)] = storage
-            layouts[id(storage)] = f"{tensor.storage_type}|{tensor.dtype}|{tensor.shape}|"
+            layouts[id(storage)] = tensor._layout
     crowded = {layout for layout, n in Counter(layouts.values()).items() if n > 1}
     first: dict[bytes, Storage] = {}
     groups: dict[int, list[Storage]] = {}
@@ -41,12 +41,21 @@ def duplicate_storages(tensors: Iterable[SharedTensor]) -> list[list[Storage]]:
         if layout not in crowded:
             continue
         try:
-            raw = storage.flat.numpy().view(np.uint8)
+            host = storage.flat.numpy()
         except DeviceError:  # data not readable on the host yet (a browser tensor): not compared
             continue
-        inline = raw.nbytes <= _INLINE_BYTES
-        content = raw.tobytes() if inline else hashlib.blake2b(raw.data, digest_size=16).digest()
-        seen = first.setdefault(layout.encode() + content, storage)
-        if seen is not storage and (inline or np.array_equal(raw, seen.flat.numpy().view(np.uint8))):
-            groups.setdefault(id(seen), [seen]).append(storage)
+        inline = storage.nbytes <= _INLINE_BYTES
+        content = host.tobytes() if inline else hashlib.blake2b(host.data, digest_size=16).digest()
+        seen = first.setdefault(layout + content, storage)
+        if seen is storage or not (inline or _same_bytes(host, seen.flat.numpy())):
+            continue
+        group = groups.get(id(seen))
+        if group is None:
+            groups[id(seen)] = [seen, storage]
+        else:
+            group.append(storage)
     return list(groups.values())
+
+
+def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.array_equal(a.view(np.uint8), b.view(np.uint8)))

@@ -194,7 +194,7 @@ class TensorSharingManager:
         with pool.lock:
             initial = pool.ledger.total().current_bytes
             freed_names, freed = [], 0
-            for tensor in [t for t in pool.tensors.values() if t.can_be_freed()]:
+            for tensor in pool.freeable():
                 freed += pool.free(tensor, "free", "freed by optimize_memory_usage()")
                 freed_names.append(tensor.name)
             merged: list[tuple[str, str]] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Literal
@@ -83,9 +84,10 @@ class Pool:
         victims: list[SharedTensor] = []
         users_left: dict[int, int] = {}
         gain = 0
+        now = time.monotonic()
         for tensor in self.tensors.values():
             storage = tensor._storage
-            if storage is None or tensor.storage_type != device or not tensor.can_be_freed():
+            if storage is None or tensor.storage_type != device or not tensor._freeable(now):
                 continue
             victims.append(tensor)
             users_left[id(storage)] = users_left.get(id(storage), storage.users) - 1
@@ -96,6 +98,11 @@ class Pool:
                 return
         self.ledger.refused(device)
         raise MemoryBudgetExceeded(self._refusal(device, nbytes, name, in_use, budget, gain))
+
+    def freeable(self) -> list[SharedTensor]:
+        """The tensors that could be freed now, least recently used first."""
+        now = time.monotonic()
+        return [t for t in self.tensors.values() if t._freeable(now)]
 
     def free(self, tensor: SharedTensor, kind: Literal["evict", "free"], fate: str) -> int:
         """Drop ``tensor`` and its storage (when no other tensor shares it); the bytes released."""
@@ -120,14 +127,6 @@ class Pool:
         release(storage)
         return storage.nbytes
 
-    def live_storages(self) -> dict[int, Storage]:
-        """Each live storage once, by identity."""
-        found: dict[int, Storage] = {}
-        for tensor in self.tensors.values():
-            storage = tensor._storage
-            if storage is not None:
-                found[id(storage)] = storage
-        return found
 
     def _refusal(self, device: str, nbytes: int, name: str, in_use: int, budget: int, freeable: int) -> str:
         held = sorted(

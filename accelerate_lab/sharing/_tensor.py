@@ -42,6 +42,7 @@ class SharedTensor:
         "__weakref__",
         "_fate",
         "_last_used",
+        "_layout",
         "_pinned",
         "_pool",
         "_refs",
@@ -81,6 +82,7 @@ class SharedTensor:
         self._pinned = False
         self._last_used = time.monotonic()
         self._fate = ""
+        self._layout = f"{self.storage_type}|{self.dtype}|{self.shape}|".encode()  # dedupe's grouping key
 
     # ---- state ----------------------------------------------------------------------------
     @property
@@ -130,13 +132,7 @@ class SharedTensor:
     def can_be_freed(self) -> bool:
         """True when unreferenced, unpinned, without open views and unused for ``grace_period_s``."""
         with self._pool.lock:
-            return (
-                self._storage is not None
-                and self._refs.total == 0
-                and not self._pinned
-                and not self._views
-                and time.monotonic() - self._last_used >= self.grace_period_s
-            )
+            return self._freeable(time.monotonic())
 
     # ---- references -----------------------------------------------------------------------
     def acquire(self, model_name: str) -> None:
@@ -225,6 +221,16 @@ class SharedTensor:
             )
 
     # ---- used by the manager and views ------------------------------------------------------
+    def _freeable(self, now: float) -> bool:
+        """`can_be_freed` for callers holding the lock (``now`` from ``time.monotonic``)."""
+        return (
+            self._storage is not None
+            and not self._refs.total
+            and not self._pinned
+            and not self._views
+            and now - self._last_used >= self.grace_period_s
+        )
+
     def _live(self) -> Storage:
         storage = self._storage
         if storage is None:

@@ -143,6 +143,17 @@ class Tensor:
         """The data as a numpy array (on the cpu device: the same memory, no copy)."""
         return self._device.download(self._buf)
 
+    async def numpy_async(self, timeout: float | None = None) -> np.ndarray:
+        """The data as a numpy array, awaiting devices that deliver it later (``browser:webgpu``).
+
+        In a notebook: ``out = await t.numpy_async()``. On other devices it is ``t.numpy()``.
+        """
+        download_async = getattr(self._device, "download_async", None)
+        if download_async is None:
+            return self.numpy()
+        array: np.ndarray = await download_async(self._buf, timeout)
+        return array
+
     def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         array = self.numpy()
         if dtype is not None:

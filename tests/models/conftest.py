@@ -18,15 +18,18 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 SPEECH = "The quick brown fox jumps over the lazy dog. Whisper turns speech into text."
 
 
-def wgpu_or_skip() -> None:
-    """Skip unless the native WebGPU device works here."""
+@pytest.fixture(params=["cpu", pytest.param("wgpu", marks=pytest.mark.gpu)])
+def device(request: pytest.FixtureRequest) -> str:
+    """Each device a tiny-model test runs on; ``wgpu`` (the gpu tier) is skipped where it cannot start."""
     from accelerate_lab.errors import DeviceError
     from accelerate_lab.hal import get_device
 
+    name = str(request.param)
     try:
-        get_device("wgpu")
+        get_device(name)
     except DeviceError as error:
-        pytest.skip(f"no wgpu device: {error}")
+        pytest.skip(f"no {name} device here: {error}")
+    return name
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -71,7 +74,9 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("speech")
     subprocess.run(["espeak-ng", "-w", str(folder / "raw.wav"), SPEECH], check=True)
     out = folder / "speech.wav"
-    subprocess.run(["sox", "-D", str(folder / "raw.wav"), "-r", "16000", "-c", "1", "-b", "16", str(out)], check=True)
+    subprocess.run(
+        ["sox", "-D", str(folder / "raw.wav"), "-r", "16000", "-c", "1", "-b", "16", str(out)], check=True
+    )
     return out
 
 
@@ -125,7 +130,8 @@ def _clip_tokenizer(path: Path) -> tuple[int, int, int]:
     tok.train_from_iterator(["a photo of a cat", "a photo of a dog", "a diagram of a tree"], trainer)
     bos, eos = tok.token_to_id("<|startoftext|>"), tok.token_to_id("<|endoftext|>")
     tok.post_processor = processors.TemplateProcessing(
-        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)]
+        single="<|startoftext|> $A <|endoftext|>",
+        special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)],
     )
     tok.save(str(path))
     return tok.get_vocab_size(), bos, eos
@@ -161,7 +167,9 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         projection_dim=16,
     )
     _save(folder, lambda: CLIPModel(config).eval())
-    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        folder
+    )
     return folder
 
 
@@ -185,7 +193,9 @@ def tiny_whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         eos_token_id=2,
         decoder_start_token_id=1,
     )
-    return _save(tmp_path_factory.mktemp("tiny-whisper"), lambda: WhisperForConditionalGeneration(config).eval())
+    return _save(
+        tmp_path_factory.mktemp("tiny-whisper"), lambda: WhisperForConditionalGeneration(config).eval()
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""BERT against sentence-transformers on the real all-MiniLM-L6-v2 and against transformers on a tiny random BERT."""
+"""BERT against sentence-transformers on the real all-MiniLM-L6-v2, and transformers on a tiny random BERT."""
 
 from __future__ import annotations
 
@@ -51,7 +51,9 @@ def test_embed_truncates_at_sentence_transformers_max_seq_length(minilm: BERT) -
     assert minilm.embed(long_text).shape == (1, 384)
 
 
-def test_forward_matches_transformers_with_padding_token_types_and_pooler(tiny_bert_dir: Path) -> None:
+def test_forward_matches_transformers_with_padding_token_types_and_pooler(
+    tiny_bert_dir: Path, device: str
+) -> None:
     from transformers import BertModel
 
     reference = BertModel.from_pretrained(tiny_bert_dir).eval()
@@ -64,7 +66,9 @@ def test_forward_matches_transformers_with_padding_token_types_and_pooler(tiny_b
         expected = reference(
             input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(types)
         )
-    out = BERT.from_pretrained(tiny_bert_dir)(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    out = BERT.from_pretrained(tiny_bert_dir, device)(
+        input_ids=ids, attention_mask=mask, token_type_ids=types
+    )
     keep = mask.astype(bool)  # padded positions are unspecified in both
     ours_hidden = out["last_hidden_state"].numpy()[keep]
     assert max_relative_error(ours_hidden, expected.last_hidden_state.numpy()[keep]) < 1e-4

@@ -29,12 +29,15 @@ def reference(tiny_clip_dir: Path) -> torch.nn.Module:
 def _pixels(tiny_clip_dir: Path, picture: np.ndarray) -> np.ndarray:
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    return np.asarray(CLIPImageProcessorPil.from_pretrained(tiny_clip_dir)(picture, return_tensors="np")["pixel_values"])
+    return np.asarray(
+        CLIPImageProcessorPil.from_pretrained(tiny_clip_dir)(picture, return_tensors="np")["pixel_values"]
+    )
 
 
 def test_forward_matches_transformers_with_padded_texts(
-    clip: CLIP, reference: torch.nn.Module, tiny_clip_dir: Path, picture: np.ndarray
+    reference: torch.nn.Module, tiny_clip_dir: Path, picture: np.ndarray, device: str
 ) -> None:
+    clip = CLIP.from_pretrained(tiny_clip_dir, device)
     assert clip.tokenizer is not None
     tokens = clip.tokenizer(TEXTS)
     assert tokens.attention_mask.min() == 0  # the batch has padding
@@ -54,7 +57,9 @@ def test_embed_image_preprocesses_like_transformers(
     clip: CLIP, reference: torch.nn.Module, tiny_clip_dir: Path, picture: np.ndarray
 ) -> None:
     with torch.no_grad():
-        expected = reference.get_image_features(pixel_values=torch.from_numpy(_pixels(tiny_clip_dir, picture)))
+        expected = reference.get_image_features(
+            pixel_values=torch.from_numpy(_pixels(tiny_clip_dir, picture))
+        )
     expected = getattr(expected, "pooler_output", expected)
     expected = (expected / expected.norm(dim=-1, keepdim=True)).numpy()
     assert max_relative_error(clip.embed_image(picture), expected) < 1e-4

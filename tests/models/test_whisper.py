@@ -1,4 +1,4 @@
-"""Whisper against transformers: the real tiny.en (CTranslate2 weights) on espeak-ng speech, and a tiny random model."""
+"""Whisper against transformers: real tiny.en (CTranslate2) on espeak-ng speech, and a tiny random model."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def _transformers_tiny_en(whisper_dir: Path) -> torch.nn.Module:
 
     state = CTranslate2WhisperState(CTranslate2File(whisper_dir / "model.bin"))
     model = WhisperForConditionalGeneration(WhisperConfig(**state.config())).eval()
-    model.load_state_dict({n: torch.tensor(np.asarray(state.get(n), np.float32)) for n in state.names()}, strict=True)
+    model.load_state_dict(
+        {n: torch.tensor(np.asarray(state.get(n), np.float32)) for n in state.names()}, strict=True
+    )
     ct2 = json.loads((whisper_dir / "config.json").read_text())
     model.generation_config = GenerationConfig(
         decoder_start_token_id=50257,
@@ -43,10 +45,14 @@ def _transformers_tiny_en(whisper_dir: Path) -> torch.nn.Module:
 
 
 @pytest.mark.slow
-def test_greedy_tokens_equal_transformers_on_espeak_speech(tiny_en: Whisper, whisper_dir: Path, speech_wav: Path) -> None:
+def test_greedy_tokens_equal_transformers_on_espeak_speech(
+    tiny_en: Whisper, whisper_dir: Path, speech_wav: Path
+) -> None:
     features = tiny_en.log_mel_spectrogram(speech_wav)
     with torch.no_grad():
-        expected = _transformers_tiny_en(whisper_dir).generate(torch.from_numpy(features[None]), do_sample=False)
+        expected = _transformers_tiny_en(whisper_dir).generate(
+            torch.from_numpy(features[None]), do_sample=False
+        )
     ours = tiny_en.generate(features[None])
     assert ours == [[t for t in expected[0].tolist() if t < 50256]]
     assert "lazy dog" in tiny_en.transcribe(speech_wav)
@@ -82,7 +88,9 @@ def test_prompt_is_start_then_no_timestamps_or_with_language_and_task(tiny_en: W
     assert prompt_ids(tok, multilingual=True) == (sot, *task, no_ts)
 
 
-def test_forward_logits_match_transformers_on_a_tiny_random_whisper(tiny_whisper_dir: Path) -> None:
+def test_forward_logits_match_transformers_on_a_tiny_random_whisper(
+    tiny_whisper_dir: Path, device: str
+) -> None:
     from transformers import WhisperForConditionalGeneration
 
     reference = WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir).eval()
@@ -90,7 +98,14 @@ def test_forward_logits_match_transformers_on_a_tiny_random_whisper(tiny_whisper
     features = rng.standard_normal((2, 80, 100)).astype(np.float32)
     ids = rng.integers(0, 101, (2, 9))
     with torch.no_grad():
-        expected = reference(input_features=torch.from_numpy(features), decoder_input_ids=torch.from_numpy(ids))
-    out = Whisper.from_pretrained(tiny_whisper_dir)(features, ids)
+        expected = reference(
+            input_features=torch.from_numpy(features), decoder_input_ids=torch.from_numpy(ids)
+        )
+    out = Whisper.from_pretrained(tiny_whisper_dir, device)(features, ids)
     assert max_relative_error(out["logits"].numpy(), expected.logits.numpy()) < 1e-4
-    assert max_relative_error(out["encoder_last_hidden_state"].numpy(), expected.encoder_last_hidden_state.numpy()) < 1e-4
+    assert (
+        max_relative_error(
+            out["encoder_last_hidden_state"].numpy(), expected.encoder_last_hidden_state.numpy()
+        )
+        < 1e-4
+    )

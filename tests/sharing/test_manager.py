@@ -14,7 +14,9 @@ def mgr() -> al.TensorSharingManager:
     return al.TensorSharingManager(max_memory_mb=8)
 
 
-def test_register_allocates_zeros_and_gives_producer_and_consumers_a_reference(mgr: al.TensorSharingManager) -> None:
+def test_register_allocates_zeros_and_gives_producer_and_consumers_a_reference(
+    mgr: al.TensorSharingManager,
+) -> None:
     st = mgr.register_shared_tensor("emb", [1, 768], producer_model="bert", consumer_models=["t5", "llama"])
     assert st.data.tolist() == np.zeros((1, 768)).tolist() and st.dtype == "float32"
     assert st.references == {"bert": 1, "t5": 1, "llama": 1}
@@ -28,10 +30,16 @@ def test_register_shares_a_model_tensor_without_copying(mgr: al.TensorSharingMan
     assert st.shape == (64, 32) and st.get_memory_usage() == weights.nbytes
 
 
-def test_register_converts_or_copies_other_data(mgr: al.TensorSharingManager, gpu_like: CopyingDevice) -> None:
+def test_register_converts_or_copies_other_data(
+    mgr: al.TensorSharingManager, gpu_like: CopyingDevice
+) -> None:
     array = np.arange(6)
     as_float = mgr.register_shared_tensor("a", data=array, dtype="float16", shape=(2, 3))
-    assert as_float.dtype == "float16" and as_float.shape == (2, 3) and not np.shares_memory(as_float.data.numpy(), array)
+    assert (
+        as_float.dtype == "float16"
+        and as_float.shape == (2, 3)
+        and not np.shares_memory(as_float.data.numpy(), array)
+    )
     listed = mgr.register_shared_tensor("b", data=[[1.0, 2.0]])
     assert listed.dtype == "float32" and listed.shape == (1, 2)
     moved = mgr.register_shared_tensor("c", data=al.tensor([1, 2, 3]), storage_type="gpu-like")
@@ -42,7 +50,9 @@ def test_register_converts_or_copies_other_data(mgr: al.TensorSharingManager, gp
 
 def test_register_needs_a_free_name_and_a_shape_or_data(mgr: al.TensorSharingManager) -> None:
     mgr.register_shared_tensor("emb", [2])
-    with pytest.raises(ValueError, match=r"'emb' is already registered; get it with get_shared_tensor\('emb'\)"):
+    with pytest.raises(
+        ValueError, match=r"'emb' is already registered; get it with get_shared_tensor\('emb'\)"
+    ):
         mgr.register_shared_tensor("emb", [2])
     with pytest.raises(ValueError, match="needs a shape, or data"):
         mgr.register_shared_tensor("nothing")
@@ -69,7 +79,9 @@ def test_share_between_models_gives_each_target_one_reference(mgr: al.TensorShar
         mgr.share_tensor_between_models("emb", "vit", ["clip"])
 
 
-def test_release_model_tensors_drops_all_its_references_and_closes_its_views(mgr: al.TensorSharingManager) -> None:
+def test_release_model_tensors_drops_all_its_references_and_closes_its_views(
+    mgr: al.TensorSharingManager,
+) -> None:
     a = mgr.register_shared_tensor("a", [4], producer_model="bert", consumer_models=["t5"])
     b = mgr.register_shared_tensor("b", [4], producer_model="bert")
     a.acquire("bert")
@@ -85,7 +97,9 @@ def test_release_model_tensors_drops_all_its_references_and_closes_its_views(mgr
 def test_free_shared_tensor_refuses_tensors_in_use_and_says_why(mgr: al.TensorSharingManager) -> None:
     st = mgr.register_shared_tensor("emb", [4], producer_model="bert")
     st.pin()
-    with pytest.raises(ValueError, match="'emb' cannot be freed: bert, pinned; release, unpin or close it first"):
+    with pytest.raises(
+        ValueError, match="'emb' cannot be freed: bert, pinned; release, unpin or close it first"
+    ):
         mgr.free_shared_tensor("emb")
     assert "emb" in mgr and len(mgr) == 1
 

@@ -38,7 +38,10 @@ def test_refusal_evicts_nothing_and_names_request_use_budget_and_holders() -> No
     message = str(caught.value)
     assert "cannot fit 'whisper.enc' (2.0 MiB) on cpu: 3.5 MiB of the 4.0 MiB budget is in use" in message
     assert "only 512.0 KiB can be freed" in message
-    assert "'bert.emb' 2.0 MiB (bert, clip); 'vit.patch' 1.0 MiB (pinned); 'spare' 512.0 KiB (freeable)" in message
+    assert (
+        "'bert.emb' 2.0 MiB (bert, clip); 'vit.patch' 1.0 MiB (pinned); 'spare' 512.0 KiB (freeable)"
+        in message
+    )
     assert "raise max_memory_mb" in message
     assert isinstance(caught.value, MemoryError)
     assert not spare.is_freed and "whisper.enc" not in mgr
@@ -57,9 +60,8 @@ def test_budget_is_kept_per_storage_device(gpu_like: CopyingDevice) -> None:
     gpu = _mib(mgr, "gpu-a", 1, storage_type="gpu-like")
     _mib(mgr, "gpu-b", 1, storage_type="gpu-like")  # evicts gpu-a, never the cpu tensor
     assert gpu.is_freed and not cpu.is_freed
+    mgr.get_shared_tensor("gpu-b").pin()
     with pytest.raises(al.MemoryBudgetExceeded, match="on gpu-like"):
-        gpu_b = mgr.get_shared_tensor("gpu-b")
-        gpu_b.pin()
         cpu.copy_to("gpu-like")
     assert mgr.get_stats().memory["gpu-like"].budget_bytes == MIB
 

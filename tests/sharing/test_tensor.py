@@ -77,7 +77,9 @@ def test_freed_tensor_is_unreadable_and_says_why(mgr: al.TensorSharingManager) -
 
 
 def test_copy_to_same_device_is_a_separate_copy(mgr: al.TensorSharingManager) -> None:
-    st = mgr.register_shared_tensor("w", data=np.arange(6, dtype=np.float32).reshape(2, 3), producer_model="vit")
+    st = mgr.register_shared_tensor(
+        "w", data=np.arange(6, dtype=np.float32).reshape(2, 3), producer_model="vit"
+    )
     copy = st.copy_to("cpu", name="w2")
     assert not np.shares_memory(copy.data.numpy(), st.data.numpy())
     np.testing.assert_array_equal(copy.data.numpy(), st.data.numpy())
@@ -108,7 +110,9 @@ def test_storage_memory_goes_back_to_its_device_when_freed(
     assert len(gpu_like.freed) == 1 and gpu_like.freed[0].shape == (8,)
 
 
-def test_adopted_tensor_memory_stays_with_its_owner(mgr: al.TensorSharingManager, gpu_like: CopyingDevice) -> None:
+def test_adopted_tensor_memory_stays_with_its_owner(
+    mgr: al.TensorSharingManager, gpu_like: CopyingDevice
+) -> None:
     weights = al.ones([8], device="gpu-like")
     mgr.register_shared_tensor("adopted", data=weights)
     mgr.free_shared_tensor("adopted")

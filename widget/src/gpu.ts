@@ -177,7 +177,7 @@ export class GpuRuntime {
     this.transient.push(storage.buffer); // destroyed after the batch's work is submitted
   }
 
-  write(id: number, data: Uint8Array): void {
+  write(id: number, data: Uint8Array<ArrayBuffer>): void {
     const storage = this.storage(id);
     const padded = data.byteLength % 4 ? new Uint8Array(Math.ceil(data.byteLength / 4) * 4) : data;
     if (padded !== data) padded.set(data);

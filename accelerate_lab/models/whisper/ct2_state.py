@@ -92,7 +92,10 @@ class CTranslate2WhisperState:
     def config(self) -> dict[str, Any]:
         """transformers-style sizes read off the tensors and CTranslate2's scalar settings."""
         f = self.file
-        flags = {key: int(f.get(f"decoder/{key}")) for key in ("activation", "pre_norm", "alibi", "scale_embeddings")}
+        flags = {
+            key: int(f.get(f"decoder/{key}"))
+            for key in ("activation", "pre_norm", "alibi", "scale_embeddings")
+        }
         if flags != {"activation": _GELU, "pre_norm": 1, "alibi": 0, "scale_embeddings": 0}:
             raise WrongArchitectureError(f"{f.path}: decoder settings {flags} are not Whisper's")
         vocab, d_model = f.get("decoder/embeddings/weight").shape

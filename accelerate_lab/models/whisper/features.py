@@ -59,7 +59,9 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80) -> np.ndarray:
     """``(n_mels, 3000)`` float32 features of up to 30 s of mono 16 kHz audio (shorter is zero-padded)."""
     samples = np.asarray(audio, dtype=np.float64)
     if samples.ndim != 1:
-        raise ShapeError(f"audio must be mono, 1-D samples; got shape {samples.shape}: average the channels first")
+        raise ShapeError(
+            f"audio must be mono, 1-D samples; got shape {samples.shape}: average the channels first"
+        )
     if samples.size > CHUNK_SAMPLES:
         raise ShapeError(
             f"{samples.size} samples are more than Whisper's 30 s window ({CHUNK_SAMPLES}); "
@@ -73,4 +75,5 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80) -> np.ndarray:
     mel = mel_filters(n_mels) @ power[:-1].T
     log_spec = np.log10(np.maximum(mel, 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
-    return ((log_spec + 4.0) / 4.0).astype(np.float32)
+    out: np.ndarray = ((log_spec + 4.0) / 4.0).astype(np.float32)
+    return out

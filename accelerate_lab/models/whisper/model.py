@@ -12,13 +12,13 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from accelerate_lab.hal.device import Device
 from accelerate_lab.models.audio import AudioLike, load_audio
-from accelerate_lab.models.base import ArrayLike, as_input, read_config, read_json
+from accelerate_lab.models.base import ArrayLike, as_input, model_name, read_config, read_json
 from accelerate_lab.models.ctranslate2 import CTranslate2File
 from accelerate_lab.models.errors import ModelNotFoundError
 from accelerate_lab.models.hub import resolve_model_dir
@@ -28,6 +28,9 @@ from accelerate_lab.models.whisper.ct2_state import CTranslate2WhisperState
 from accelerate_lab.models.whisper.features import CHUNK_SAMPLES, SAMPLE_RATE, log_mel_spectrogram
 from accelerate_lab.models.whisper.network import Decoder, Encoder, load_decoder, load_encoder
 from accelerate_lab.tensor import Tensor, no_grad, ops, tensor
+
+if TYPE_CHECKING:
+    from accelerate_lab.sharing import TensorSharingManager
 
 __all__ = ["DecodingSettings", "Whisper", "prompt_ids"]
 
@@ -55,14 +58,23 @@ def _open(folder: Path) -> tuple[StateDict, dict[str, Any], dict[str, Any]]:
     """The weights, the transformers-style config, and the generation settings of a model folder."""
     if (folder / "model.safetensors").is_file():
         config = read_config(folder, "whisper")
-        generation = read_json(folder / "generation_config.json") if (folder / "generation_config.json").is_file() else {}
+        generation = (
+            read_json(folder / "generation_config.json")
+            if (folder / "generation_config.json").is_file()
+            else {}
+        )
         return open_safetensors(folder), config, {**config, **generation}
     if (folder / "model.bin").is_file():
         state = CTranslate2WhisperState(CTranslate2File(folder / "model.bin"))
         ct2 = read_json(folder / "config.json")
-        generation = {"suppress_tokens": ct2.get("suppress_ids", []), "begin_suppress_tokens": ct2.get("suppress_ids_begin", [])}
+        generation = {
+            "suppress_tokens": ct2.get("suppress_ids", []),
+            "begin_suppress_tokens": ct2.get("suppress_ids_begin", []),
+        }
         return state, state.config(), generation
-    raise ModelNotFoundError(f"{folder} has neither model.safetensors (transformers) nor model.bin (CTranslate2)")
+    raise ModelNotFoundError(
+        f"{folder} has neither model.safetensors (transformers) nor model.bin (CTranslate2)"
+    )
 
 
 class Whisper:
@@ -82,16 +94,21 @@ class Whisper:
         self.encoder, self.decoder, self.tokenizer, self.settings = encoder, decoder, tokenizer, settings
 
     @classmethod
-    def from_pretrained(cls, source: str | os.PathLike[str] | None = None, device: str | Device = "cpu") -> Whisper:
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike[str] | None = None,
+        device: str | Device = "cpu",
+        *,
+        sharing: TensorSharingManager | None = None,
+    ) -> Whisper:
         """Load transformers safetensors or a CTranslate2 ``model.bin``; no source: the shipped tiny.en."""
         folder = resolve_model_dir(source or DEFAULT_SOURCE)
         state, config, generation = _open(folder)
-        name = folder.parent.name if folder.name == "model" else folder.name
-        w = Weights(state, device=device, model_name=name, prefix="model.")
-        if not w.has("encoder.conv1.weight"):
-            w.prefix = ""
-        encoder, decoder = load_encoder(w, config), load_decoder(w, config)
-        w.close()
+        name = model_name(folder)
+        with Weights(state, device=device, model_name=name, prefix="model.", sharing=sharing) as w:
+            if not w.has("encoder.conv1.weight"):
+                w.prefix = ""
+            encoder, decoder = load_encoder(w, config), load_decoder(w, config)
         tokenizer, settings = None, None
         if (folder / "tokenizer.json").is_file():
             tokenizer = TextTokenizer(folder / "tokenizer.json", int(config["max_target_positions"]))
@@ -107,7 +124,9 @@ class Whisper:
         """Logits ``(B, T, vocab)`` for every decoder position, and the encoder's output."""
         with no_grad():
             encoded = self.encoder(as_input(input_features, self.device, "float32"))
-            logits = self.decoder(as_input(decoder_input_ids, self.device, "int64"), self.decoder.start(encoded))
+            logits = self.decoder(
+                as_input(decoder_input_ids, self.device, "int32"), self.decoder.start(encoded)
+            )
             return {"logits": logits, "encoder_last_hidden_state": encoded}
 
     @staticmethod
@@ -117,7 +136,9 @@ class Whisper:
 
     def _settings(self) -> DecodingSettings:
         if self.settings is None:
-            raise ModelNotFoundError(f"{self.name} has no tokenizer.json, which decoding needs for its special tokens")
+            raise ModelNotFoundError(
+                f"{self.name} has no tokenizer.json, which decoding needs for its special tokens"
+            )
         return self.settings
 
     def _mask(self, suppressed: Sequence[int]) -> Tensor:
@@ -136,7 +157,7 @@ class Whisper:
             encoded = self.encoder(as_input(input_features, self.device, "float32"))
             batch = encoded.shape[0]
             cache = self.decoder.start(encoded)
-            ids = as_input(np.tile(settings.prompt, (batch, 1)), self.device, "int64")
+            ids = as_input(np.tile(settings.prompt, (batch, 1)), self.device, "int32")
             tokens: list[list[int]] = [[] for _ in range(batch)]
             finished = np.zeros(batch, bool)
             for step in range(limit):
@@ -148,7 +169,7 @@ class Whisper:
                         tokens[row].append(int(chosen[row]))
                 if finished.all():
                     break
-                ids = as_input(chosen.reshape(batch, 1), self.device, "int64")
+                ids = as_input(chosen.reshape(batch, 1), self.device, "int32")
         return tokens
 
     def transcribe_stream(self, audio: AudioLike, max_new_tokens: int | None = None) -> Iterator[str]:

@@ -1,0 +1,311 @@
+"""``browser:webgpu``: the kernel-side proxy of the GPU in the browser that shows the notebook.
+
+Buffers are the strided views of the ``wgpu`` device (:class:`WgpuBuffer`) over a ``Storage`` whose
+handle is the browser's buffer id: views (reshape, transpose, broadcast, indexing) cost nothing, and
+a buffer is freed in the browser when its last view is garbage-collected here. Work is batched into
+command lists (:mod:`browser_protocol`) sent with binary payloads; a batch goes when a download
+needs it, when it is large, on :meth:`BrowserProxyDevice.flush`, and after each cell.
+
+A running cell cannot receive the browser's replies unless it awaits (see DESIGN.md), so downloads
+are awaitable: ``await t.numpy_async()``. ``t.numpy()`` returns at once when the data has arrived
+(for example in a later cell) and otherwise requests it and raises :class:`BrowserDataPending`.
+
+>>> sent = []
+>>> dev = BrowserProxyDevice(lambda content, buffers: sent.append(content))
+>>> buf = dev.upload(np.arange(3, dtype=np.float32))
+>>> dev.flush()
+>>> [c["op"] for c in sent[0]["commands"]]
+['upload']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from accelerate_lab.hal import browser_ops
+from accelerate_lab.hal.browser_errors import BrowserDataPending, BrowserDeviceLost, BrowserError, BrowserTimeout
+from accelerate_lab.hal.browser_protocol import Batch, ScalarArg, decode_array, parse_reply
+from accelerate_lab.hal.device import Buffer, DeviceInfo, DeviceStats, KernelInput, MemoryInfo
+from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, storage_dtype
+from accelerate_lab.hal.wgpu_runtime import Storage
+
+__all__ = ["BrowserProxyDevice", "Transport"]
+
+log = logging.getLogger(__name__)
+
+Transport = Callable[[dict[str, object], list[memoryview]], None]
+"""Sends one message (JSON content, binary buffers) to the front end."""
+
+
+@dataclass
+class _Request:
+    view: WgpuBuffer
+    version: int
+    array: np.ndarray | None = None
+    error: BrowserError | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.array is not None or self.error is not None
+
+
+class BrowserProxyDevice:
+    """A :class:`~accelerate_lab.hal.device.Device` whose buffers live in the notebook's browser.
+
+    ``transport`` sends one message; replies come back through :meth:`receive`. ``summary`` is what
+    the browser reported (``adapter``, ``features``, ``limits``); ``timeout`` bounds every wait.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        name: str = "browser:webgpu",
+        summary: Mapping[str, Any] | None = None,
+        timeout: float = 30.0,
+        max_commands: int = 256,
+        max_bytes: int = 16 << 20,
+    ) -> None:
+        self.name = name
+        self.stats = DeviceStats()
+        self.timeout = timeout
+        self._transport = transport
+        self._summary = dict(summary or {})
+        self._max_commands = max_commands
+        self._max_bytes = max_bytes
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self._seqs = itertools.count(1)
+        self._batch = Batch(seq=0)
+        self._freed: list[tuple[int, int]] = []
+        self._versions: dict[int, int] = {}
+        self._arrived: weakref.WeakKeyDictionary[WgpuBuffer, tuple[int, np.ndarray]] = weakref.WeakKeyDictionary()
+        self._requests: dict[int, _Request] = {}
+        self._failure: BrowserError | None = None
+        self._closed: str | None = None
+        self.allocated_bytes = 0
+        self.peak_bytes = 0
+        self.browser_memory: Mapping[str, object] = {}
+
+    # ---- what it is -----------------------------------------------------------------------------
+    @property
+    def f16(self) -> bool:
+        return "shader-f16" in self._summary.get("features", ())
+
+    def info(self) -> DeviceInfo:
+        adapter = self._summary.get("adapter", {})
+        parts = [adapter.get(k, "") for k in ("vendor", "architecture", "device", "description")]
+        return DeviceInfo(
+            name=self.name,
+            kind="browser",
+            description="WebGPU in the notebook's browser: " + (" / ".join(p for p in parts if p) or "adapter not disclosed"),
+            features=tuple(self._summary.get("features", ())),
+            limits={k: int(v) for k, v in self._summary.get("limits", {}).items()},
+            is_fallback=bool(adapter.get("is_fallback", False)),
+        )
+
+    def memory(self) -> MemoryInfo:
+        """Bytes of live browser buffers as the kernel counts them (the browser's own count is in the widget)."""
+        return MemoryInfo(self.allocated_bytes, self.peak_bytes, self._summary.get("limits", {}).get("maxBufferSize"))
+
+    def supports(self, kernel: str) -> bool:
+        return kernel in browser_ops.BROWSER_KERNELS
+
+    # ---- buffers --------------------------------------------------------------------------------
+    def _new_storage(self, nbytes: int) -> Storage:
+        handle = next(self._ids)
+        storage = Storage(handle, nbytes)
+        self.allocated_bytes += nbytes
+        self.peak_bytes = max(self.peak_bytes, self.allocated_bytes)
+        weakref.finalize(storage, self._freed.append, (handle, nbytes))  # sent with the next batch
+        return storage
+
+    def new_zeros(self, shape: tuple[int, ...], dtype: np.dtype[np.generic]) -> WgpuBuffer:
+        """A dense zero-filled buffer."""
+        nbytes = int(np.prod(shape)) * storage_dtype(dtype).itemsize
+        storage = self._new_storage(nbytes)
+        with self._lock:
+            self._check()
+            self._batch.alloc(storage.buffer, nbytes)
+        return WgpuBuffer(tuple(shape), np.dtype(dtype), storage)
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype[np.generic]) -> Buffer:
+        return self.new_zeros(shape, dtype)
+
+    def free(self, buffer: Buffer) -> None:
+        """Nothing to do at once: the browser frees a buffer when its last view here is collected."""
+
+    def upload(self, array: np.ndarray) -> Buffer:
+        array = np.asarray(array)
+        storage = self._new_storage(array.size * storage_dtype(array.dtype).itemsize)
+        with self._lock:
+            self._check()
+            self._batch.upload(storage.buffer, array)
+            self._maybe_flush()
+        return WgpuBuffer(tuple(array.shape), array.dtype, storage)
+
+    # ---- kernels (called by browser_ops) --------------------------------------------------------
+    def submit_run(
+        self,
+        kernel: str,
+        shape: tuple[int, ...],
+        dtype: np.dtype[np.generic],
+        inputs: Sequence[WgpuBuffer | ScalarArg | None],
+        params: Mapping[str, object],
+        compute: np.dtype[np.generic] | None,
+    ) -> WgpuBuffer:
+        """A new dense buffer of ``shape``/``dtype`` that ``kernel`` fills from ``inputs``."""
+        out = self.new_zeros(shape, dtype)
+        with self._lock:
+            self._batch.run(kernel, out, inputs, params, compute)
+            self.stats.dispatches += 1
+            self._maybe_flush()
+        return out
+
+    def write_view(self, target: WgpuBuffer, value: WgpuBuffer | bool | int | float) -> None:
+        """Copy ``value`` (a buffer broadcastable to ``target``, or a number) into the view ``target``."""
+        assert target.storage is not None
+        if isinstance(value, WgpuBuffer):
+            while len(value.shape) > len(target.shape) and value.shape[0] == 1:
+                value = value.view(value.shape[1:], value.strides[1:], value.offset)
+            if value.storage is target.storage:
+                value = self.dense_copy(value)
+            source: WgpuBuffer | ScalarArg = broadcast_view(value, target.shape)
+        else:
+            source = (np.array(value, dtype=target.dtype).item(), target.dtype)
+        with self._lock:
+            self._batch.run("copy", target, [source], {}, None)
+            self._versions[target.storage.buffer] = self._versions.get(target.storage.buffer, 0) + 1
+            self._maybe_flush()
+
+    def dense_copy(self, view: WgpuBuffer) -> WgpuBuffer:
+        """A dense copy of a strided view."""
+        return self.submit_run("copy", view.shape, view.dtype, [view], {}, None)
+
+    def run(self, kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object]) -> Buffer:
+        self._check()
+        return browser_ops.handle(self, kernel, inputs, params)
+
+    # ---- sending --------------------------------------------------------------------------------
+    def _check(self) -> None:
+        if self._closed is not None:
+            raise BrowserDeviceLost(f"{self.name} is disconnected ({self._closed}); show al.BrowserDevice() again")
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    def _maybe_flush(self) -> None:
+        if len(self._batch.commands) >= self._max_commands or self._batch.payload_bytes >= self._max_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the commands collected so far (and the frees of collected buffers) as one batch."""
+        with self._lock:
+            while self._freed:
+                handle, nbytes = self._freed.pop()
+                self.allocated_bytes -= nbytes
+                self._batch.free(handle)
+            if not self._batch.commands:
+                return
+            batch, self._batch = self._batch, Batch(seq=0)
+            batch.seq = next(self._seqs)
+            self.stats.submissions += 1
+        self._transport(batch.content(), batch.buffers)
+
+    # ---- receiving ------------------------------------------------------------------------------
+    def receive(self, content: Mapping[str, object], buffers: Sequence[bytes | memoryview]) -> None:
+        """Handle one reply from the front end (downloads, errors, memory)."""
+        reply = parse_reply(content, buffers)
+        self.browser_memory = reply.memory
+        with self._lock:
+            for request_id, data in reply.downloads.items():
+                request = self._requests.pop(request_id, None)
+                if request is None:
+                    continue
+                if reply.error is not None:  # a failed batch's data may be wrong: never hand it out
+                    request.error = reply.error
+                    continue
+                view = request.view
+                request.array = decode_array(data, view.shape, view.dtype)
+                assert view.storage is not None
+                if self._versions.get(view.storage.buffer, 0) == request.version:
+                    self._arrived[view] = (request.version, request.array)
+            if reply.error is not None:
+                log.warning("%s: batch %d failed at command %s: %s", self.name, reply.seq, reply.failed_command, reply.error)
+                self._failure = reply.error
+                for request in list(self._requests.values()):
+                    request.error = reply.error
+
+    def disconnect(self, reason: str) -> None:
+        """The front end went away: pending downloads fail, later calls raise `BrowserDeviceLost`."""
+        self._closed = reason
+        for request in self._requests.values():
+            request.error = BrowserDeviceLost(f"{self.name} disconnected: {reason}")
+        self._requests.clear()
+
+    # ---- downloads ------------------------------------------------------------------------------
+    def _cached(self, view: WgpuBuffer) -> np.ndarray | None:
+        assert view.storage is not None
+        found = self._arrived.get(view)
+        if found is not None and found[0] == self._versions.get(view.storage.buffer, 0):
+            return found[1].copy()
+        return None
+
+    def _request(self, view: WgpuBuffer) -> _Request:
+        assert view.storage is not None
+        for request in self._requests.values():
+            if request.view is view:
+                return request
+        request = _Request(view, self._versions.get(view.storage.buffer, 0))
+        request_id = next(self._ids)
+        with self._lock:
+            self._check()
+            self._requests[request_id] = request
+            self._batch.download(request_id, view)
+        self.flush()
+        return request
+
+    def download(self, buffer: Buffer) -> np.ndarray:
+        """The data, when it has arrived; else requests it and raises `BrowserDataPending`."""
+        assert isinstance(buffer, WgpuBuffer)
+        found = self._cached(buffer)
+        if found is not None:
+            return found
+        self._request(buffer)
+        raise BrowserDataPending(
+            f"the data of this {self.name} tensor (shape {buffer.shape}, {buffer.dtype.name}) is in the browser, "
+            "and a cell that runs synchronously cannot receive it: use `await t.numpy_async()` in this cell, "
+            "or call t.numpy() again in a later cell (the download has been requested)"
+        )
+
+    async def download_async(self, buffer: Buffer, timeout: float | None = None) -> np.ndarray:
+        """The data of ``buffer``, awaiting the browser's reply (``BrowserTimeout`` after ``timeout`` s)."""
+        assert isinstance(buffer, WgpuBuffer)
+        found = self._cached(buffer)
+        if found is not None:
+            return found
+        request = self._request(buffer)
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while not request.done:
+            if time.monotonic() > deadline:
+                raise BrowserTimeout(
+                    f"{self.name} did not answer within {limit:g} s: is the BrowserDevice widget still shown "
+                    "in an open browser tab? (re-run the cell that shows it)"
+                )
+            await asyncio.sleep(0.002)
+        if request.error is not None:
+            self._failure = None
+            raise request.error
+        assert request.array is not None
+        return request.array.copy()

@@ -1,0 +1,267 @@
+"""Kernel handlers of the browser devices: check shapes, choose dtypes as numpy does, and turn each
+catalogue kernel into views (no browser work) or one ``run`` command for the browser's WGSL.
+
+The browser receives views already broadcast or permuted and the output's shape and dtype, so all
+numpy semantics are decided here, synchronously; a combination the browser's kernels lack raises
+:class:`UnsupportedKernelError` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from accelerate_lab.errors import ShapeError, UnsupportedKernelError
+from accelerate_lab.hal import shapes
+from accelerate_lab.hal.cpu import CpuDevice
+from accelerate_lab.hal.kernels import KERNELS
+from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, getitem_view, row_major
+from accelerate_lab.hal.wgpu_codegen import CLASS_OF
+from accelerate_lab.hal.wgpu_elementwise import collapse
+from accelerate_lab.hal.wgpu_shaders import library_ops
+
+if TYPE_CHECKING:
+    from accelerate_lab.hal.browser_device import BrowserProxyDevice
+
+__all__ = ["BROWSER_KERNELS", "handle"]
+
+Handler = Callable[["BrowserProxyDevice", str, Sequence[Any], Mapping[str, Any]], WgpuBuffer]
+_COMPARE = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
+_F32 = np.dtype(np.float32)
+_PROBE = CpuDevice()
+
+
+def _unsupported(message: str) -> UnsupportedKernelError:
+    return UnsupportedKernelError(f"the browser device cannot run this: {message}")
+
+
+def _probe(kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> np.dtype[np.generic]:
+    """The dtype numpy gives, from the cpu kernel on one-element stand-ins of the inputs."""
+    samples = [np.ones((1,) * len(x.shape), x.dtype) if isinstance(x, WgpuBuffer) else x for x in inputs]
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = _PROBE.run(kernel, samples, params)
+    except ImportError as error:
+        raise _unsupported(f"the dtype of {kernel} needs {error.name}") from error
+    assert isinstance(out, np.ndarray)
+    return out.dtype
+
+
+def _cls(dev: BrowserProxyDevice, dtype: np.dtype[np.generic]) -> str:
+    cls = CLASS_OF[dtype.name]
+    if cls == "d" or (cls == "h" and not dev.f16):
+        raise _unsupported(f"{dtype.name} tensors (no WGSL for them in this browser)")
+    return "f" if cls == "h" else cls
+
+
+def _convertible(src: str, dst: str) -> bool:
+    return src == dst or (dst, f"from_{src}") in library_ops()
+
+
+def elementwise(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+    shape = shapes.broadcast_shapes(*(x.shape for x in inputs if isinstance(x, WgpuBuffer)))
+    out = _probe(kernel, inputs, params)
+    if kernel in _COMPARE:
+        compute = np.result_type(*(x.dtype if isinstance(x, WgpuBuffer) else x for x in inputs))
+    else:
+        compute = out
+    op = "gelu_tanh" if kernel == "gelu" and params.get("approximate") == "tanh" else kernel
+    cls = _cls(dev, compute)
+    if kernel not in ("cast", "copy") and (cls, op) not in library_ops():
+        raise _unsupported(f"{kernel} on {compute.name}")
+    args: list[WgpuBuffer | tuple[float | int | bool, np.dtype[np.generic]]] = []
+    for i, x in enumerate(inputs):
+        if isinstance(x, WgpuBuffer):
+            if not _convertible(_cls(dev, x.dtype), "b" if kernel == "where" and i == 0 else cls):
+                raise _unsupported(f"{kernel}: no conversion from {x.dtype.name}")
+            args.append(broadcast_view(x, shape))
+        else:
+            dtype = np.dtype(np.bool_) if kernel == "where" and i == 0 else compute
+            args.append((np.array(x, dtype=dtype).item(), dtype))
+    if not _convertible("b" if kernel in _COMPARE else cls, _cls(dev, out)):
+        raise _unsupported(f"{kernel}: no conversion to {out.name}")
+    return dev.submit_run(kernel, shape, out, args, dict(params), compute if kernel not in ("cast", "copy") else None)
+
+
+def matmul(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+    a, b = inputs
+    shape = shapes.matmul_shape(a.shape, b.shape)
+    if a.dtype != _F32 or b.dtype != _F32:
+        raise _unsupported(f"matmul of {a.dtype.name} and {b.dtype.name} (float32 only)")
+    if len(a.shape) == 1:
+        a = a.view((1, *a.shape), (0, *a.strides), a.offset)
+    if len(b.shape) == 1:
+        b = b.view((*b.shape, 1), (*b.strides, 0), b.offset)
+    batch = shapes.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a = broadcast_view(a, (*batch, *a.shape[-2:]))
+    b = broadcast_view(b, (*batch, *b.shape[-2:]))
+    dims, (sa, sb) = collapse(batch, [a.strides[:-2], b.strides[:-2]]) if batch else ([1], [[0], [0]])
+    if len(dims) > 2:
+        a, b = dev.dense_copy(a), dev.dense_copy(b)
+        dims, (sa, sb) = [math.prod(batch)], [[a.shape[-2] * a.shape[-1]], [b.shape[-2] * b.shape[-1]]]
+    pad = 2 - len(dims)
+    dims, sa, sb = [1] * pad + dims, [0] * pad + sa, [0] * pad + sb
+    a4 = a.view((*dims, *a.shape[-2:]), (*sa, *a.strides[-2:]), a.offset)
+    b4 = b.view((*dims, *b.shape[-2:]), (*sb, *b.strides[-2:]), b.offset)
+    out = dev.submit_run("matmul", (*dims, a.shape[-2], b.shape[-1]), _F32, [a4, b4], {}, None)
+    return out.view(shape, row_major(shape), 0)
+
+
+def reduce(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+    (x,) = inputs
+    out_dtype = _probe(kernel, inputs, params)
+    if x.dtype != _F32 or out_dtype != (np.dtype(np.int64) if kernel == "argmax" else _F32):
+        raise _unsupported(f"{kernel} of {x.dtype.name} (float32 only)")
+    axis = params.get("axis")
+    axes = tuple(range(len(x.shape))) if axis is None else tuple(axis)
+    if any(x.shape[d] == 0 for d in axes) or math.prod(x.shape) == 0:
+        raise _unsupported(f"{kernel} of an empty tensor")
+    keep = bool(params.get("keepdims"))
+    out_shape = tuple(1 if d in axes else n for d, n in enumerate(x.shape) if keep or d not in axes)
+    perm = [d for d in range(len(x.shape)) if d not in axes] + list(axes)
+    moved = x.view(tuple(x.shape[d] for d in perm), tuple(x.strides[d] for d in perm), x.offset)
+    extra = {"reduce_axes": len(axes), "correction": float(params.get("correction", 0))}
+    rows = tuple(x.shape[d] for d in perm[: len(perm) - len(axes)])
+    out = dev.submit_run(kernel, rows, out_dtype, [moved], extra, None)
+    return out.view(out_shape, row_major(out_shape), 0)
+
+
+def normalize(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+    x = inputs[0]
+    if x.dtype != _F32 or any(t is not None and t.dtype != _F32 for t in inputs[1:]):
+        raise _unsupported(f"{kernel} of {x.dtype.name} (float32 only)")
+    if math.prod(x.shape) == 0 or not x.shape:
+        raise _unsupported(f"{kernel} of an empty or 0-d tensor")
+    if kernel == "layer_norm":
+        n = x.shape[-1]
+        for t in inputs[1:3]:
+            if t is not None and t.shape != (n,):
+                raise _unsupported(f"layer_norm weight/bias of shape {t.shape} (not ({n},))")
+        return dev.submit_run(kernel, x.shape, _F32, list(inputs[:3]), {"eps": float(params["eps"])}, None)
+    axis = shapes.normalize_axis(int(params["axis"]), len(x.shape))
+    perm = [d for d in range(len(x.shape)) if d != axis] + [axis]
+    moved = x.view(tuple(x.shape[d] for d in perm), tuple(x.strides[d] for d in perm), x.offset)
+    out = dev.submit_run(kernel, moved.shape, _F32, [moved], {}, None)
+    return out.view(x.shape, tuple(out.strides[perm.index(d)] for d in range(len(x.shape))), 0)
+
+
+def gather(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+    ids, src = inputs
+    if ids.dtype.name not in ("int32", "int64", "uint8") or src.dtype != _F32:
+        raise _unsupported(f"{kernel} with ids {ids.dtype.name} and values {src.dtype.name}")
+    if kernel == "embedding":
+        if len(src.shape) != 2:
+            raise ShapeError(f"embedding table must be 2-D (num_embeddings, dim), got shape {src.shape}")
+        return dev.submit_run(kernel, (*ids.shape, src.shape[1]), _F32, [ids, src], {}, None)
+    if src.shape[:-1] != ids.shape:
+        raise ShapeError(f"embedding_backward: grad {src.shape} does not match ids {ids.shape} + (dim,)")
+    rows = int(params["num_embeddings"])
+    return dev.submit_run(kernel, (rows, src.shape[-1]), _F32, [ids, src], {"num_embeddings": rows}, None)
+
+
+def conv(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+    geometry = (params["stride"], params["padding"], params["dilation"], params["groups"])
+    if len(geometry[0]) not in (1, 2) or any(t is not None and t.dtype != _F32 for t in inputs):
+        raise _unsupported(f"{kernel}: 1-D and 2-D float32 convolutions only")
+    if kernel == "conv":
+        out_shape = shapes.conv_output_shape(inputs[0].shape, inputs[1].shape, *geometry)
+    elif kernel == "conv_backward_input":
+        out_shape = tuple(params["input_shape"])
+    else:
+        out_shape = tuple(params["weight_shape"])
+    wire = {"stride": list(geometry[0]), "padding": list(geometry[1]), "dilation": list(geometry[2]), "groups": geometry[3]}
+    return dev.submit_run(kernel, out_shape, _F32, list(inputs), wire, None)
+
+
+def attention(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+    q, k, v, mask = inputs
+    if min(len(q.shape), len(k.shape), len(v.shape)) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ShapeError(f"attention shapes do not fit: q {q.shape}, k {k.shape}, v {v.shape}")
+    if not q.dtype == k.dtype == v.dtype == _F32 or max(q.shape[-1], v.shape[-1]) > 512:
+        raise _unsupported("attention on float32 with head sizes up to 512 only")
+    (length, e), source, ev = q.shape[-2:], k.shape[-2], v.shape[-1]
+    masks = [mask.shape[:-2]] if mask is not None and len(mask.shape) >= 2 else []
+    batch = shapes.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2], *masks)
+    views = [broadcast_view(t, (*batch, *t.shape[-2:])) for t in (q, k, v)]
+    if mask is not None:
+        if mask.dtype not in (np.dtype(np.bool_), _F32):
+            raise _unsupported(f"attention masks of {mask.dtype.name}")
+        views.append(broadcast_view(mask, (*batch, length, source)))
+    scale = params.get("scale")
+    wire = {"is_causal": bool(params.get("is_causal")), "scale": 1 / math.sqrt(e) if scale is None else float(scale)}
+    return dev.submit_run(kernel, (*batch, length, ev), _F32, [*views, None][:4], wire, None)
+
+
+def layout(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+    x = inputs[0]
+    if kernel == "copy":
+        return elementwise(dev, kernel, inputs, params)
+    if kernel == "reshape":
+        shape = shapes.reshape_shape(math.prod(x.shape), x.shape, params["shape"])
+        dense = x if x.is_dense() else dev.dense_copy(x)
+        return dense.view(shape, row_major(shape), dense.offset)
+    if kernel == "transpose":
+        axes = tuple(params["axes"])
+        if sorted(axes) != list(range(len(x.shape))):
+            raise ShapeError(f"transpose: axes {axes} are not a permutation of {len(x.shape)} axes")
+        return x.view(tuple(x.shape[a] for a in axes), tuple(x.strides[a] for a in axes), x.offset)
+    if kernel == "broadcast_to":
+        target = tuple(params["shape"])
+        if shapes.broadcast_shapes(x.shape, target) != target:
+            raise ShapeError(f"cannot broadcast {x.shape} to {target}")
+        return broadcast_view(x, target)
+    if kernel == "getitem":
+        return getitem_view(x, tuple(params["index"]))
+    if kernel == "setitem":
+        dev.write_view(getitem_view(x, tuple(params["index"])), inputs[1])
+        return x
+    if kernel == "index_backward":
+        out = dev.new_zeros(tuple(params["shape"]), x.dtype)
+        dev.write_view(getitem_view(out, tuple(params["index"])), x)
+        return out
+    return _concat(dev, inputs, int(params["axis"]))
+
+
+def _concat(dev: BrowserProxyDevice, inputs: Sequence[Any], axis: int) -> WgpuBuffer:
+    dtype = np.result_type(*(x.dtype for x in inputs))
+    _cls(dev, dtype)
+    first = inputs[0].shape
+    for t in inputs:
+        if len(t.shape) != len(first) or t.shape[:axis] + t.shape[axis + 1 :] != first[:axis] + first[axis + 1 :]:
+            raise ShapeError(f"concat along axis {axis}: shapes {', '.join(str(u.shape) for u in inputs)} differ")
+    out = dev.new_zeros((*first[:axis], sum(t.shape[axis] for t in inputs), *first[axis + 1 :]), dtype)
+    start = 0
+    for t in inputs:
+        index = (*(slice(None),) * axis, slice(start, start + t.shape[axis]))
+        dev.write_view(getitem_view(out, index), t)
+        start += t.shape[axis]
+    return out
+
+
+_FAMILIES: dict[str, Handler] = {
+    "unary": elementwise,
+    "binary": elementwise,
+    "ternary": elementwise,
+    "linalg": matmul,
+    "reduce": reduce,
+    "normalize": normalize,
+    "gather": gather,
+    "conv": conv,
+    "attention": attention,
+    "layout": layout,
+}
+
+BROWSER_KERNELS: frozenset[str] = frozenset(name for name, spec in KERNELS.items() if spec.family in _FAMILIES)
+
+
+def handle(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+    """Run ``kernel`` on the browser device (views here, the rest as commands)."""
+    spec = KERNELS.get(kernel)
+    if spec is None or spec.family not in _FAMILIES:
+        raise _unsupported(f"no kernel {kernel!r}")
+    return _FAMILIES[spec.family](dev, kernel, inputs, params)

@@ -1,0 +1,138 @@
+"""``BrowserDevice``: the anywidget that connects the notebook's browser GPU to the kernel.
+
+Showing it starts WebGPU in the browser (the bundle in ``accelerate_lab/static``, built from
+``widget/``); once the browser reports back (after the cell that shows it), ``browser:webgpu`` is
+a device of the kernel. Results come back with ``await t.numpy_async()``.
+
+>>> import accelerate_lab as al
+>>> dev = al.BrowserDevice()
+>>> dev.status  # no browser has shown it yet
+'waiting'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from accelerate_lab.hal.browser_device import BrowserProxyDevice
+from accelerate_lab.hal.browser_errors import BrowserTimeout, NoWebGPUError
+from accelerate_lab.hal.registry import register_device, unregister_device
+
+__all__ = ["BrowserDevice"]
+
+_STATIC = Path(__file__).resolve().parent.parent / "static"
+_FAILED = {"no-webgpu", "error", "lost"}
+
+
+def _bundle(name: str) -> Path | str:
+    path = _STATIC / name
+    if path.exists():
+        return path
+    # the widget still displays, and says what is missing instead of failing silently
+    message = f"accelerate_lab's widget bundle is missing ({path}): run `bash scripts/build_widget.sh .venv`"
+    return f"export default {{ render({{ el }}) {{ el.textContent = {message!r}; }} }};" if name.endswith(".js") else ""
+
+
+class BrowserDevice(anywidget.AnyWidget):  # type: ignore[misc]
+    """The GPU of the browser showing this notebook, as the kernel device ``browser:webgpu``.
+
+    ``status`` goes ``waiting`` -> ``connecting`` -> ``ready`` (or ``no-webgpu`` / ``error`` / ``lost``,
+    with ``message`` saying why). ``adapter``, ``features``, ``limits``, ``webnn`` and ``memory``
+    mirror what the browser reports; ``memory`` updates live.
+    """
+
+    _esm = _bundle("browser_device.js")
+    _css = _bundle("browser_device.css")
+    status = traitlets.Unicode("waiting").tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+    adapter = traitlets.Dict().tag(sync=True)
+    features = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    limits = traitlets.Dict().tag(sync=True)
+    webnn = traitlets.Dict().tag(sync=True)
+    memory = traitlets.Dict().tag(sync=True)
+
+    def __init__(self, name: str = "browser:webgpu", timeout: float = 30.0, **kwargs: Any) -> None:
+        self.device_name = name
+        self.timeout = timeout
+        self.device: BrowserProxyDevice | None = None
+        self._shell: Any = None
+        super().__init__(**kwargs)
+        self.on_msg(self._on_msg)
+        self.observe(self._on_status, names="status")
+        self._shell = _ipython()
+        if self._shell is not None:
+            # batches left at the end of a cell go out then, so the browser computes between cells
+            self._shell.events.register("post_run_cell", self._flush_after_cell)
+
+    # ---- connection -----------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """Whether ``browser:webgpu`` is registered and usable."""
+        return self.device is not None
+
+    def _on_status(self, change: dict[str, Any]) -> None:
+        if change["new"] == "ready":
+            summary = {"adapter": dict(self.adapter), "features": list(self.features), "limits": dict(self.limits)}
+            self.device = BrowserProxyDevice(self._send_batch, name=self.device_name, summary=summary, timeout=self.timeout)
+            device = self.device
+            register_device(self.device_name, lambda: device, replace=True)
+        elif change["new"] in _FAILED:
+            self._drop(self.message or change["new"])
+
+    def _drop(self, reason: str) -> None:
+        if self.device is not None:
+            self.device.disconnect(reason)
+            unregister_device(self.device_name)
+            self.device = None
+
+    def _send_batch(self, content: dict[str, object], buffers: list[memoryview]) -> None:
+        self.send(content, buffers)
+
+    def _on_msg(self, _widget: object, content: dict[str, object], buffers: Sequence[bytes | memoryview]) -> None:
+        if self.device is not None and content.get("kind") == "reply":
+            self.device.receive(content, buffers)
+
+    def _flush_after_cell(self, *_: object) -> None:
+        if self.device is not None:
+            self.device.flush()
+
+    async def ready(self, timeout: float = 15.0) -> BrowserDevice:
+        """Await the browser's report: returns when ``browser:webgpu`` is usable.
+
+        Raises `NoWebGPUError` when the browser has no WebGPU (the message says why) and
+        `BrowserTimeout` when no browser has shown the widget within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while self.status != "ready":
+            if self.status in _FAILED:
+                raise NoWebGPUError(f"{self.device_name} is unavailable ({self.status}): {self.message}")
+            if time.monotonic() > deadline:
+                raise BrowserTimeout(
+                    f"no browser has connected this BrowserDevice within {timeout:g} s (status {self.status!r}): "
+                    "display it in JupyterLab or Notebook 7 with a browser open; tensors stay on the kernel's devices"
+                )
+            await asyncio.sleep(0.02)
+        return self
+
+    def close(self) -> None:
+        """Disconnect: ``browser:webgpu`` is unregistered and its tensors are gone."""
+        self._drop("the widget was closed")
+        if self._shell is not None:
+            self._shell.events.unregister("post_run_cell", self._flush_after_cell)
+            self._shell = None
+        super().close()
+
+
+def _ipython() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()

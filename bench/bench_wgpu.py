@@ -1,0 +1,194 @@
+"""Benchmark the wgpu device against numpy in the same run: matmul GFLOP/s, elementwise GB/s, row kernels.
+
+    python bench/bench_wgpu.py                    # sizes picked for the adapter (small on CPU adapters)
+    python bench/bench_wgpu.py --matmul 4096 --elements 67108864 --peak-gflops 66900 --peak-gbs 3350
+
+Prints one table (case, ours, numpy baseline, ratio) and the machine: CPU count and adapter. Times
+are medians of several repeats; GPU work is forced to finish by reading back one element.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+import accelerate_lab as al
+from accelerate_lab.hal.wgpu_device import WgpuDevice
+
+
+@dataclass
+class Row:
+    case: str
+    ours_s: float
+    base_s: float
+    work: float  # FLOPs or bytes of one run
+    unit: str  # "GFLOP/s" or "GB/s"
+
+
+def _median(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _sync(t: al.Tensor) -> None:
+    t[(0,) * t.rank].numpy()  # a one-element readback waits for all submitted work
+
+
+def _ours(fn: Callable[[], al.Tensor], repeats: int, inner: int) -> float:
+    def run() -> None:
+        out = None
+        for _ in range(inner):
+            out = fn()
+        assert out is not None
+        _sync(out)
+
+    return _median(run, repeats) / inner
+
+
+def _rate(work: float, seconds: float, unit: str) -> float:
+    return work / seconds / 1e9
+
+
+def bench(args: argparse.Namespace) -> list[Row]:
+    dev = al.get_device("wgpu")
+    assert isinstance(dev, WgpuDevice)
+    rng = np.random.default_rng(0)
+    rows: list[Row] = []
+    n = args.matmul
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    ta, tb = al.tensor(a, device=dev), al.tensor(b, device=dev)
+    base = _median(lambda: a @ b, args.repeats)
+    configs = [tuple(int(v) for v in c.split(",")) for c in args.matmul_configs.split()] or [
+        dev.runtime.matmul_config
+    ]
+    for config in configs:
+        dev.runtime.matmul_config = config  # type: ignore[assignment]
+        ours = _ours(lambda: ta @ tb, args.repeats, args.inner)
+        rows.append(Row(f"matmul {n}^3 f32 tile {config}", ours, base, 2.0 * n**3, "GFLOP/s"))
+    best = max(rows, key=lambda r: r.work / r.ours_s)
+    dev.runtime.matmul_config = tuple(int(v) for v in best.case.split("(")[1].rstrip(")").split(","))  # type: ignore[assignment]
+
+    m = args.elements
+    x = rng.standard_normal(m, dtype=np.float32)
+    y = rng.standard_normal(m, dtype=np.float32)
+    tx, ty = al.tensor(x, device=dev), al.tensor(y, device=dev)
+    rows.append(
+        Row(
+            f"add {m} f32",
+            _ours(lambda: tx + ty, args.repeats, args.inner),
+            _median(lambda: x + y, args.repeats),
+            3.0 * 4 * m,
+            "GB/s",
+        )
+    )
+    rows.append(
+        Row(
+            f"fused relu(x*2+1)*y {m} f32",
+            _ours(lambda: al.relu(tx * 2 + 1) * ty, args.repeats, args.inner),
+            _median(lambda: np.maximum(x * 2 + 1, 0) * y, args.repeats),
+            3.0 * 4 * m,
+            "GB/s",
+        )
+    )
+    side = int(np.sqrt(m))
+    s = x[: side * side].reshape(side, side)
+    ts = al.tensor(s, device=dev)
+    rows.append(
+        Row(
+            f"softmax {side}x{side} f32",
+            _ours(lambda: al.softmax(ts, -1), args.repeats, args.inner),
+            _median(
+                lambda: (
+                    np.exp(s - s.max(-1, keepdims=True))
+                    / np.exp(s - s.max(-1, keepdims=True)).sum(-1, keepdims=True)
+                ),
+                args.repeats,
+            ),
+            2.0 * 4 * side * side,
+            "GB/s",
+        )
+    )
+    rows.append(
+        Row(
+            f"sum axis -1 {side}x{side} f32",
+            _ours(lambda: al.sum(ts, -1), args.repeats, args.inner),
+            _median(lambda: s.sum(-1), args.repeats),
+            4.0 * side * side,
+            "GB/s",
+        )
+    )
+    rows.append(
+        Row(
+            f"transpose copy {side}x{side} f32",
+            _ours(lambda: ts.T.clone(), args.repeats, args.inner),
+            _median(lambda: np.ascontiguousarray(s.T), args.repeats),
+            2.0 * 4 * side * side,
+            "GB/s",
+        )
+    )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--matmul", type=int, default=0, help="matrix side (default: 256 on CPU adapters, 4096 on GPUs)"
+    )
+    parser.add_argument("--elements", type=int, default=0, help="elementwise length (default: 2**20 / 2**26)")
+    parser.add_argument("--matmul-configs", default="", help='tile configs to compare, e.g. "16,8,8 16,8,16"')
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--inner", type=int, default=0, help="ops per timed repeat (default: 1 on CPU adapters, 10 on GPUs)"
+    )
+    parser.add_argument(
+        "--peak-gflops", type=float, default=0.0, help="the card's float32 peak, to print a share"
+    )
+    parser.add_argument(
+        "--peak-gbs", type=float, default=0.0, help="the card's memory bandwidth, to print a share"
+    )
+    args = parser.parse_args()
+    dev = al.get_device("wgpu")
+    assert isinstance(dev, WgpuDevice)
+    software = dev.runtime.profile.is_software
+    args.matmul = args.matmul or (256 if software else 4096)
+    args.elements = args.elements or (1 << 20 if software else 1 << 26)
+    args.inner = args.inner or (1 if software else 10)
+    rows = bench(args)
+    p = dev.runtime.profile
+    print(
+        f"machine: {os.cpu_count()} CPU cores; adapter {p.device!r} "
+        f"({p.adapter_type}, {p.backend}, {p.driver})"
+    )
+    header = (
+        f"{'case':<40} {'ours ms':>10} {'ours rate':>16} {'numpy ms':>10} {'numpy rate':>16} {'ratio':>7}"
+    )
+    if args.peak_gflops or args.peak_gbs:
+        header += f" {'of peak':>8}"
+    print(header)
+    for r in rows:
+        ours, base = _rate(r.work, r.ours_s, r.unit), _rate(r.work, r.base_s, r.unit)
+        line = (
+            f"{r.case:<40} {r.ours_s * 1e3:>10.3f} {ours:>8.1f} {r.unit:<7} {r.base_s * 1e3:>10.3f} "
+            f"{base:>8.1f} {r.unit:<7} {r.base_s / r.ours_s:>7.2f}"
+        )
+        peak = args.peak_gflops if r.unit == "GFLOP/s" else args.peak_gbs
+        if peak:
+            line += f" {ours / peak:>8.1%}"
+        print(line)
+    print("ratio = numpy time / ours (above 1: the wgpu device is faster)")
+
+
+if __name__ == "__main__":
+    main()

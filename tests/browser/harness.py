@@ -1,0 +1,98 @@
+"""Driving the BrowserDevice bundle in headless Chromium: a page on 127.0.0.1 with a fake widget model.
+
+``PageTransport`` hands each batch to the page and feeds the replies straight back to the device, so
+a download has arrived by the time ``flush`` returns, as it has in a later notebook cell.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import http.server
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelerate_lab import Tensor
+from accelerate_lab.hal.browser_device import BrowserProxyDevice
+from accelerate_lab.hal.browser_errors import BrowserDataPending
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "accelerate_lab" / "static" / "browser_device.js"
+CHROMIUM = Path(os.environ.get("ACCELERATE_LAB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--enable-unsafe-webgpu",
+    "--no-sandbox",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` on a free port of 127.0.0.1 (a secure context, so WebGPU is exposed)."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the per-request log lines."""
+
+
+def page_folder(target: Path) -> Path:
+    """The test page beside a copy of the built bundle."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("browser_device.js", "browser_device.css"):
+        shutil.copy(BUNDLE.parent / name, target / name)
+    shutil.copy(Path(__file__).with_name("page.html"), target / "page.html")
+    return target
+
+
+class PageTransport:
+    """Sends batches to one fake model of the page; replies go to ``device.receive`` at once."""
+
+    def __init__(self, page: Any, index: int) -> None:
+        self.page = page
+        self.index = index
+        self.device: BrowserProxyDevice | None = None
+
+    def __call__(self, content: dict[str, object], buffers: list[memoryview]) -> None:
+        encoded = [base64.b64encode(b).decode() for b in buffers]
+        replies = self.page.evaluate("([i, c, b]) => window.deliver(i, c, b)", [self.index, content, encoded])
+        assert self.device is not None
+        for reply, reply_buffers in replies:
+            self.device.receive(reply, [base64.b64decode(b) for b in reply_buffers])
+
+
+def connect(page: Any, name: str = "browser:webgpu", render: bool = False) -> tuple[BrowserProxyDevice, dict[str, Any]]:
+    """A fresh fake model in the page (its own GPUDevice) and the kernel-side device talking to it."""
+    connected = page.evaluate("(render) => window.connect(render)", render)
+    state: dict[str, Any] = connected["state"]
+    transport = PageTransport(page, connected["index"])
+    device = BrowserProxyDevice(transport, name=name, summary=state)
+    transport.device = device
+    return device, state
+
+
+def host(t: Tensor) -> np.ndarray:
+    """A browser tensor's data: the first call requests it (the page answers at once), the second reads it."""
+    with contextlib.suppress(BrowserDataPending):
+        return t.numpy()
+    return t.numpy()

@@ -1,0 +1,162 @@
+// The wire format between the kernel (accelerate_lab/hal/browser_protocol.py) and this page.
+// Kernel -> page: {kind: "batch", seq, commands} with the upload payloads as binary buffers.
+// Page -> kernel: {kind: "reply", seq, downloads: [{request, buffer}], error, memory} with the
+// downloaded bytes as binary buffers. Commands run in order; the first failure stops the batch.
+import { BrowserError, GpuRuntime, STORAGE_BYTES, View, isDense, rowMajor, sizeOf } from "./gpu";
+import { RunCommand, runKernel } from "./kernels";
+import { copyInto } from "./elementwise";
+
+export interface Upload {
+  op: "upload";
+  id: number;
+  nbytes: number;
+  buffer: number;
+}
+
+export interface Alloc {
+  op: "alloc";
+  id: number;
+  nbytes: number;
+}
+
+export interface Free {
+  op: "free";
+  id: number;
+}
+
+export interface Download {
+  op: "download";
+  request: number;
+  view: View;
+}
+
+export type Command = Upload | Alloc | Free | Download | RunCommand;
+
+export interface Batch {
+  kind: "batch";
+  seq: number;
+  commands: Command[];
+}
+
+export interface ErrorReport {
+  kind: BrowserError["kind"];
+  message: string;
+  command: number;
+}
+
+export interface MemoryReport {
+  allocated_bytes: number;
+  peak_bytes: number;
+  buffers: number;
+  dispatches: number;
+  pipelines: number;
+  js_heap_bytes: number | null;
+}
+
+export interface Reply {
+  kind: "reply";
+  seq: number;
+  downloads: { request: number; buffer: number }[];
+  error: ErrorReport | null;
+  memory: MemoryReport;
+}
+
+export function memoryReport(gpu: GpuRuntime): MemoryReport {
+  const heap = (performance as Performance & { memory?: { usedJSHeapSize: number } }).memory;
+  return {
+    allocated_bytes: gpu.allocatedBytes,
+    peak_bytes: gpu.peakBytes,
+    buffers: gpu.storages.size,
+    dispatches: gpu.dispatches,
+    pipelines: gpu.pipelinesCompiled,
+    js_heap_bytes: heap ? heap.usedJSHeapSize : null,
+  };
+}
+
+function asBytes(buffer: DataView | ArrayBuffer): Uint8Array<ArrayBuffer> {
+  // ipywidgets hands DataViews over plain ArrayBuffers (never shared memory)
+  return buffer instanceof DataView
+    ? new Uint8Array(buffer.buffer as ArrayBuffer, buffer.byteOffset, buffer.byteLength)
+    : new Uint8Array(buffer);
+}
+
+let nextStaging = -1_000_000_000;
+
+/** The bytes of a view, row-major (a strided view is copied into a dense buffer first). */
+async function download(gpu: GpuRuntime, view: View): Promise<ArrayBuffer> {
+  const nbytes = sizeOf(view.shape) * STORAGE_BYTES[view.dtype];
+  if (isDense(view) && view.offset === 0) return gpu.read(gpu.storage(view.id).buffer, nbytes);
+  const id = nextStaging--;
+  gpu.create(id, nbytes);
+  const dense = { id, shape: view.shape, strides: rowMajor(view.shape), offset: 0, dtype: view.dtype };
+  copyInto(gpu, view, dense);
+  const data = await gpu.read(gpu.storage(id).buffer, nbytes);
+  gpu.free(id);
+  return data;
+}
+
+function errorOf(error: unknown): Omit<ErrorReport, "command"> {
+  if (error instanceof BrowserError) return { kind: error.kind, message: error.message };
+  if (error instanceof Error) {
+    const oom = error.name === "RangeError" || /out of memory/i.test(error.message);
+    return { kind: oom ? "out-of-memory" : "js", message: `${error.name}: ${error.message}` };
+  }
+  return { kind: "js", message: String(error) };
+}
+
+/** Run one batch; always resolves to a reply (errors are reported, not thrown). */
+export async function runBatch(
+  gpu: GpuRuntime,
+  batch: Batch,
+  buffers: readonly (DataView | ArrayBuffer)[],
+): Promise<[Reply, ArrayBuffer[]]> {
+  const out: ArrayBuffer[] = [];
+  const reply: Reply = { kind: "reply", seq: batch.seq, downloads: [], error: null, memory: memoryReport(gpu) };
+  const flags: GPUBuffer[] = [];
+  let at = 0;
+  gpu.device.pushErrorScope("out-of-memory");
+  gpu.device.pushErrorScope("validation");
+  try {
+    if (gpu.lost) throw new BrowserError("device-lost", `the browser's GPU device was lost: ${gpu.lost}`);
+    for (; at < batch.commands.length; at++) {
+      const cmd = batch.commands[at];
+      switch (cmd.op) {
+        case "upload":
+          gpu.create(cmd.id, cmd.nbytes);
+          gpu.write(cmd.id, asBytes(buffers[cmd.buffer]));
+          break;
+        case "alloc":
+          gpu.create(cmd.id, cmd.nbytes); // WebGPU zero-fills new buffers
+          break;
+        case "free":
+          gpu.free(cmd.id);
+          break;
+        case "run":
+          runKernel(gpu, cmd, flags);
+          break;
+        case "download":
+          reply.downloads.push({ request: cmd.request, buffer: out.length });
+          out.push(await download(gpu, cmd.view));
+          break;
+      }
+    }
+    gpu.submit();
+    for (const flag of flags) {
+      if (new Uint32Array(await gpu.read(flag, 4))[0]) {
+        throw new BrowserError("index", "embedding ids out of range [0, rows of the table)");
+      }
+    }
+  } catch (error) {
+    gpu.submit();
+    reply.error = { ...errorOf(error), command: at };
+  } finally {
+    flags.forEach((flag) => flag.destroy());
+  }
+  const validation = await gpu.device.popErrorScope();
+  const memory = await gpu.device.popErrorScope();
+  if (!reply.error && memory) reply.error = { kind: "out-of-memory", message: memory.message, command: -1 };
+  if (!reply.error && validation) reply.error = { kind: "validation", message: validation.message, command: -1 };
+  if (!reply.error && gpu.lost) reply.error = { kind: "device-lost", message: gpu.lost, command: -1 };
+  reply.memory = memoryReport(gpu);
+  return [reply, out];
+}

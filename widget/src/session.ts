@@ -1,0 +1,92 @@
+// One BrowserDevice model's connection: creates the WebGPU runtime, publishes what the browser has
+// (adapter, features, limits, WebNN) in the model's state, runs the kernel's batches one at a time
+// and sends replies with binary buffers.
+import type { AnyModel } from "@anywidget/types";
+import { BrowserError, GpuRuntime } from "./gpu";
+import { Batch, memoryReport, runBatch } from "./protocol";
+import { probeWebnn } from "./webnn";
+
+export interface DeviceState {
+  status: string;
+  message: string;
+  adapter: Record<string, string | boolean>;
+  features: string[];
+  limits: Record<string, number>;
+  webnn: Record<string, string | boolean>;
+  memory: Record<string, number | null>;
+}
+
+export class Session {
+  private gpu: GpuRuntime | null = null;
+  private queue: Promise<void> = Promise.resolve();
+  private timer: number | undefined;
+
+  constructor(private readonly model: AnyModel<DeviceState>) {}
+
+  async start(): Promise<void> {
+    this.model.set("status", "connecting");
+    this.model.save_changes();
+    const webnn = await probeWebnn();
+    this.model.set("webnn", webnn);
+    try {
+      this.gpu = await GpuRuntime.create();
+    } catch (error) {
+      const kind = error instanceof BrowserError ? error.kind : "js";
+      this.model.set("status", kind === "no-webgpu" ? "no-webgpu" : "error");
+      this.model.set("message", error instanceof Error ? error.message : String(error));
+      this.model.save_changes();
+      return;
+    }
+    const { summary } = this.gpu;
+    this.model.set("adapter", {
+      vendor: summary.vendor,
+      architecture: summary.architecture,
+      device: summary.device,
+      description: summary.description,
+      is_fallback: summary.isFallbackAdapter,
+    });
+    this.model.set("features", summary.features);
+    this.model.set("limits", summary.limits);
+    this.model.set("memory", { ...memoryReport(this.gpu) });
+    this.model.set("status", "ready");
+    this.model.set("message", "");
+    this.model.save_changes();
+    this.timer = window.setInterval(() => this.publishMemory(), 1000);
+    void this.gpu.device.lost.then((info) => {
+      this.model.set("status", "lost");
+      this.model.set("message", `the GPU device was lost: ${info.message || info.reason}`);
+      this.model.save_changes();
+    });
+  }
+
+  private publishMemory(): void {
+    if (!this.gpu) return;
+    const now = memoryReport(this.gpu);
+    const before = this.model.get("memory");
+    if (JSON.stringify(before) !== JSON.stringify(now)) {
+      this.model.set("memory", { ...now });
+      this.model.save_changes();
+    }
+  }
+
+  /** A message from the kernel: batches run in arrival order, each answered with one reply. */
+  receive(content: unknown, buffers: readonly DataView[]): void {
+    const batch = content as Batch;
+    if (batch.kind !== "batch") return;
+    this.queue = this.queue.then(async () => {
+      if (!this.gpu) {
+        const message = this.model.get("message") || "WebGPU is not ready in this browser";
+        const error = { kind: "no-webgpu", message, command: 0 };
+        this.model.send({ kind: "reply", seq: batch.seq, downloads: [], error, memory: null });
+        return;
+      }
+      const [reply, out] = await runBatch(this.gpu, batch, buffers);
+      this.model.send(reply, undefined, out);
+    });
+  }
+
+  dispose(): void {
+    window.clearInterval(this.timer);
+    this.gpu?.device.destroy();
+  }
+}

@@ -1,0 +1,82 @@
+// The BrowserDevice view: what the notebook's browser offers (status, adapter, features, limits,
+// WebNN) and the memory the device holds, redrawn whenever the model's state changes.
+import type { AnyModel } from "@anywidget/types";
+import type { DeviceState } from "./session";
+
+const STATUS_TEXT: Readonly<Record<string, string>> = {
+  connecting: "connecting to this browser's GPU…",
+  ready: "ready: tensors moved to 'browser:webgpu' live in this browser",
+  "no-webgpu": "no WebGPU in this browser: tensors stay on the kernel's devices",
+  error: "WebGPU failed to start: tensors stay on the kernel's devices",
+  lost: "the GPU device was lost: re-run the cell that shows this widget",
+};
+
+function megabytes(bytes: number | null | undefined): string {
+  return bytes === null || bytes === undefined ? "n/a" : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+function element<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text = ""): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  node.className = className;
+  node.textContent = text;
+  return node;
+}
+
+function row(table: HTMLTableElement, label: string, value: string): void {
+  const tr = table.insertRow();
+  tr.appendChild(element("th", "al-bd-label", label));
+  tr.appendChild(element("td", "al-bd-value", value));
+}
+
+function draw(model: AnyModel<DeviceState>, root: HTMLElement): void {
+  const status = model.get("status") || "connecting";
+  root.replaceChildren();
+  root.dataset.status = status;
+  const head = element("div", "al-bd-head");
+  head.appendChild(element("span", `al-bd-dot al-bd-${status}`));
+  head.appendChild(element("strong", "al-bd-title", "BrowserDevice"));
+  head.appendChild(element("span", "al-bd-status", STATUS_TEXT[status] ?? status));
+  root.appendChild(head);
+  const message = model.get("message");
+  if (message) root.appendChild(element("div", "al-bd-message", message));
+
+  const table = element("table", "al-bd-table");
+  const adapter = model.get("adapter") ?? {};
+  if (status === "ready" || status === "lost") {
+    const name = [adapter.vendor, adapter.architecture, adapter.device].filter(Boolean).join(" / ") || "(not disclosed)";
+    row(table, "adapter", name);
+    row(table, "description", String(adapter.description || "(not disclosed)"));
+    row(table, "fallback", adapter.is_fallback ? "yes (software: SwiftShader or similar)" : "no (hardware)");
+    const features = model.get("features") ?? [];
+    row(table, "features", features.length ? features.join(", ") : "(none)");
+    const memory = model.get("memory") ?? {};
+    row(table, "GPU memory", `${megabytes(memory.allocated_bytes)} in ${memory.buffers ?? 0} buffers (peak ${megabytes(memory.peak_bytes)})`);
+    row(table, "JS heap", megabytes(memory.js_heap_bytes));
+    row(table, "work", `${memory.dispatches ?? 0} dispatches, ${memory.pipelines ?? 0} pipelines`);
+  }
+  const webnn = model.get("webnn") ?? {};
+  row(table, "WebNN", webnn.available ? "available ('browser:webnn')" : String(webnn.reason || "probing…"));
+  root.appendChild(table);
+
+  const limits = model.get("limits") ?? {};
+  const keys = Object.keys(limits).sort();
+  if (keys.length) {
+    const details = element("details", "al-bd-limits");
+    details.appendChild(element("summary", "", `limits (${keys.length})`));
+    const limitTable = element("table", "al-bd-table");
+    keys.forEach((key) => row(limitTable, key, limits[key].toLocaleString("en-US")));
+    details.appendChild(limitTable);
+    root.appendChild(details);
+  }
+}
+
+/** Render into `el`; returns the clean-up function anywidget calls when the view goes. */
+export function renderView(model: AnyModel<DeviceState>, el: HTMLElement): () => void {
+  const root = element("div", "al-browser-device");
+  el.appendChild(root);
+  const redraw = (): void => draw(model, root);
+  const events = ["status", "message", "adapter", "features", "limits", "webnn", "memory"].map((k) => `change:${k}`);
+  events.forEach((event) => model.on(event, redraw));
+  redraw();
+  return () => events.forEach((event) => model.off(event, redraw));
+}
