@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := dev,gpu,api,lab,servers,browser,models,reference
+EXTRAS := dev,gpu,api,lab,servers,browser,models,reference,llm
 export XDG_RUNTIME_DIR ?= /tmp
 export HF_HUB_OFFLINE := 1
 

@@ -158,7 +158,10 @@ def machine() -> str:
             if "model name" in line
         ]
         cpu = names[0] if names else cpu
-    return f"{cpu}, {os.cpu_count()} CPUs; numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs; numpy {np.__version__}, torch {torch.__version__} ({threads} threads)"
+    )
 
 
 def main() -> None:

@@ -96,7 +96,7 @@ class Lazy:
         self.result: WgpuBuffer | None = None
         self.owner: weakref.ref[WgpuBuffer] | None = None
         self.consumers = 0
-        self.ops = 1 + sum(a.ops for a in args if isinstance(a, Lazy))
+        self.ops: int = 1 + sum(a.ops for a in args if isinstance(a, Lazy))
         leaves: set[tuple[object, ...]] = set()
         storages: set[int] = set()
         for a in args:
@@ -107,8 +107,8 @@ class Lazy:
             elif isinstance(a, WgpuBuffer):
                 leaves.add(_leaf_key(a))
                 storages.add(id(a.storage))
-        self.leaves = frozenset(leaves)
-        self.storages = frozenset(storages)
+        self.leaves: frozenset[tuple[object, ...]] = frozenset(leaves)
+        self.storages: frozenset[int] = frozenset(storages)
 
     def alive(self) -> bool:
         """Whether Python still holds the buffer of this value (then it must be stored)."""

@@ -193,9 +193,7 @@ class WgpuDevice:
             )
 
     # ---- kernels --------------------------------------------------------------------------------
-    def run(
-        self, kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object]
-    ) -> Buffer | tuple[Buffer, ...]:
+    def run(self, kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object]) -> Buffer:
         spec = KERNELS.get(kernel)
         if spec is None:
             raise UnsupportedKernelError(f"the wgpu device has no kernel {kernel!r}")
@@ -218,7 +216,7 @@ class WgpuDevice:
         if kernel == "setitem":
             target = inputs[0]
             assert isinstance(target, WgpuBuffer)
-            updated = self._cpu.run(kernel, [host[0].copy(), *host[1:]], params)
+            updated = self._cpu.run(kernel, [np.array(host[0]), *host[1:]], params)
             self.graph.before_write(target.storage)
             staged = self.upload(np.asarray(updated))
             assert isinstance(staged, WgpuBuffer)

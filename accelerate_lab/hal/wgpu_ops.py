@@ -38,7 +38,8 @@ def _probe(kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> np.
     except Exception as error:
         raise Unsupported(f"numpy refuses these operands ({error})") from error
     assert isinstance(out, np.ndarray)
-    return out.dtype
+    dtype: np.dtype[np.generic] = out.dtype
+    return dtype
 
 
 def _cast(dev: WgpuDevice, x: WgpuBuffer, dtype: np.dtype[np.generic]) -> WgpuBuffer:
@@ -62,7 +63,8 @@ def elementwise(dev: WgpuDevice, kernel: str, inputs: Sequence[Any], params: Map
         if isinstance(x, WgpuBuffer):
             args.append(x)
         else:
-            args.append(np.bool_(x) if kernel == "where" and i == 0 else np.array(x, dtype=compute)[()])
+            scalar = np.array(x, dtype=np.bool_ if kernel == "where" and i == 0 else compute)
+            args.append(scalar.reshape(1)[0])
     dry = ElementwiseProgram((), dev.f16)
     regs = [dry.given("a", class_of(a.dtype, dev.f16)) for a in args]
     apply_op(dry, op, cls, out, regs)

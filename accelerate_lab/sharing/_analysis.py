@@ -94,7 +94,7 @@ def analyze(tensors: Sequence[SharedTensor]) -> SharingAnalysis:
         if len(matching) >= 2:
             by_type[tensor_type] = matching
     users = _by_storage(tensors)
-    duplicates = tuple(_duplicate_group(group, users) for group in duplicate_storages(tensors))
+    duplicates = tuple(_duplicate_group(group, users) for group in duplicate_storages(tensors).groups)
     return SharingAnalysis(by_type, duplicates)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from operator import attrgetter
 
 import numpy as np
@@ -17,22 +18,33 @@ from accelerate_lab.errors import DeviceError
 from accelerate_lab.sharing._storage import Storage
 from accelerate_lab.sharing._tensor import SharedTensor
 
-__all__ = ["duplicate_storages"]
+__all__ = ["Duplicates", "duplicate_storages"]
 
 _INLINE_BYTES = 4096  # up to this size the bytes themselves are the key: no digest, no second comparison
 
 
-def duplicate_storages(tensors: Iterable[SharedTensor]) -> list[list[Storage]]:
-    """Groups of distinct storages with identical contents, each oldest first."""
+@dataclass(frozen=True)
+class Duplicates:
+    """Groups of distinct storages with identical contents (each oldest first), and for every
+    storage seen the name of one tensor that reads it."""
+
+    groups: list[list[Storage]]
+    names: dict[int, str]
+
+
+def duplicate_storages(tensors: Iterable[SharedTensor]) -> Duplicates:
+    """The live storages of ``tensors`` that hold identical contents."""
     # Layouts and contents are bytes, which the garbage collector does not track: its full passes
     # over a heap of 100,000 tensors would otherwise dominate the time.
     layouts: dict[int, bytes] = {}
     storages: dict[int, Storage] = {}
+    names: dict[int, str] = {}
     for tensor in tensors:
         storage = tensor._storage
         if storage is not None and id(storage) not in storages:
             storages[id(storage)] = storage
             layouts[id(storage)] = tensor._layout
+            names[id(storage)] = tensor.name
     crowded = {layout for layout, n in Counter(layouts.values()).items() if n > 1}
     first: dict[bytes, Storage] = {}
     groups: dict[int, list[Storage]] = {}
@@ -54,7 +66,7 @@ def duplicate_storages(tensors: Iterable[SharedTensor]) -> list[list[Storage]]:
             groups[id(seen)] = [seen, storage]
         else:
             group.append(storage)
-    return list(groups.values())
+    return Duplicates(list(groups.values()), names)
 
 
 def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:

@@ -74,11 +74,12 @@ class _Counters:
         self.alloc_count += 1
         self.peak_count = max(self.peak_count, self.current_count)
 
-    def remove(self, nbytes: int) -> None:
+    def remove(self, nbytes: int, evicted: bool) -> None:
         self.current -= nbytes
         self.freed += nbytes
         self.current_count -= 1
         self.frees += 1
+        self.evictions += evicted
 
     def snapshot(self, budget: int | None) -> MemoryCounters:
         return MemoryCounters(
@@ -122,9 +123,8 @@ class Ledger:
         self._all.add(nbytes)
 
     def freed(self, device: str, nbytes: int, *, evicted: bool) -> None:
-        for counters in (self._for(device), self._all):
-            counters.remove(nbytes)
-            counters.evictions += evicted
+        self._devices[device].remove(nbytes, evicted)
+        self._all.remove(nbytes, evicted)
 
     def refused(self, device: str) -> None:
         self._for(device).refusals += 1

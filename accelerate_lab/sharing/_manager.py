@@ -199,17 +199,14 @@ class TensorSharingManager:
                 freed_names.append(tensor.name)
             merged: list[tuple[str, str]] = []
             merged_bytes = 0
-            keep_of = {
-                id(s): group[0] for group in duplicate_storages(pool.tensors.values()) for s in group[1:]
-            }
-            if keep_of:
-                kept = {id(s) for s in keep_of.values()}
-                keep_names = {id(t._storage): t.name for t in pool.tensors.values() if id(t._storage) in kept}
-                for tensor in list(pool.tensors.values()):
-                    keep = keep_of.get(id(tensor._storage))
-                    if keep is not None:
-                        merged_bytes += pool.merge(tensor, keep, keep_names[id(keep)])
-                        merged.append((tensor.name, keep_names[id(keep)]))
+            duplicates = duplicate_storages(pool.tensors.values())
+            keep_of = {id(s): group[0] for group in duplicates.groups for s in group[1:]}
+            for tensor in list(pool.tensors.values()) if keep_of else ():
+                keep = keep_of.get(id(tensor._storage))
+                if keep is not None:
+                    keep_name = duplicates.names[id(keep)]
+                    merged_bytes += pool.merge(tensor, keep, keep_name)
+                    merged.append((tensor.name, keep_name))
             final = pool.ledger.total().current_bytes
             return OptimizationResult(
                 initial_bytes=initial,

@@ -127,15 +127,16 @@ class Pool:
         release(storage)
         return storage.nbytes
 
-
     def _refusal(self, device: str, nbytes: int, name: str, in_use: int, budget: int, freeable: int) -> str:
-        held = sorted(
-            (t for t in self.tensors.values() if t.storage_type == device),
-            key=lambda t: t.get_memory_usage(),
-            reverse=True,
-        )
+        by_storage: dict[int, list[SharedTensor]] = {}
+        for tensor in self.tensors.values():
+            if tensor.storage_type == device:
+                by_storage.setdefault(id(tensor._storage), []).append(tensor)
+        largest = sorted(by_storage.values(), key=lambda users: users[0].get_memory_usage(), reverse=True)
         holders = "; ".join(
-            f"{t.name!r} {format_bytes(t.get_memory_usage())} ({why_held(t)})" for t in held[:3]
+            f"{' = '.join(repr(t.name) for t in users)} {format_bytes(users[0].get_memory_usage())} "
+            f"({'; '.join(why_held(t) for t in users)})"
+            for users in largest[:3]
         )
         return (
             f"cannot fit {name!r} ({format_bytes(nbytes)}) on {device}: {format_bytes(in_use)} of the "

@@ -248,10 +248,10 @@ class SharedTensor:
         self._touch()
 
     def _take_storage(self, fate: str) -> Storage:
+        """Give up the storage (the caller checked `_freeable`, so no model holds this tensor)."""
         storage = self._live()
         self._storage = None
         self._fate = fate
-        self._refs.clear()
         return storage
 
     def _share_storage(self, storage: Storage) -> Storage:

@@ -87,3 +87,14 @@ def test_storage_shared_after_dedupe_is_released_only_with_its_last_tensor() -> 
     assert not a.is_freed and not b.is_freed
     _mib(mgr, "d", 1)  # needs a's and b's shared storage: both go
     assert a.is_freed and b.is_freed
+
+
+def test_refusal_lists_tensors_that_share_one_storage_together() -> None:
+    mgr = al.TensorSharingManager(max_memory_mb=2)
+    _mib(mgr, "embed", 1, producer_model="llama")
+    _mib(mgr, "lm_head", 1, producer_model="llama")
+    mgr.optimize_memory_usage()
+    with pytest.raises(
+        al.MemoryBudgetExceeded, match=r"Largest holders: 'embed' = 'lm_head' 1.0 MiB \(llama; llama\)"
+    ):
+        _mib(mgr, "big", 1.5)

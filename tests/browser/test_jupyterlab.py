@@ -1,0 +1,112 @@
+"""The end-to-end tier: JupyterLab started here, a notebook that shows ``al.BrowserDevice()`` in headless
+Chromium, moves random tensors to ``browser:webgpu``, runs ops there and checks them against numpy in a
+later cell; the widget's screenshot is kept for a person to look at."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CELLS = [
+    "import numpy as np\nimport accelerate_lab as al\ndev = al.BrowserDevice()\ndev",
+    "await dev.ready(timeout=60)\n"
+    "rng = np.random.default_rng(1)\n"
+    "a_host = rng.standard_normal((24, 16)).astype(np.float32)\n"
+    "a = al.tensor(a_host, device='browser:webgpu')\n"
+    "y = al.softmax(al.relu(a @ a.T), axis=-1)\n"
+    "out = await y.numpy_async(timeout=60)\n"
+    "print('computed on', y.device)",
+    "z = np.maximum(a_host @ a_host.T, 0)\n"
+    "ref = np.exp(z - z.max(-1, keepdims=True)); ref /= ref.sum(-1, keepdims=True)\n"
+    "print('MATCHES NUMPY:', bool(np.allclose(out, ref, rtol=1e-5, atol=1e-6)), float(abs(out - ref).max()))",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def jupyterlab(root: Path) -> Iterator[str]:
+    """JupyterLab on a free port of 127.0.0.1, stopped afterwards; yields its URL with the token."""
+    port, token = _free_port(), secrets.token_hex(16)
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
+        "--allow-root", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    log = (root / "jupyterlab.log").open("w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1"})
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
+                break
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not start; see {root / 'jupyterlab.log'}")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}", token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def _notebook(path: Path) -> None:
+    cells = [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None} for c in CELLS]
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path.write_text(json.dumps({"cells": cells, "metadata": {"kernelspec": kernel}, "nbformat": 4, "nbformat_minor": 5}))
+
+
+def _run_cell(page: Any, index: int, expect: str, timeout_ms: int) -> None:
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+Enter")
+    cell.locator(".jp-OutputArea-output", has_text=expect).first.wait_for(timeout=timeout_ms)
+
+
+def test_notebook_runs_ops_in_the_browser_and_matches_numpy(chromium: Any, tmp_path: Path) -> None:
+    _notebook(tmp_path / "e2e.ipynb")
+    with jupyterlab(tmp_path) as (url, token):
+        page = chromium.new_page(viewport={"width": 1200, "height": 900})
+        try:
+            page.goto(f"{url}/lab/tree/e2e.ipynb?token={token}", timeout=90_000)
+            page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=90_000)
+            _run_cell(page, 0, "BrowserDevice", 60_000)
+            widget = page.locator(".al-browser-device[data-status='ready']")
+            widget.wait_for(timeout=60_000)
+            # "Run All" races the browser's report: each cell runs after the previous one showed its output
+            _run_cell(page, 1, "computed on browser:webgpu", 120_000)
+            _run_cell(page, 2, "MATCHES NUMPY:", 60_000)
+            text = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea-output").inner_text()
+            widget.screenshot(path=str(tmp_path / "browser_device.png"))
+            shot = os.environ.get("ACCELERATE_LAB_SCREENSHOTS")
+            if shot:
+                shutil.copy(tmp_path / "browser_device.png", Path(shot) / "browser_device.png")
+            assert "MATCHES NUMPY: True" in text, text
+            assert "swiftshader" in widget.inner_text().lower()
+        finally:
+            page.close()
