@@ -38,7 +38,7 @@ typecheck: setup
 
 # Every tier (gpu, browser, server, slow) runs: no marker is deselected here.
 pytest: setup
-	$(BIN)/pytest -p no:cacheprovider tests --nbval-lax notebooks --timeout 900
+	$(BIN)/pytest -p no:cacheprovider --timeout 900 --doctest-modules accelerate_lab tests --nbval-lax notebooks
 
 test: lint typecheck pytest
 

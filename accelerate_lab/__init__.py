@@ -6,6 +6,7 @@
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from accelerate_lab.errors import (
     AccelerateLabError,
@@ -99,14 +100,27 @@ from accelerate_lab.tensor import (
     zeros,
 )
 
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+_WIDGETS = ("BrowserDevice", "Chat", "MemoryDashboard")
+
 
 def __getattr__(name: str) -> object:
-    """``al.BrowserDevice``, imported on first use: the core must not need ipywidgets/anywidget."""
-    if name == "BrowserDevice":
-        from accelerate_lab.widgets.browser_device import BrowserDevice
+    """``al.BrowserDevice``, ``al.Chat``, ``al.MemoryDashboard``, imported on first use: the core
+    must not need ipywidgets/anywidget."""
+    if name in _WIDGETS:
+        import accelerate_lab.widgets
 
-        return BrowserDevice
+        return getattr(accelerate_lab.widgets, name)
     raise AttributeError(f"module 'accelerate_lab' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: "InteractiveShell") -> None:
+    """``%load_ext accelerate_lab``: registers the ``%%chat`` cell magic."""
+    from accelerate_lab.widgets.magics import load_ipython_extension as register
+
+    register(ipython)
 
 
 try:
@@ -118,11 +132,13 @@ __all__ = [
     "DTYPES",
     "AccelerateLabError",
     "BrowserDevice",
+    "Chat",
     "Device",
     "DeviceError",
     "DeviceInfo",
     "DeviceMismatchError",
     "MemoryBudgetExceeded",
+    "MemoryDashboard",
     "ShapeError",
     "SharedTensor",
     "SharedTensorView",

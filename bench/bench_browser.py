@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the fast tier's page harness lives in tests/
 
-import accelerate_lab as al  # noqa: E402
-from accelerate_lab.hal import get_device, register_device  # noqa: E402
-from accelerate_lab.hal.browser_device import BrowserProxyDevice  # noqa: E402
-from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, connect, host, page_folder, serve  # noqa: E402
+import accelerate_lab as al
+from accelerate_lab.hal import get_device, register_device
+from accelerate_lab.hal.browser_device import BrowserProxyDevice
+from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, connect, host, page_folder, serve
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -79,18 +79,30 @@ def main() -> None:
                 data = np.random.default_rng(0).standard_normal(megabytes * 2**18).astype(np.float32)
                 ours = _median_seconds(_round_trip(device.name, data), args.repeats)
                 base = _median_seconds(_round_trip(baseline, data), args.repeats)
-                rows.append((f"round trip {megabytes} MB (MB/s)", f"{megabytes / ours:.0f}", f"{megabytes / base:.0f}", base / ours))
+                rows.append(
+                    (
+                        f"round trip {megabytes} MB (MB/s)",
+                        f"{megabytes / ours:.0f}",
+                        f"{megabytes / base:.0f}",
+                        base / ours,
+                    )
+                )
             small = np.ones(1024, np.float32)
             x, y = al.tensor(small, device=device.name), al.tensor(small, device=baseline)
             ours = _median_seconds(lambda: host(x + 1.0), max(args.repeats, 20))
             base = _median_seconds(lambda: (y + 1.0).numpy(), max(args.repeats, 20))
-            rows.append(("add + download, 1024 el. (ms)", f"{ours * 1e3:.2f}", f"{base * 1e3:.2f}", base / ours))
+            rows.append(
+                ("add + download, 1024 el. (ms)", f"{ours * 1e3:.2f}", f"{base * 1e3:.2f}", base / ours)
+            )
             queued = _median_seconds(lambda: x * 2.0, max(args.repeats, 20))
             base = _median_seconds(lambda: y * 2.0, max(args.repeats, 20))
-            rows.append(("mul queued, no download (ms)", f"{queued * 1e3:.3f}", f"{base * 1e3:.3f}", base / queued))
+            rows.append(
+                ("mul queued, no download (ms)", f"{queued * 1e3:.3f}", f"{base * 1e3:.3f}", base / queued)
+            )
             assert isinstance(device, BrowserProxyDevice)
             browser.close()
-    machine = f"{os.cpu_count()} CPUs, {platform.machine()}; browser: {adapter.get('vendor')} {adapter.get('architecture')}"
+    browser_name = f"{adapter.get('vendor')} {adapter.get('architecture')}"
+    machine = f"{os.cpu_count()} CPUs, {platform.machine()}; browser: {browser_name}"
     print(f"{'case':34} {'ours':>10} {'baseline (' + baseline + ')':>18} {'ratio':>7}  machine")
     for case, ours_text, base_text, ratio in rows:
         print(f"{case:34} {ours_text:>10} {base_text:>18} {ratio:7.2f}  {machine}")

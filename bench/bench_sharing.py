@@ -27,9 +27,10 @@ import accelerate_lab as al
 MIB = 1024 * 1024
 
 
-def median_seconds(run: Callable[[], float], repeats: int) -> float:
-    """Median of ``repeats`` timings; ``run`` returns the seconds of its own timed part."""
-    return statistics.median(run() for _ in range(repeats))
+def medians(run: Callable[[], tuple[float, float]], repeats: int) -> tuple[float, float]:
+    """Median seconds of ours and of the baseline over ``repeats`` runs (each run times both)."""
+    timings = [run() for _ in range(repeats)]
+    return statistics.median(t[0] for t in timings), statistics.median(t[1] for t in timings)
 
 
 def pairs(n: int) -> tuple[float, float]:
@@ -104,17 +105,17 @@ def scenario(rng: np.random.Generator) -> tuple[int, int]:
     minilm = {"word": weights(30522, 384), "position": weights(512, 384), "token_type": weights(2, 384)}
     for model in ("minilm-search", "minilm-rerank"):  # two pipelines load the same checkpoint
         for part, array in minilm.items():
-            mgr.register_shared_tensor(f"{model}.{part}", data=array.copy(), producer_model=model,
-                                       tensor_type="text_embedding")  # fmt: skip
+            mgr.register_shared_tensor(f"{model}.{part}", data=array.copy(), producer_model=model)
     for part, array in {"patch": weights(768, 3, 32, 32), "position": weights(50, 768)}.items():
-        mgr.register_shared_tensor(f"clip-vit.{part}", data=array, producer_model="clip-vit",
-                                   tensor_type="vision_embedding")  # fmt: skip
-        mgr.share_tensor_between_models(f"clip-vit.{part}", "clip-vit", ["llava"])
-    embed = weights(49152, 576)
+        mgr.register_shared_tensor(f"clip-vit.{part}", data=array, producer_model="clip-vit")
+        mgr.share_tensor_between_models(f"clip-vit.{part}", "clip-vit", ["llava"])  # LLaVA's vision tower
+    embed = weights(49152, 576)  # SmolLM2-135M: input and output embeddings tied, stored twice
     mgr.register_shared_tensor("smollm2.embed_tokens", data=embed, producer_model="llama-smollm2")
     mgr.register_shared_tensor("smollm2.lm_head", data=embed.copy(), producer_model="llama-smollm2")
-    mgr.register_shared_tensor("whisper.encoder_out", data=weights(1500, 384), producer_model="whisper",
-                               consumer_models=["clap"], tensor_type="audio_embedding")  # fmt: skip
+    audio = weights(1500, 384)  # Whisper tiny's encoder output, also read by a CLAP-style classifier
+    mgr.register_shared_tensor(
+        "whisper.encoder_out", data=audio, producer_model="whisper", consumer_models=["clap"]
+    )
     mgr.optimize_memory_usage()
     stats = mgr.get_stats()
     return stats.current_bytes, stats.unshared_bytes
@@ -129,20 +130,19 @@ def main() -> None:
     n_pairs, n_tensors, n_optimize = (20_000, 2_000, 10_000) if args.quick else (200_000, 20_000, 100_000)
 
     rows = []
-    ours, base = (median_seconds(lambda i=i: pairs(n_pairs)[i], repeats) for i in (0, 1))
+    ours, base = medians(lambda: pairs(n_pairs), repeats)
     rows.append(("acquire+release (goal >= 300,000)", n_pairs / ours, n_pairs / base, "pairs/s"))
-    ours, base = (median_seconds(lambda i=i: register_free(n_tensors)[i], repeats) for i in (0, 1))
+    ours, base = medians(lambda: register_free(n_tensors), repeats)
     rows.append(("register+free, 16 float32", n_tensors / ours, n_tensors / base, "tensors/s"))
-    timings = [optimize(n_optimize) for _ in range(max(1, repeats // 2))]
-    ours, base = (statistics.median(t[i] for t in timings) * 1000 for i in (0, 1))
-    rows.append((f"optimize_memory_usage, {n_optimize:,} tensors (goal < 200)", ours, base, "ms"))
+    ours, base = medians(lambda: optimize(n_optimize), max(1, repeats // 2))
+    rows.append((f"optimize_memory_usage, {n_optimize:,} tensors (goal < 200)", ours * 1e3, base * 1e3, "ms"))
     if not args.quick:
         held, unshared = scenario(np.random.default_rng(0))
         rows.append(("multi-model notebook, memory held", held / MIB, unshared / MIB, "MiB"))
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, load average {load}, "
-          f"Python {platform.python_version()}, numpy {np.__version__}")  # fmt: skip
+    machine = f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, load average {load}"
+    print(f"{machine}, Python {platform.python_version()}, numpy {np.__version__}")
     print(f"{'case':<56}{'ours':>14}{'baseline':>14}  {'unit':<10}{'ratio':>7}")
     for case, ours_value, base_value, unit in rows:
         print(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import accelerate_lab as al
+from accelerate_lab.hal.wgpu_buffer import WgpuBuffer
 from accelerate_lab.hal.wgpu_device import WgpuDevice
 
 
@@ -45,13 +46,17 @@ def _sync(t: al.Tensor) -> None:
     t[(0,) * t.rank].numpy()  # a one-element readback waits for all submitted work
 
 
-def _ours(fn: Callable[[], al.Tensor], repeats: int, inner: int) -> float:
+def _ours(dev: WgpuDevice, fn: Callable[[], al.Tensor], repeats: int, inner: int) -> float:
+    """Seconds per ``fn()``. The device records ops lazily and computes only values still held, so
+    every result is kept and computed (recorded for one submission) before the readback."""
+
     def run() -> None:
-        out = None
-        for _ in range(inner):
-            out = fn()
-        assert out is not None
-        _sync(out)
+        outs = [fn() for _ in range(inner)]
+        for out in outs:
+            buf = out._buf
+            assert isinstance(buf, WgpuBuffer)
+            dev.graph.concrete(buf)
+        _sync(outs[-1])
 
     return _median(run, repeats) / inner
 
@@ -70,15 +75,22 @@ def bench(args: argparse.Namespace) -> list[Row]:
     b = rng.standard_normal((n, n), dtype=np.float32)
     ta, tb = al.tensor(a, device=dev), al.tensor(b, device=dev)
     base = _median(lambda: a @ b, args.repeats)
-    configs = [tuple(int(v) for v in c.split(",")) for c in args.matmul_configs.split()] or [
-        dev.runtime.matmul_config
-    ]
+    expected = a @ b
+    configs = [
+        (int(t), int(r), int(k)) for t, r, k in (c.split(",") for c in args.matmul_configs.split())
+    ] or [dev.runtime.matmul_config]
+    timed: dict[tuple[int, int, int], float] = {}
     for config in configs:
-        dev.runtime.matmul_config = config  # type: ignore[assignment]
-        ours = _ours(lambda: ta @ tb, args.repeats, args.inner)
-        rows.append(Row(f"matmul {n}^3 f32 tile {config}", ours, base, 2.0 * n**3, "GFLOP/s"))
-    best = max(rows, key=lambda r: r.work / r.ours_s)
-    dev.runtime.matmul_config = tuple(int(v) for v in best.case.split("(")[1].rstrip(")").split(","))  # type: ignore[assignment]
+        dev.runtime.matmul_config = config
+        error = np.abs((ta @ tb).numpy() - expected).max() / np.abs(expected).max()
+        print(f"tile {config}: max |ours - numpy| / max |numpy| = {error:.1e}", flush=True)
+        if not error < 1e-5:
+            continue  # a wrong kernel gets no timing
+        timed[config] = _ours(dev, lambda: ta @ tb, args.repeats, args.inner)
+        rows.append(Row(f"matmul {n}^3 f32 tile {config}", timed[config], base, 2.0 * n**3, "GFLOP/s"))
+    if not timed:
+        raise SystemExit("every matmul tile config gave wrong results")
+    dev.runtime.matmul_config = min(timed, key=lambda c: timed[c])
 
     m = args.elements
     x = rng.standard_normal(m, dtype=np.float32)
@@ -87,7 +99,7 @@ def bench(args: argparse.Namespace) -> list[Row]:
     rows.append(
         Row(
             f"add {m} f32",
-            _ours(lambda: tx + ty, args.repeats, args.inner),
+            _ours(dev, lambda: tx + ty, args.repeats, args.inner),
             _median(lambda: x + y, args.repeats),
             3.0 * 4 * m,
             "GB/s",
@@ -96,7 +108,7 @@ def bench(args: argparse.Namespace) -> list[Row]:
     rows.append(
         Row(
             f"fused relu(x*2+1)*y {m} f32",
-            _ours(lambda: al.relu(tx * 2 + 1) * ty, args.repeats, args.inner),
+            _ours(dev, lambda: al.relu(tx * 2 + 1) * ty, args.repeats, args.inner),
             _median(lambda: np.maximum(x * 2 + 1, 0) * y, args.repeats),
             3.0 * 4 * m,
             "GB/s",
@@ -108,7 +120,7 @@ def bench(args: argparse.Namespace) -> list[Row]:
     rows.append(
         Row(
             f"softmax {side}x{side} f32",
-            _ours(lambda: al.softmax(ts, -1), args.repeats, args.inner),
+            _ours(dev, lambda: al.softmax(ts, -1), args.repeats, args.inner),
             _median(
                 lambda: (
                     np.exp(s - s.max(-1, keepdims=True))
@@ -123,7 +135,7 @@ def bench(args: argparse.Namespace) -> list[Row]:
     rows.append(
         Row(
             f"sum axis -1 {side}x{side} f32",
-            _ours(lambda: al.sum(ts, -1), args.repeats, args.inner),
+            _ours(dev, lambda: al.sum(ts, -1), args.repeats, args.inner),
             _median(lambda: s.sum(-1), args.repeats),
             4.0 * side * side,
             "GB/s",
@@ -132,7 +144,7 @@ def bench(args: argparse.Namespace) -> list[Row]:
     rows.append(
         Row(
             f"transpose copy {side}x{side} f32",
-            _ours(lambda: ts.T.clone(), args.repeats, args.inner),
+            _ours(dev, lambda: ts.T.clone(), args.repeats, args.inner),
             _median(lambda: np.ascontiguousarray(s.T), args.repeats),
             2.0 * 4 * side * side,
             "GB/s",

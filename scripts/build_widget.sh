@@ -29,7 +29,7 @@ if [[ "$(readlink widget/node_modules 2>/dev/null)" != "$modules" ]]; then
 fi
 
 stamp=accelerate_lab/static/.inputs
-inputs=$(cat widget/package-lock.json widget/build.mjs widget/tsconfig.json widget/src/* shaders/*.wgsl | sha256sum | cut -c1-32)
+inputs=$(find widget/src -type f | sort | xargs cat widget/package-lock.json widget/build.mjs widget/tsconfig.json shaders/*.wgsl | sha256sum | cut -c1-32)
 if [[ ! -f accelerate_lab/static/browser_device.js || "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]]; then
   echo "build_widget: type-checking and bundling widget/"
   (cd widget && node_modules/.bin/tsc --noEmit -p . && node build.mjs)

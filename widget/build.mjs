@@ -6,7 +6,11 @@ import path from "node:path";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 await build({
-  entryPoints: { browser_device: path.join(here, "src/index.ts") },
+  entryPoints: {
+    browser_device: path.join(here, "src/index.ts"),
+    dashboard: path.join(here, "src/dashboard/index.ts"),
+    chat: path.join(here, "src/chat/index.ts"),
+  },
   outdir: path.join(here, "../accelerate_lab/static"),
   bundle: true,
   format: "esm",

@@ -33,7 +33,12 @@ from typing import Any
 import numpy as np
 
 from accelerate_lab.hal import browser_ops
-from accelerate_lab.hal.browser_errors import BrowserDataPending, BrowserDeviceLost, BrowserError, BrowserTimeout
+from accelerate_lab.hal.browser_errors import (
+    BrowserDataPending,
+    BrowserDeviceLost,
+    BrowserError,
+    BrowserTimeout,
+)
 from accelerate_lab.hal.browser_protocol import Batch, ScalarArg, decode_array, parse_reply
 from accelerate_lab.hal.device import Buffer, DeviceInfo, DeviceStats, KernelInput, MemoryInfo
 from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, storage_dtype
@@ -89,7 +94,9 @@ class BrowserProxyDevice:
         self._batch = Batch(seq=0)
         self._freed: list[tuple[int, int]] = []
         self._versions: dict[int, int] = {}
-        self._arrived: weakref.WeakKeyDictionary[WgpuBuffer, tuple[int, np.ndarray]] = weakref.WeakKeyDictionary()
+        self._arrived: weakref.WeakKeyDictionary[WgpuBuffer, tuple[int, np.ndarray]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._requests: dict[int, _Request] = {}
         self._failure: BrowserError | None = None
         self._closed: str | None = None
@@ -108,15 +115,18 @@ class BrowserProxyDevice:
         return DeviceInfo(
             name=self.name,
             kind="browser",
-            description="WebGPU in the notebook's browser: " + (" / ".join(p for p in parts if p) or "adapter not disclosed"),
+            description="WebGPU in the notebook's browser: "
+            + (" / ".join(p for p in parts if p) or "adapter not disclosed"),
             features=tuple(self._summary.get("features", ())),
             limits={k: int(v) for k, v in self._summary.get("limits", {}).items()},
             is_fallback=bool(adapter.get("is_fallback", False)),
         )
 
     def memory(self) -> MemoryInfo:
-        """Bytes of live browser buffers as the kernel counts them (the browser's own count is in the widget)."""
-        return MemoryInfo(self.allocated_bytes, self.peak_bytes, self._summary.get("limits", {}).get("maxBufferSize"))
+        """Bytes of live browser buffers as the kernel counts them (the widget shows the browser's count)."""
+        return MemoryInfo(
+            self.allocated_bytes, self.peak_bytes, self._summary.get("limits", {}).get("maxBufferSize")
+        )
 
     def supports(self, kernel: str) -> bool:
         return kernel in browser_ops.BROWSER_KERNELS
@@ -199,7 +209,9 @@ class BrowserProxyDevice:
     # ---- sending --------------------------------------------------------------------------------
     def _check(self) -> None:
         if self._closed is not None:
-            raise BrowserDeviceLost(f"{self.name} is disconnected ({self._closed}); show al.BrowserDevice() again")
+            raise BrowserDeviceLost(
+                f"{self.name} is disconnected ({self._closed}); show al.BrowserDevice() again"
+            )
         failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
@@ -241,7 +253,13 @@ class BrowserProxyDevice:
                 if self._versions.get(view.storage.buffer, 0) == request.version:
                     self._arrived[view] = (request.version, request.array)
             if reply.error is not None:
-                log.warning("%s: batch %d failed at command %s: %s", self.name, reply.seq, reply.failed_command, reply.error)
+                log.warning(
+                    "%s: batch %d failed at command %s: %s",
+                    self.name,
+                    reply.seq,
+                    reply.failed_command,
+                    reply.error,
+                )
                 self._failure = reply.error
                 for request in list(self._requests.values()):
                     request.error = reply.error
@@ -283,7 +301,8 @@ class BrowserProxyDevice:
             return found
         self._request(buffer)
         raise BrowserDataPending(
-            f"the data of this {self.name} tensor (shape {buffer.shape}, {buffer.dtype.name}) is in the browser, "
+            f"the data of this {self.name} tensor (shape {buffer.shape}, {buffer.dtype.name}) is in the "
+            "browser, "
             "and a cell that runs synchronously cannot receive it: use `await t.numpy_async()` in this cell, "
             "or call t.numpy() again in a later cell (the download has been requested)"
         )

@@ -49,7 +49,8 @@ def _probe(kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> np.
     except ImportError as error:
         raise _unsupported(f"the dtype of {kernel} needs {error.name}") from error
     assert isinstance(out, np.ndarray)
-    return out.dtype
+    dtype: np.dtype[np.generic] = out.dtype
+    return dtype
 
 
 def _cls(dev: BrowserProxyDevice, dtype: np.dtype[np.generic]) -> str:
@@ -63,7 +64,9 @@ def _convertible(src: str, dst: str) -> bool:
     return src == dst or (dst, f"from_{src}") in library_ops()
 
 
-def elementwise(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+def elementwise(
+    dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
+) -> WgpuBuffer:
     shape = shapes.broadcast_shapes(*(x.shape for x in inputs if isinstance(x, WgpuBuffer)))
     out = _probe(kernel, inputs, params)
     if kernel in _COMPARE:
@@ -85,10 +88,14 @@ def elementwise(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], par
             args.append((np.array(x, dtype=dtype).item(), dtype))
     if not _convertible("b" if kernel in _COMPARE else cls, _cls(dev, out)):
         raise _unsupported(f"{kernel}: no conversion to {out.name}")
-    return dev.submit_run(kernel, shape, out, args, dict(params), compute if kernel not in ("cast", "copy") else None)
+    return dev.submit_run(
+        kernel, shape, out, args, dict(params), compute if kernel not in ("cast", "copy") else None
+    )
 
 
-def matmul(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+def matmul(
+    dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
+) -> WgpuBuffer:
     a, b = inputs
     shape = shapes.matmul_shape(a.shape, b.shape)
     if a.dtype != _F32 or b.dtype != _F32:
@@ -112,7 +119,9 @@ def matmul(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: 
     return out.view(shape, row_major(shape), 0)
 
 
-def reduce(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+def reduce(
+    dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
+) -> WgpuBuffer:
     (x,) = inputs
     out_dtype = _probe(kernel, inputs, params)
     if x.dtype != _F32 or out_dtype != (np.dtype(np.int64) if kernel == "argmax" else _F32):
@@ -131,7 +140,9 @@ def reduce(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: 
     return out.view(out_shape, row_major(out_shape), 0)
 
 
-def normalize(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+def normalize(
+    dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
+) -> WgpuBuffer:
     x = inputs[0]
     if x.dtype != _F32 or any(t is not None and t.dtype != _F32 for t in inputs[1:]):
         raise _unsupported(f"{kernel} of {x.dtype.name} (float32 only)")
@@ -150,7 +161,9 @@ def normalize(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], param
     return out.view(x.shape, tuple(out.strides[perm.index(d)] for d in range(len(x.shape))), 0)
 
 
-def gather(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+def gather(
+    dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
+) -> WgpuBuffer:
     ids, src = inputs
     if ids.dtype.name not in ("int32", "int64", "uint8") or src.dtype != _F32:
         raise _unsupported(f"{kernel} with ids {ids.dtype.name} and values {src.dtype.name}")
@@ -164,7 +177,9 @@ def gather(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: 
     return dev.submit_run(kernel, (rows, src.shape[-1]), _F32, [ids, src], {"num_embeddings": rows}, None)
 
 
-def conv(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+def conv(
+    dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
+) -> WgpuBuffer:
     geometry = (params["stride"], params["padding"], params["dilation"], params["groups"])
     if len(geometry[0]) not in (1, 2) or any(t is not None and t.dtype != _F32 for t in inputs):
         raise _unsupported(f"{kernel}: 1-D and 2-D float32 convolutions only")
@@ -174,13 +189,24 @@ def conv(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Ma
         out_shape = tuple(params["input_shape"])
     else:
         out_shape = tuple(params["weight_shape"])
-    wire = {"stride": list(geometry[0]), "padding": list(geometry[1]), "dilation": list(geometry[2]), "groups": geometry[3]}
+    wire = {
+        "stride": list(geometry[0]),
+        "padding": list(geometry[1]),
+        "dilation": list(geometry[2]),
+        "groups": geometry[3],
+    }
     return dev.submit_run(kernel, out_shape, _F32, list(inputs), wire, None)
 
 
-def attention(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+def attention(
+    dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
+) -> WgpuBuffer:
     q, k, v, mask = inputs
-    if min(len(q.shape), len(k.shape), len(v.shape)) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+    if (
+        min(len(q.shape), len(k.shape), len(v.shape)) < 2
+        or q.shape[-1] != k.shape[-1]
+        or k.shape[-2] != v.shape[-2]
+    ):
         raise ShapeError(f"attention shapes do not fit: q {q.shape}, k {k.shape}, v {v.shape}")
     if not q.dtype == k.dtype == v.dtype == _F32 or max(q.shape[-1], v.shape[-1]) > 512:
         raise _unsupported("attention on float32 with head sizes up to 512 only")
@@ -193,12 +219,17 @@ def attention(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], param
             raise _unsupported(f"attention masks of {mask.dtype.name}")
         views.append(broadcast_view(mask, (*batch, length, source)))
     scale = params.get("scale")
-    wire = {"is_causal": bool(params.get("is_causal")), "scale": 1 / math.sqrt(e) if scale is None else float(scale)}
+    wire = {
+        "is_causal": bool(params.get("is_causal")),
+        "scale": 1 / math.sqrt(e) if scale is None else float(scale),
+    }
     return dev.submit_run(kernel, (*batch, length, ev), _F32, [*views, None][:4], wire, None)
 
 
-def layout(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
-    x = inputs[0]
+def layout(
+    dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
+) -> WgpuBuffer:
+    x: WgpuBuffer = inputs[0]
     if kernel == "copy":
         return elementwise(dev, kernel, inputs, params)
     if kernel == "reshape":
@@ -232,8 +263,13 @@ def _concat(dev: BrowserProxyDevice, inputs: Sequence[Any], axis: int) -> WgpuBu
     _cls(dev, dtype)
     first = inputs[0].shape
     for t in inputs:
-        if len(t.shape) != len(first) or t.shape[:axis] + t.shape[axis + 1 :] != first[:axis] + first[axis + 1 :]:
-            raise ShapeError(f"concat along axis {axis}: shapes {', '.join(str(u.shape) for u in inputs)} differ")
+        if (
+            len(t.shape) != len(first)
+            or t.shape[:axis] + t.shape[axis + 1 :] != first[:axis] + first[axis + 1 :]
+        ):
+            raise ShapeError(
+                f"concat along axis {axis}: shapes {', '.join(str(u.shape) for u in inputs)} differ"
+            )
     out = dev.new_zeros((*first[:axis], sum(t.shape[axis] for t in inputs), *first[axis + 1 :]), dtype)
     start = 0
     for t in inputs:
@@ -256,10 +292,14 @@ _FAMILIES: dict[str, Handler] = {
     "layout": layout,
 }
 
-BROWSER_KERNELS: frozenset[str] = frozenset(name for name, spec in KERNELS.items() if spec.family in _FAMILIES)
+BROWSER_KERNELS: frozenset[str] = frozenset(
+    name for name, spec in KERNELS.items() if spec.family in _FAMILIES
+)
 
 
-def handle(dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+def handle(
+    dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
+) -> WgpuBuffer:
     """Run ``kernel`` on the browser device (views here, the rest as commands)."""
     spec = KERNELS.get(kernel)
     if spec is None or spec.family not in _FAMILIES:

@@ -62,9 +62,9 @@ def _param_json(value: object) -> object:
 
 
 def encode_array(array: np.ndarray) -> memoryview:
-    """The bytes of ``array`` in GPU storage layout (uint8 and bool widened to 32 bits), no copy when possible."""
+    """``array`` as GPU storage holds it (uint8 and bool widened to 32 bits), without a copy if possible."""
     dense = np.ascontiguousarray(array, dtype=storage_dtype(array.dtype))
-    return memoryview(dense).cast("B")
+    return dense.reshape(-1).data.cast("B")
 
 
 def decode_array(data: bytes | memoryview, shape: tuple[int, ...], dtype: np.dtype[np.generic]) -> np.ndarray:
@@ -87,7 +87,9 @@ class Batch:
 
     def upload(self, buffer_id: int, array: np.ndarray) -> None:
         data = encode_array(array)
-        self.commands.append({"op": "upload", "id": buffer_id, "nbytes": data.nbytes, "buffer": len(self.buffers)})
+        self.commands.append(
+            {"op": "upload", "id": buffer_id, "nbytes": data.nbytes, "buffer": len(self.buffers)}
+        )
         self.buffers.append(data)
 
     def alloc(self, buffer_id: int, nbytes: int) -> None:

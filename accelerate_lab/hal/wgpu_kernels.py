@@ -20,7 +20,7 @@ from accelerate_lab.hal.wgpu_runtime import Binding, flat_workgroups, pack_words
 if TYPE_CHECKING:
     from accelerate_lab.hal.wgpu_device import WgpuDevice
 
-__all__ = ["attention", "conv", "gather", "matmul", "normalize", "reduce_rows"]
+__all__ = ["attention", "conv", "gather", "matmul", "matmul_workgroup_bytes", "normalize", "reduce_rows"]
 
 _FLOAT = {"float32": "f32", "float16": "f16"}
 _REDUCE_OPS = {"sum": 0, "mean": 1, "max": 2, "min": 3, "var": 4, "argmax": 5}
@@ -85,6 +85,29 @@ def _batch_axes(
     return dims, [sa, sb]
 
 
+def matmul_workgroup_bytes(threads: int, per_thread: int, step: int) -> int:
+    """Workgroup memory of matmul.wgsl for a tile config: two K-slices of A and of B, rows padded by 4."""
+    return 16 * step * (threads * per_thread + 4)
+
+
+def _check_tile(dev: WgpuDevice, threads: int, per_thread: int, step: int) -> None:
+    """The constraints on the override constants that matmul.wgsl's header states."""
+    fits = (
+        per_thread in (4, 8)
+        and threads % per_thread == 0
+        and (threads * threads) % (4 * step) == 0
+        and (step * per_thread) % threads == 0
+        and step * per_thread <= 8 * threads
+    )
+    if not fits:
+        raise ValueError(f"matmul tile config {(threads, per_thread, step)} breaks matmul.wgsl's constraints")
+    limit = dev.runtime.profile.limits.get("max-compute-workgroup-storage-size", 16384)
+    if matmul_workgroup_bytes(threads, per_thread, step) > limit:
+        raise ValueError(
+            f"matmul tile config {(threads, per_thread, step)} needs more workgroup memory than {limit} bytes"
+        )
+
+
 def matmul(
     dev: WgpuDevice,
     a: WgpuBuffer,
@@ -105,6 +128,7 @@ def matmul(
         assert merged is not None
     (outer, inner), (sa, sb) = merged
     threads, per_thread, step = dev.runtime.matmul_config
+    _check_tile(dev, threads, per_thread, step)
     tile = threads * per_thread
     tiles_m, tiles_n = -(-m // tile), -(-n // tile)
     (a_bind, a_off), (b_bind, b_off) = _bind(dev, a), _bind(dev, b)

@@ -1,7 +1,7 @@
 """BERT encoders and sentence embeddings (sentence-transformers' pooling), from Hugging Face weights.
 
 >>> from accelerate_lab.models import BERT
->>> bert = BERT.from_pretrained()            # doctest: +SKIP  (all-MiniLM-L6-v2, shipped offline)
+>>> bert = BERT.from_pretrained()  # all-MiniLM-L6-v2, shipped offline  # doctest: +SKIP
 >>> bert.embed(["a cat", "a dog"]).shape     # doctest: +SKIP
 (2, 384)
 """

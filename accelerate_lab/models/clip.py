@@ -160,9 +160,8 @@ class CLIP:
             eps = float(vc.get("layer_norm_eps", 1e-5))
             vision = _VisionTower(
                 PatchEmbedding(
-                    Linear.load(
-                        w, "vision_model.embeddings.patch_embedding", dv, 0, (channels, patch, patch)
-                    ),
+                    w.tensor("vision_model.embeddings.patch_embedding.weight", (dv, channels, patch, patch)),
+                    None,
                     w.tensor("vision_model.embeddings.class_embedding", (dv,)),
                     w.tensor("vision_model.embeddings.position_embedding.weight", (patches + 1, dv)),
                     patch,

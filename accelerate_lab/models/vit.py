@@ -97,13 +97,8 @@ class ViT:
             patch, channels = int(config["patch_size"]), int(config.get("num_channels", 3))
             patches = (int(config["image_size"]) // patch) ** 2
             embeddings = PatchEmbedding(
-                Linear.load(
-                    w,
-                    "embeddings.patch_embeddings.projection",
-                    d,
-                    channels * patch * patch,
-                    (channels, patch, patch),
-                ),
+                w.tensor("embeddings.patch_embeddings.projection.weight", (d, channels, patch, patch)),
+                w.tensor("embeddings.patch_embeddings.projection.bias", (d,)),
                 ops.reshape(w.tensor("embeddings.cls_token", (1, 1, d)), (d,)),
                 ops.reshape(
                     w.tensor("embeddings.position_embeddings", (1, patches + 1, d)), (patches + 1, d)

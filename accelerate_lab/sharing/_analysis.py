@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
-from accelerate_lab.sharing._dedupe import duplicate_storages
+from accelerate_lab.sharing._dedupe import Duplicates, duplicate_storages
 from accelerate_lab.sharing._ledger import format_bytes
 from accelerate_lab.sharing._patterns import model_matches, tensor_types
 from accelerate_lab.sharing._reports import (
@@ -20,7 +20,7 @@ from accelerate_lab.sharing._reports import (
 from accelerate_lab.sharing._storage import Storage
 from accelerate_lab.sharing._tensor import SharedTensor
 
-__all__ = ["analyze", "model_usage", "recommend", "tensor_usage", "unheld_bytes"]
+__all__ = ["analyze", "model_usage", "recommend", "tensor_usage", "unshared_bytes"]
 
 
 def _by_storage(tensors: Iterable[SharedTensor]) -> dict[int, list[SharedTensor]]:
@@ -70,16 +70,14 @@ def model_usage(tensors: Sequence[SharedTensor]) -> dict[str, ModelUsage]:
     return report
 
 
-def unheld_bytes(tensors: Sequence[SharedTensor]) -> int:
-    """Bytes of storages that no model holds a reference to."""
-    users = _by_storage(tensors)
-    return sum(
-        group[0].get_memory_usage() for group in users.values() if not any(t._refs.total for t in group)
-    )
+def unshared_bytes(tensors: Sequence[SharedTensor]) -> int:
+    """Bytes if no storage were shared: every model its own copy of each tensor it holds, and each
+    name its own storage (one copy for a tensor no model holds)."""
+    return sum(t.get_memory_usage() * max(1, len(t._refs.models())) for t in tensors)
 
 
-def _duplicate_group(storages: list[Storage], users: dict[int, list[SharedTensor]]) -> DuplicateGroup:
-    names = tuple(t.name for s in storages for t in sorted(users[id(s)], key=lambda t: t.name))
+def _duplicate_group(storages: list[Storage], found: Duplicates) -> DuplicateGroup:
+    names = tuple(t.name for s in storages for t in sorted(found.users(s), key=lambda t: t.name))
     first = storages[0]
     return DuplicateGroup(names, first.device.name, first.nbytes, first.nbytes * (len(storages) - 1))
 
@@ -93,8 +91,8 @@ def analyze(tensors: Sequence[SharedTensor]) -> SharingAnalysis:
         matching = tuple(m for m in sorted(active) if any(model_matches(m, f) for f in families))
         if len(matching) >= 2:
             by_type[tensor_type] = matching
-    users = _by_storage(tensors)
-    duplicates = tuple(_duplicate_group(group, users) for group in duplicate_storages(tensors).groups)
+    found = duplicate_storages(tensors)
+    duplicates = tuple(_duplicate_group(group, found) for group in found.groups)
     return SharingAnalysis(by_type, duplicates)
 
 

@@ -25,31 +25,36 @@ _INLINE_BYTES = 4096  # up to this size the bytes themselves are the key: no dig
 
 @dataclass(frozen=True)
 class Duplicates:
-    """Groups of distinct storages with identical contents (each oldest first), and for every
-    storage seen the name of one tensor that reads it."""
+    """Groups of distinct storages with identical contents, each oldest first."""
 
     groups: list[list[Storage]]
-    names: dict[int, str]
+    _first_user: dict[Storage, SharedTensor]
+    _more_users: dict[Storage, list[SharedTensor]]
+
+    def users(self, storage: Storage) -> list[SharedTensor]:
+        """The tensors that read ``storage``."""
+        return [self._first_user[storage], *self._more_users.get(storage, ())]
 
 
 def duplicate_storages(tensors: Iterable[SharedTensor]) -> Duplicates:
     """The live storages of ``tensors`` that hold identical contents."""
-    # Layouts and contents are bytes, which the garbage collector does not track: its full passes
-    # over a heap of 100,000 tensors would otherwise dominate the time.
-    layouts: dict[int, bytes] = {}
-    storages: dict[int, Storage] = {}
-    names: dict[int, str] = {}
+    # Storages are dict keys by identity, contents are bytes (untracked by the garbage collector) and
+    # lists exist only for duplicates: per-storage objects would dominate the time at 100,000 tensors.
+    first_user: dict[Storage, SharedTensor] = {}
+    more_users: dict[Storage, list[SharedTensor]] = {}  # storages read by several tensors (after a dedupe)
     for tensor in tensors:
         storage = tensor._storage
-        if storage is not None and id(storage) not in storages:
-            storages[id(storage)] = storage
-            layouts[id(storage)] = tensor._layout
-            names[id(storage)] = tensor.name
-    crowded = {layout for layout, n in Counter(layouts.values()).items() if n > 1}
+        if storage is None:
+            continue
+        if storage in first_user:
+            more_users.setdefault(storage, []).append(tensor)
+        else:
+            first_user[storage] = tensor
+    crowded = {layout for layout, n in Counter(t._layout for t in first_user.values()).items() if n > 1}
     first: dict[bytes, Storage] = {}
-    groups: dict[int, list[Storage]] = {}
-    for storage in sorted(storages.values(), key=attrgetter("serial")):
-        layout = layouts[id(storage)]
+    groups: dict[Storage, list[Storage]] = {}
+    for storage in sorted(first_user, key=attrgetter("serial")):
+        layout = first_user[storage]._layout
         if layout not in crowded:
             continue
         try:
@@ -61,12 +66,12 @@ def duplicate_storages(tensors: Iterable[SharedTensor]) -> Duplicates:
         seen = first.setdefault(layout + content, storage)
         if seen is storage or not (inline or _same_bytes(host, seen.flat.numpy())):
             continue
-        group = groups.get(id(seen))
+        group = groups.get(seen)
         if group is None:
-            groups[id(seen)] = [seen, storage]
+            groups[seen] = [seen, storage]
         else:
             group.append(storage)
-    return Duplicates(list(groups.values()), names)
+    return Duplicates(list(groups.values()), first_user, more_users)
 
 
 def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:

@@ -26,7 +26,8 @@ class SharingEvent:
 
     ``tensor`` is the shared tensor concerned; ``other`` names the related one: the view created
     (``view``), the source of a copy (``copy``), or the tensor whose storage a duplicate now shares
-    (``dedupe``). ``bytes`` is the tensor's size, or the bytes released for ``evict``/``free``/``dedupe``.
+    (``dedupe``). ``bytes`` is the tensor's size, the bytes a view covers (``view``), or the bytes
+    released (``evict``, ``free``, ``dedupe``: 0 while another tensor still shares the storage).
     ``time`` is seconds since the epoch.
     """
 

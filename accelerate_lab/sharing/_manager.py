@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from accelerate_lab.hal.registry import get_device
-from accelerate_lab.sharing._analysis import analyze, model_usage, recommend, tensor_usage, unheld_bytes
+from accelerate_lab.sharing._analysis import analyze, model_usage, recommend, tensor_usage, unshared_bytes
 from accelerate_lab.sharing._dedupe import duplicate_storages
 from accelerate_lab.sharing._events import EventKind, Listener, SharingEvent
 from accelerate_lab.sharing._ledger import MemoryCounters, format_bytes
@@ -200,11 +200,9 @@ class TensorSharingManager:
             merged: list[tuple[str, str]] = []
             merged_bytes = 0
             duplicates = duplicate_storages(pool.tensors.values())
-            keep_of = {id(s): group[0] for group in duplicates.groups for s in group[1:]}
-            for tensor in list(pool.tensors.values()) if keep_of else ():
-                keep = keep_of.get(id(tensor._storage))
-                if keep is not None:
-                    keep_name = duplicates.names[id(keep)]
+            for group in duplicates.groups:
+                keep, keep_name = group[0], duplicates.users(group[0])[0].name
+                for tensor in (t for storage in group[1:] for t in duplicates.users(storage)):
                     merged_bytes += pool.merge(tensor, keep, keep_name)
                     merged.append((tensor.name, keep_name))
             final = pool.ledger.total().current_bytes
@@ -249,7 +247,7 @@ class TensorSharingManager:
             tensors = list(pool.tensors.values())
             models = model_usage(tensors)
             current = pool.ledger.total().current_bytes
-            unshared = sum(m.bytes for m in models.values()) + unheld_bytes(tensors)
+            unshared = unshared_bytes(tensors)
             return SharingStats(
                 tensors=len(tensors),
                 views=sum(len(t._views) for t in tensors),

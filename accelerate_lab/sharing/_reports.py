@@ -94,7 +94,8 @@ class OptimizationResult:
 
 @dataclass(frozen=True)
 class SharingStats:
-    """Counts, cache hits, and bytes: held now, what the models would hold without sharing, the saving.
+    """Counts, cache hits, and bytes: held now, ``unshared_bytes`` if no storage were shared (each model
+    its own copy of every tensor it holds, each name its own storage), and the difference saved.
 
     ``memory`` has PyTorch-style counters per storage device (see ``memory_stats``).
     """

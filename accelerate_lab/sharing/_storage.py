@@ -53,7 +53,11 @@ class Plan:
 
 def _storage(t: Tensor, device: Device, buffer: Buffer | None) -> Storage:
     flat = ops.reshape(t, (-1,))  # a view of contiguous memory; one copy for a strided source
-    return Storage(ops.reshape(flat, t.shape), flat, device, t.nbytes, buffer)
+    return _shaped(flat, t.shape, device, buffer)
+
+
+def _shaped(flat: Tensor, shape: tuple[int, ...], device: Device, buffer: Buffer | None) -> Storage:
+    return Storage(ops.reshape(flat, shape), flat, device, flat.nbytes, buffer)
 
 
 def _uploaded(host: np.ndarray, device: Device) -> Storage:
@@ -69,8 +73,8 @@ def plan_allocation(device: Device, shape: Sequence[int], dtype: DTypeLike) -> P
     np_dtype = to_numpy_dtype(dtype)
 
     def make() -> Storage:
-        buffer = device.allocate(dims, np_dtype)
-        return _storage(Tensor._wrap(buffer, device), device, buffer)
+        buffer = device.allocate((math.prod(dims),), np_dtype)
+        return _shaped(Tensor._wrap(buffer, device), dims, device, buffer)
 
     return Plan(math.prod(dims) * np_dtype.itemsize, dims, np_dtype.name, make)
 

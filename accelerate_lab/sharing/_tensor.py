@@ -193,7 +193,7 @@ class SharedTensor:
             view = SharedTensorView(self, name, offset, size, model_name)
             self._views[name] = view
             self._touch()
-            pool.log.record("view", self.name, model_name, 0, storage.device.name, name)
+            pool.log.record("view", self.name, model_name, view.get_memory_usage(), storage.device.name, name)
             if model_name is not None:
                 view.acquire(model_name)
             return view

@@ -37,10 +37,14 @@ def _bundle(name: str) -> Path | str:
         return path
     # the widget still displays, and says what is missing instead of failing silently
     message = f"accelerate_lab's widget bundle is missing ({path}): run `bash scripts/build_widget.sh .venv`"
-    return f"export default {{ render({{ el }}) {{ el.textContent = {message!r}; }} }};" if name.endswith(".js") else ""
+    return (
+        f"export default {{ render({{ el }}) {{ el.textContent = {message!r}; }} }};"
+        if name.endswith(".js")
+        else ""
+    )
 
 
-class BrowserDevice(anywidget.AnyWidget):  # type: ignore[misc]
+class BrowserDevice(anywidget.AnyWidget):
     """The GPU of the browser showing this notebook, as the kernel device ``browser:webgpu``.
 
     ``status`` goes ``waiting`` -> ``connecting`` -> ``ready`` (or ``no-webgpu`` / ``error`` / ``lost``,
@@ -79,8 +83,14 @@ class BrowserDevice(anywidget.AnyWidget):  # type: ignore[misc]
 
     def _on_status(self, change: dict[str, Any]) -> None:
         if change["new"] == "ready":
-            summary = {"adapter": dict(self.adapter), "features": list(self.features), "limits": dict(self.limits)}
-            self.device = BrowserProxyDevice(self._send_batch, name=self.device_name, summary=summary, timeout=self.timeout)
+            summary = {
+                "adapter": dict(self.adapter),
+                "features": list(self.features),
+                "limits": dict(self.limits),
+            }
+            self.device = BrowserProxyDevice(
+                self._send_batch, name=self.device_name, summary=summary, timeout=self.timeout
+            )
             device = self.device
             register_device(self.device_name, lambda: device, replace=True)
         elif change["new"] in _FAILED:
@@ -95,7 +105,9 @@ class BrowserDevice(anywidget.AnyWidget):  # type: ignore[misc]
     def _send_batch(self, content: dict[str, object], buffers: list[memoryview]) -> None:
         self.send(content, buffers)
 
-    def _on_msg(self, _widget: object, content: dict[str, object], buffers: Sequence[bytes | memoryview]) -> None:
+    def _on_msg(
+        self, _widget: object, content: dict[str, object], buffers: Sequence[bytes | memoryview]
+    ) -> None:
         if self.device is not None and content.get("kind") == "reply":
             self.device.receive(content, buffers)
 
@@ -115,8 +127,9 @@ class BrowserDevice(anywidget.AnyWidget):  # type: ignore[misc]
                 raise NoWebGPUError(f"{self.device_name} is unavailable ({self.status}): {self.message}")
             if time.monotonic() > deadline:
                 raise BrowserTimeout(
-                    f"no browser has connected this BrowserDevice within {timeout:g} s (status {self.status!r}): "
-                    "display it in JupyterLab or Notebook 7 with a browser open; tensors stay on the kernel's devices"
+                    f"no browser has connected this BrowserDevice within {timeout:g} s "
+                    f"(status {self.status!r}): display it in JupyterLab or Notebook 7 with a browser open; "
+                    "tensors stay on the kernel's devices"
                 )
             await asyncio.sleep(0.02)
         return self

@@ -32,7 +32,7 @@ def require_browser_tools() -> None:
         pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     require_browser_tools()
     from playwright.sync_api import sync_playwright
@@ -43,7 +43,7 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def page(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     folder: Path = page_folder(tmp_path_factory.mktemp("page"))
     with serve(folder) as url:
@@ -57,7 +57,7 @@ def page(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[An
         assert not errors, f"uncaught errors in the page: {errors}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_device(page: Any) -> Iterator[BrowserProxyDevice]:
     """``browser:webgpu`` registered in the kernel, talking to a fake model of the page."""
     device, state = connect(page)

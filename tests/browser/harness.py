@@ -81,7 +81,9 @@ class PageTransport:
             self.device.receive(reply, [base64.b64decode(b) for b in reply_buffers])
 
 
-def connect(page: Any, name: str = "browser:webgpu", render: bool = False) -> tuple[BrowserProxyDevice, dict[str, Any]]:
+def connect(
+    page: Any, name: str = "browser:webgpu", render: bool = False
+) -> tuple[BrowserProxyDevice, dict[str, Any]]:
     """A fresh fake model in the page (its own GPUDevice) and the kernel-side device talking to it."""
     connected = page.evaluate("(render) => window.connect(render)", render)
     state: dict[str, Any] = connected["state"]

@@ -20,8 +20,6 @@ from typing import Any
 
 import pytest
 
-from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CELLS = [
@@ -50,12 +48,23 @@ def jupyterlab(root: Path) -> Iterator[str]:
     """JupyterLab on a free port of 127.0.0.1, stopped afterwards; yields its URL with the token."""
     port, token = _free_port(), secrets.token_hex(16)
     command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
-        "--allow-root", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.open_browser=False",
+        "--allow-root",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     log = (root / "jupyterlab.log").open("w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1"})
+    server = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -76,9 +85,14 @@ def jupyterlab(root: Path) -> Iterator[str]:
 
 
 def _notebook(path: Path) -> None:
-    cells = [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None} for c in CELLS]
+    cells = [
+        {"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None}
+        for c in CELLS
+    ]
     kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path.write_text(json.dumps({"cells": cells, "metadata": {"kernelspec": kernel}, "nbformat": 4, "nbformat_minor": 5}))
+    path.write_text(
+        json.dumps({"cells": cells, "metadata": {"kernelspec": kernel}, "nbformat": 4, "nbformat_minor": 5})
+    )
 
 
 def _run_cell(page: Any, index: int, expect: str, timeout_ms: int) -> None:
@@ -95,7 +109,7 @@ def test_notebook_runs_ops_in_the_browser_and_matches_numpy(chromium: Any, tmp_p
         try:
             page.goto(f"{url}/lab/tree/e2e.ipynb?token={token}", timeout=90_000)
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=90_000)
-            _run_cell(page, 0, "BrowserDevice", 60_000)
+            _run_cell(page, 0, "BrowserDevice", 120_000)
             widget = page.locator(".al-browser-device[data-status='ready']")
             widget.wait_for(timeout=60_000)
             # "Run All" races the browser's report: each cell runs after the previous one showed its output

@@ -97,7 +97,13 @@ CASES: list[tuple[str, str, Sequence[Any], Mapping[str, object], float]] = [
     ),
     ("sdpa", "sdpa", [Q, K, V, None], {"is_causal": False, "scale": None}, 1e-5),
     ("sdpa-causal", "sdpa", [Q, f32(2, 3, 4), f32(2, 3, 6), None], {"is_causal": True, "scale": 0.3}, 1e-5),
-    ("sdpa-bool-mask", "sdpa", [Q, K, V, rng.random((3, 5)) > 0.3], {"is_causal": False, "scale": None}, 1e-5),
+    (
+        "sdpa-bool-mask",
+        "sdpa",
+        [Q, K, V, rng.random((3, 5)) > 0.3],
+        {"is_causal": False, "scale": None},
+        1e-5,
+    ),
     ("reshape", "reshape", [X], {"shape": (2, -1)}, 0),
     ("transpose", "transpose", [f32(2, 3, 4)], {"axes": (2, 0, 1)}, 0),
     ("broadcast_to", "broadcast_to", [f32(3, 1)], {"shape": (2, 3, 4)}, 0),
@@ -118,14 +124,22 @@ def fetch(device: BrowserProxyDevice, buffer: Buffer) -> np.ndarray:
     return device.download(buffer)
 
 
-def _run(device: Any, kernel: str, inputs: Sequence[Any], params: Mapping[str, object]) -> tuple[Buffer, list[Any]]:
+def _run(
+    device: Any, kernel: str, inputs: Sequence[Any], params: Mapping[str, object]
+) -> tuple[Buffer, list[Any]]:
     uploaded = [device.upload(np.array(x)) if isinstance(x, np.ndarray) else x for x in inputs]
     return device.run(kernel, uploaded, params), uploaded
 
 
-@pytest.mark.parametrize(("kernel", "inputs", "params", "rtol"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("kernel", "inputs", "params", "rtol"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_kernel_matches_numpy(
-    browser_device: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, object], rtol: float
+    browser_device: BrowserProxyDevice,
+    kernel: str,
+    inputs: Sequence[Any],
+    params: Mapping[str, object],
+    rtol: float,
 ) -> None:
     expected, _ = _run(get_device("cpu"), kernel, inputs, params)
     out, _ = _run(browser_device, kernel, inputs, params)
@@ -144,6 +158,8 @@ def test_every_browser_kernel_is_tested() -> None:
 
 def test_views_of_browser_buffers_download_strided(browser_device: BrowserProxyDevice) -> None:
     base = f32(4, 6)
-    view = browser_device.run("getitem", [browser_device.upload(base)], {"index": (slice(None, None, -2), slice(1, 5))})
+    view = browser_device.run(
+        "getitem", [browser_device.upload(base)], {"index": (slice(None, None, -2), slice(1, 5))}
+    )
     transposed = browser_device.run("transpose", [view], {"axes": (1, 0)})
     np.testing.assert_array_equal(fetch(browser_device, transposed), base[::-2, 1:5].T)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import accelerate_lab as al
+from accelerate_lab.hal.wgpu_kernels import matmul_workgroup_bytes
 
 pytestmark = pytest.mark.gpu
 rng = np.random.default_rng(2024)
@@ -164,6 +165,24 @@ def test_matmul_float64_reference_error_is_small(gpu: Any) -> None:
     out = (al.tensor(a, device=gpu) @ al.tensor(b, device=gpu)).numpy().astype(np.float64)
     exact = a.astype(np.float64) @ b.astype(np.float64)
     assert np.abs(out - exact).max() / np.abs(exact).max() < 1e-6
+
+
+@pytest.mark.parametrize("config", [(8, 4, 8), (16, 4, 8), (16, 8, 8), (8, 8, 8), (16, 4, 16), (16, 8, 16)])
+def test_matmul_tile_configs_on_odd_strided_and_fused_operands(
+    gpu: Any, config: tuple[int, int, int]
+) -> None:
+    limit = gpu.runtime.profile.limits.get("max-compute-workgroup-storage-size", 16384)
+    if matmul_workgroup_bytes(*config) > limit:
+        pytest.skip(f"tile {config} needs more workgroup memory than this adapter's {limit} bytes")
+    default = gpu.runtime.matmul_config
+    gpu.runtime.matmul_config = config
+    try:
+        a, b, w, bias = f32(2, 131, 70), f32(70, 129), f32(67, 70), f32(67)
+        same(gpu, lambda x, y: x @ y, a, b, tol=1e-4)
+        same(gpu, lambda x, y: x[:, ::2, 1:].transpose(0, 2, 1) @ y[3:69, ::2], a, b, tol=1e-4)
+        same(gpu, lambda x, y, z: al.relu(al.linear(x, y, z)), a, w, bias, tol=1e-4)
+    finally:
+        gpu.runtime.matmul_config = default
 
 
 def test_linear_and_embedding_match_numpy(gpu: Any) -> None:

@@ -106,3 +106,14 @@ def test_memory_stats_use_pytorch_names_per_device_and_overall() -> None:
     ) == (1, 2, 1)
     assert mgr.memory_stats() == stats
     assert mgr.memory_stats("wgpu")["allocated_bytes.all.current"] == 0
+
+
+def test_saved_bytes_include_duplicates_merged_within_one_model() -> None:
+    mgr = al.TensorSharingManager()
+    embed = np.ones((64, 8), np.float32)
+    mgr.register_shared_tensor("embed_tokens", data=embed, producer_model="llama")
+    mgr.register_shared_tensor("lm_head", data=embed.copy(), producer_model="llama")
+    assert mgr.get_stats().saved_bytes == 0
+    mgr.optimize_memory_usage()
+    stats = mgr.get_stats()
+    assert stats.current_bytes == embed.nbytes and stats.saved_bytes == embed.nbytes

@@ -44,7 +44,13 @@ class StandIn:
             elif command["op"] == "download":
                 downloads.append({"request": command["request"], "buffer": len(out)})
                 out.append(self.data[command["view"]["id"]])
-        reply = {"kind": "reply", "seq": content["seq"], "downloads": downloads, "error": self.fail_with, "memory": {}}
+        reply = {
+            "kind": "reply",
+            "seq": content["seq"],
+            "downloads": downloads,
+            "error": self.fail_with,
+            "memory": {},
+        }
         self.outbox.append((reply, out))
 
     def deliver(self) -> None:
@@ -79,7 +85,7 @@ async def test_numpy_async_awaits_the_reply(stand_in: StandIn) -> None:
 
 async def test_numpy_async_times_out_when_no_browser_answers(stand_in: StandIn) -> None:
     t = al.tensor([1.0], device="browser:test")
-    with pytest.raises(BrowserTimeout, match="did not answer within 0.5 s"):
+    with pytest.raises(BrowserTimeout, match=r"did not answer within 0\.5 s"):
         await t.numpy_async()
 
 
@@ -133,7 +139,7 @@ def test_an_unsupported_kernel_is_refused_before_sending(stand_in: StandIn) -> N
 
 def test_a_disconnected_device_says_so(stand_in: StandIn) -> None:
     stand_in.device.disconnect("the widget was closed")  # type: ignore[union-attr]
-    with pytest.raises(BrowserDeviceLost, match="show al.BrowserDevice"):
+    with pytest.raises(BrowserDeviceLost, match=r"show al\.BrowserDevice"):
         al.tensor([1.0], device="browser:test")
 
 
@@ -147,7 +153,14 @@ def test_widget_registers_the_device_when_the_browser_is_ready() -> None:
     widget = BrowserDevice(name="browser:widget-test")
     try:
         assert not widget.connected
-        _report(widget, {"adapter": {"vendor": "google", "is_fallback": True}, "features": ["shader-f16"], "status": "ready"})
+        _report(
+            widget,
+            {
+                "adapter": {"vendor": "google", "is_fallback": True},
+                "features": ["shader-f16"],
+                "status": "ready",
+            },
+        )
         device = get_device("browser:widget-test")
         assert device.info().is_fallback and device.info().kind == "browser"
         _report(widget, {"message": "the GPU device was lost: destroyed", "status": "lost"})
@@ -186,7 +199,13 @@ def test_replies_reach_the_device_through_the_widget_comm(monkeypatch: pytest.Mo
         with pytest.raises(BrowserDataPending):
             t.numpy()
         request = next(c for c in widget.device._requests)  # type: ignore[union-attr]
-        reply = {"kind": "reply", "seq": 1, "downloads": [{"request": request, "buffer": 0}], "error": None, "memory": {}}
+        reply = {
+            "kind": "reply",
+            "seq": 1,
+            "downloads": [{"request": request, "buffer": 0}],
+            "error": None,
+            "memory": {},
+        }
         widget._on_msg(widget, reply, [np.array([4.0, 5.0], np.float32).tobytes()])
         np.testing.assert_array_equal(t.numpy(), [4.0, 5.0])
     finally:

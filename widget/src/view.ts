@@ -12,7 +12,8 @@ const STATUS_TEXT: Readonly<Record<string, string>> = {
 };
 
 function megabytes(bytes: number | null | undefined): string {
-  return bytes === null || bytes === undefined ? "n/a" : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  if (bytes === null || bytes === undefined) return "n/a";
+  return bytes < 2 ** 20 ? `${(bytes / 2 ** 10).toFixed(1)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 function element<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text = ""): HTMLElementTagNameMap[K] {

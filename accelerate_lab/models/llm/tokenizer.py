@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import functools
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import regex
 
@@ -81,7 +81,6 @@ class Tokenizer:
         *,
         bos_id: int | None = None,
         eos_id: int | None = None,
-        unknown_id: int = 0,
     ) -> None:
         self._tokens = list(tokens)
         self._ids = {token: i for i, token in enumerate(self._tokens)}
@@ -94,7 +93,6 @@ class Tokenizer:
         self._special_ids = frozenset(self.special.values())
         self.bos_id = bos_id
         self.eos_id = eos_id
-        self.unknown_id = unknown_id
         self._cache: dict[str, tuple[int, ...]] = {}
 
     @classmethod
@@ -120,7 +118,6 @@ class Tokenizer:
             eos_id=file.get_int("tokenizer.ggml.eos_token_id")
             if file.has("tokenizer.ggml.eos_token_id")
             else None,
-            unknown_id=file.get_int("tokenizer.ggml.unknown_token_id", 0),
         )
 
     @property
@@ -159,11 +156,21 @@ class Tokenizer:
                     merged.append(parts[i])
                     i += 1
             parts = merged
-        ids = tuple(self._ids.get(part, self.unknown_id) for part in parts)
+        ids = tuple(self._symbol_ids(parts))
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[word] = ids
         return ids
+
+    def _symbol_ids(self, parts: list[str]) -> Iterator[int]:
+        """Ids of merged symbols; a symbol missing from the vocabulary falls back to its single bytes, and
+        bytes the vocabulary lacks are dropped (as llama.cpp and Hugging Face tokenizers do)."""
+        for part in parts:
+            found = self._ids.get(part)
+            if found is not None:
+                yield found
+            else:
+                yield from (self._ids[c] for c in part if c in self._ids)
 
     def _encode_plain(self, text: str, out: list[int]) -> None:
         chars = _byte_chars()

@@ -1,7 +1,7 @@
 """`Whisper`: speech to text with greedy decoding, long audio in 30 s windows, text as each finishes.
 
 >>> from accelerate_lab.models import Whisper
->>> whisper = Whisper.from_pretrained()              # doctest: +SKIP  (the shipped tiny.en)
+>>> whisper = Whisper.from_pretrained()  # the shipped tiny.en  # doctest: +SKIP
 >>> whisper.transcribe("speech.wav")                 # doctest: +SKIP
 'Hello world.'
 """

@@ -123,7 +123,9 @@ class Decoder:
             x, kv = layer(x, cross, past)
             new_past.append(kv)
         cache.past = new_past
-        return ops.matmul(self.norm(x), ops.transpose(self.tokens))
+        hidden = self.norm(x)
+        logits = ops.matmul(ops.reshape(hidden, (-1, hidden.shape[-1])), ops.transpose(self.tokens))
+        return ops.reshape(logits, (*hidden.shape[:-1], -1))
 
 
 def _spec(config: dict[str, Any], stack: str) -> EncoderSpec:

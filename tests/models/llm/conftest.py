@@ -1,0 +1,47 @@
+"""Fixtures: the shipped SmolLM2 GGUF file, our model on the cpu, and transformers' reference (CPU torch)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accelerate_lab.models.llm import GGUFFile, Llama, resolve_gguf
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@pytest.fixture(scope="session")
+def gguf_path() -> Path:
+    return resolve_gguf()
+
+
+@pytest.fixture(scope="session")
+def gguf_file(gguf_path: Path) -> GGUFFile:
+    return GGUFFile(gguf_path)
+
+
+@pytest.fixture(scope="session")
+def llama() -> Iterator[Llama]:
+    yield Llama.from_pretrained()
+
+
+@pytest.fixture(scope="session")
+def hf_tokenizer(gguf_path: Path) -> Any:
+    transformers = pytest.importorskip("transformers")
+    return transformers.AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+
+
+@pytest.fixture(scope="session")
+def hf_model(gguf_path: Path) -> Any:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.set_num_threads(1)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+    )
+    return model.eval()
