@@ -17,8 +17,6 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-BUNDLE = ("browser_device.js", "browser_device.css")
-
 
 class WidgetBundleHook(BuildHookInterface):
     """Runs the widget build before the wheel or sdist collects its files."""
@@ -36,11 +34,10 @@ class WidgetBundleHook(BuildHookInterface):
             # the script's argument is a venv to give Playwright to; a build has none
             subprocess.run(["bash", str(script), os.devnull], cwd=root, check=True)
         elif not from_sdist:
-            self.app.display_warning("accelerate_lab: no Node on PATH, packaging the widget bundle as built before")
+            self.app.display_warning("accelerate_lab: no Node on PATH: packaging the bundle built before")
         static = root / "accelerate_lab" / "static"
-        missing = [name for name in BUNDLE if not (static / name).is_file()]
-        if missing:
+        if not (list(static.glob("*.js")) and list(static.glob("*.css"))):
             raise RuntimeError(
-                f"the widget bundle is missing ({', '.join(missing)} in {static}): "
+                f"the widget bundle is missing (no .js and .css files in {static}): "
                 "install Node 20 and run `bash scripts/build_widget.sh`, then build again"
             )

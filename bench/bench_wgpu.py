@@ -48,15 +48,16 @@ def _sync(t: al.Tensor) -> None:
 
 def _ours(dev: WgpuDevice, fn: Callable[[], al.Tensor], repeats: int, inner: int) -> float:
     """Seconds per ``fn()``. The device records ops lazily and computes only values still held, so
-    every result is kept and computed (recorded for one submission) before the readback."""
+    each result is computed (recorded for the one submission) before the next replaces it."""
 
     def run() -> None:
-        outs = [fn() for _ in range(inner)]
-        for out in outs:
-            buf = out._buf
-            assert isinstance(buf, WgpuBuffer)
-            dev.graph.concrete(buf)
-        _sync(outs[-1])
+        out = None
+        for _ in range(inner):
+            out = fn()
+            assert isinstance(out._buf, WgpuBuffer)
+            dev.graph.concrete(out._buf)
+        assert out is not None
+        _sync(out)
 
     return _median(run, repeats) / inner
 

@@ -44,7 +44,7 @@ class DoctestFences(Preprocessor):
 class DoctestFencesExtension(Extension):
     """Registers `DoctestFences` ahead of the fenced-code preprocessor (priority 25)."""
 
-    def extendMarkdown(self, md: Markdown) -> None:  # noqa: N802 (Markdown's API)
+    def extendMarkdown(self, md: Markdown) -> None:
         md.preprocessors.register(DoctestFences(md), "doctest_fences", 27)
 
 

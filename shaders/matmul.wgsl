@@ -15,8 +15,9 @@
 //   [28] B offset [29] B row stride [30] B column stride [31] B outer-batch stride [32] B inner-batch stride
 //   [34] batches
 //   [36 + 2k] offset of epilogue operand k, [37 + 2k] its stride along N (bias vectors)
-// Override constants: TS threads per side, R outputs per thread per side (4 or 8), BK K-step; R
-// divides TS, 4 * BK divides TS * TS, and BK * R / TS (values a thread loads per slice) is at most 8.
+// Override constants: TS threads per side, R outputs per thread per side (4 or 8), BK K-step (a
+// multiple of 4); R divides TS, 4 * BK divides TS * TS, and BK * R / TS (values a thread loads per
+// slice) is at most 8.
 // Workgroup memory: 16 * BK * (TS * R + 4) bytes (16,896 for TS 16, R 8, BK 8).
 // The slots EPILOGUE (the body of `epilogue`, ending in a return) and BINDINGS are generated.
 //#if F16
@@ -132,6 +133,26 @@ fn outer(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
                        fma(vec4<f32>(a.z), b, c[2]), fma(vec4<f32>(a.w), b, c[3]));
 }
 
+// A thread's outputs: rows 4 * (r * TS + ty) + 0..3 and columns 4 * (c * TS + tx) + 0..3 form the
+// block c<r><c> (r, c < R / 4: only c00 when R is 4).
+struct Acc { c00: mat4x4<f32>, c01: mat4x4<f32>, c10: mat4x4<f32>, c11: mat4x4<f32> }
+
+// one K step; a and b: the index of the thread's first vec4 in that step's row of the A and B slices
+fn multiply(acc: Acc, a: u32, b: u32) -> Acc {
+    var out = acc;
+    let a0 = tiles[a];
+    let b0 = tiles[b];
+    out.c00 = outer(acc.c00, a0, b0);
+    if (R == 8u) {
+        let a1 = tiles[a + TS];
+        let b1 = tiles[b + TS];
+        out.c01 = outer(acc.c01, a0, b1);
+        out.c10 = outer(acc.c10, a1, b0);
+        out.c11 = outer(acc.c11, a1, b1);
+    }
+    return out;
+}
+
 // the 4x4 block of C whose first element is (row, col) of matrix `batch`
 fn store(c: mat4x4<f32>, batch: u32, row: u32, col: u32) {
     let M = u32(word(0u));
@@ -160,7 +181,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     }
     let tile = flat % (tiles_n * tiles_m);
     let BM = TS * R;
-    let SLICE = BK * (BM / 4u + 1u);
+    let ROW = BM / 4u + 1u;
+    let SLICE = BK * ROW;
     let row0 = (tile / tiles_n) * BM;
     let col0 = (tile % tiles_n) * BM;
     let outer_batch = i32(batch / u32(word(5u)));
@@ -173,13 +195,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     let tx = lid.x;
     let ty = lid.y;
 
-    // thread (tx, ty) owns rows 4 * (q * TS + ty) + 0..3 and columns 4 * (q * TS + tx) + 0..3 for
-    // q < R / 4: block c_rc pairs row group r with column group c (only c00 when R is 4)
-    var c00 = mat4x4<f32>();
-    var c01 = mat4x4<f32>();
-    var c10 = mat4x4<f32>();
-    var c11 = mat4x4<f32>();
-    let slices = (k_len + BK - 1u) / BK;
+    var acc = Acc();
+    // from the uniform, not k_len: Chromium's WGSL compiler (Tint) treats a private variable as
+    // non-uniform, and the barrier in this loop must be in uniform control flow
+    let slices = (u32(word(2u)) + BK - 1u) / BK;
     for (var s = 0u; s <= slices; s++) {
         // global -> registers: slice s (at most 8 values per thread and operand)
         var a_lo = vec4<f32>();
@@ -196,18 +215,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
         if (s > 0u) {
             let a_slice = ((s - 1u) & 1u) * SLICE;
             let b_slice = a_slice + 2u * SLICE;
-            for (var kk = 0u; kk < BK; kk++) {
-                let at = kk * (BM / 4u + 1u);
-                let a0 = tiles[a_slice + at + ty];
-                let b0 = tiles[b_slice + at + tx];
-                c00 = outer(c00, a0, b0);
-                if (R == 8u) {
-                    let a1 = tiles[a_slice + at + TS + ty];
-                    let b1 = tiles[b_slice + at + TS + tx];
-                    c01 = outer(c01, a0, b1);
-                    c10 = outer(c10, a1, b0);
-                    c11 = outer(c11, a1, b1);
-                }
+            // four K steps per iteration, written out: WGSL compilers emit loops that drivers
+            // may not unroll, and a loop's own instructions compete with the FMAs
+            for (var kk = 0u; kk < BK; kk += 8u) {
+                let a = a_slice + kk * ROW + ty;
+                let b = b_slice + kk * ROW + tx;
+                acc = multiply(acc, a, b);
+                acc = multiply(acc, a + ROW, b + ROW);
+                acc = multiply(acc, a + 2u * ROW, b + 2u * ROW);
+                acc = multiply(acc, a + 3u * ROW, b + 3u * ROW);
+                acc = multiply(acc, a + 4u * ROW, b + 4u * ROW);
+                acc = multiply(acc, a + 5u * ROW, b + 5u * ROW);
+                acc = multiply(acc, a + 6u * ROW, b + 6u * ROW);
+                acc = multiply(acc, a + 7u * ROW, b + 7u * ROW);
             }
         }
         // registers -> the other buffer (last read before the previous barrier)
@@ -223,10 +243,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
 
     let row = row0 + 4u * ty;
     let col = col0 + 4u * tx;
-    store(c00, batch, row, col);
+    store(acc.c00, batch, row, col);
     if (R == 8u) {
-        store(c01, batch, row, col + 4u * TS);
-        store(c10, batch, row + 4u * TS, col);
-        store(c11, batch, row + 4u * TS, col + 4u * TS);
+        store(acc.c01, batch, row, col + 4u * TS);
+        store(acc.c10, batch, row + 4u * TS, col);
+        store(acc.c11, batch, row + 4u * TS, col + 4u * TS);
     }
 }

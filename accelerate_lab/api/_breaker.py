@@ -22,6 +22,8 @@ __all__ = ["BreakerStats", "CircuitBreaker", "CircuitState"]
 
 
 class CircuitState(enum.Enum):
+    """A breaker's state: CLOSED lets calls through, OPEN refuses them, HALF_OPEN allows trial calls."""
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -29,6 +31,8 @@ class CircuitState(enum.Enum):
 
 @dataclass(frozen=True)
 class BreakerStats:
+    """A snapshot of one breaker: its state and failure, success and opening counts."""
+
     state: CircuitState
     consecutive_failures: int
     total_failures: int
@@ -40,6 +44,8 @@ Listener = Callable[[CircuitState, CircuitState], None]
 
 
 class CircuitBreaker:
+    """Opens after `failure_threshold` consecutive failures; allows a trial call after `reset_timeout` s."""
+
     def __init__(
         self,
         failure_threshold: int = 5,

@@ -31,6 +31,8 @@ Outcome = Literal["success", "failure", "neutral"]
 
 @dataclass(eq=False)
 class Endpoint:
+    """One replica's URL with its own circuit breaker and request, failure and in-flight counts."""
+
     url: str
     breaker: CircuitBreaker
     in_flight: int = 0
@@ -60,6 +62,8 @@ def split_urls(urls: str | Sequence[str]) -> list[str]:
 
 
 class EndpointPool:
+    """A backend's endpoints, chosen `round_robin` or `least_loaded` among those whose breaker allows."""
+
     def __init__(
         self,
         urls: str | Sequence[str],

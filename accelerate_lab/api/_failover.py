@@ -27,6 +27,8 @@ T = TypeVar("T")
 
 
 class Failover:
+    """Tries `backends` in order until one answers; `models` names the model to use per backend name."""
+
     def __init__(self, backends: Sequence[ApiBackend], models: Mapping[str, str] | None = None) -> None:
         if not backends:
             raise ConfigurationError("Failover needs at least one backend")

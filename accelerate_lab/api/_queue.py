@@ -44,6 +44,8 @@ class _Entry:
 
 
 class RequestQueue:
+    """At most `max_concurrent` requests at once and `max_size` waiting, by priority then arrival."""
+
     def __init__(self, max_concurrent: int = 16, max_size: int = 1024) -> None:
         self.max_concurrent = max_concurrent
         self.max_size = max_size

@@ -130,6 +130,7 @@ def register_backend(
 
 
 def unregister_backend(name: str) -> None:
+    """Removes the backend ``name`` from the registry (nothing happens when it is not registered)."""
     with _lock:
         _registry.pop(name, None)
 

@@ -46,6 +46,8 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """Up to `max_retries` retries with backoff `base * multiplier**attempt`, capped and jittered."""
+
     max_retries: int = 3
     base: float = 0.5
     multiplier: float = 2.0

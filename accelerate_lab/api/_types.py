@@ -42,6 +42,8 @@ class Priority(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens a call consumed, as the provider reported them."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
 

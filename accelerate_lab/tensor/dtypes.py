@@ -20,6 +20,7 @@ import numpy as np
 __all__ = ["DTYPES", "DTypeLike", "Scalar", "dtype_name", "itemsize", "result_dtype", "to_numpy_dtype"]
 
 DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "int32", "int64", "uint8", "bool")
+"""The dtype names a `Tensor` holds."""
 Scalar: TypeAlias = bool | int | float
 DTypeLike: TypeAlias = "str | np.dtype[np.generic] | type"
 

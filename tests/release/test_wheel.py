@@ -29,13 +29,15 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SHADERS = sorted(p.name for p in (ROOT / "shaders").glob("*.wgsl"))
-BUNDLE = ("browser_device.js", "browser_device.css")
+# the widget bundle as scripts/build_widget.sh made it (`make setup` runs it before the tests)
+STATIC = ROOT / "accelerate_lab" / "static"
+BUNDLE = sorted(p.name for p in STATIC.glob("*") if p.suffix in (".js", ".css"))
 
 # Run inside the fresh venv: one JSON line describing what the installed package found.
 PROBE = """
 import json, pathlib, numpy as np, accelerate_lab as al
 from accelerate_lab.hal.wgpu_shaders import shader_dir
-from accelerate_lab.widgets import BrowserDevice
+from accelerate_lab import widgets
 a = np.arange(12, dtype=np.float32).reshape(3, 4)
 b = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(4, 2)
 x, y = al.tensor(a).to("wgpu"), al.tensor(b).to("wgpu")
@@ -49,9 +51,12 @@ print(json.dumps({
     "error": float(np.abs(out.numpy() - np.maximum(a @ b + 1.0, 0.0)).max()),
     "shaders": str(shader_dir()),
     "static": str(static),
-    # anywidget reads a path it is given: the widget holds the installed files' text
-    "esm_is_bundle": str(BrowserDevice._esm) == (static / "browser_device.js").read_text(),
-    "css_is_bundle": str(BrowserDevice._css) == (static / "browser_device.css").read_text(),
+    # anywidget reads the path it is given: each widget holds an installed bundle file's text
+    "from_bundle": {
+        name: str(getattr(widgets, name)._esm) in {f.read_text() for f in static.glob("*.js")}
+        and str(getattr(widgets, name)._css) in {f.read_text() for f in static.glob("*.css")}
+        for name in widgets.__all__
+    },
 }))
 """
 
@@ -117,12 +122,18 @@ def installed(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Ins
 
 def run_installed(installed: Installed, *args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        list(args), capture_output=True, text=True, env=installed.env, cwd=installed.python.parents[2], timeout=300
+        list(args),
+        capture_output=True,
+        text=True,
+        env=installed.env,
+        cwd=installed.python.parents[2],
+        timeout=300,
     )
 
 
 def test_wheel_carries_the_shaders_and_the_widget_bundle(release: Release) -> None:
     names = set(zipfile.ZipFile(release.wheel).namelist())
+    assert {"browser_device.js", "browser_device.css"} <= set(BUNDLE), f"no widget bundle in {STATIC}"
     assert {f"accelerate_lab/shaders/{name}" for name in SHADERS} <= names
     assert {f"accelerate_lab/static/{name}" for name in BUNDLE} <= names
     assert "accelerate_lab/py.typed" in names
@@ -158,7 +169,7 @@ def test_installed_package_runs_a_wgpu_kernel_with_its_own_shaders_and_bundle(in
     assert found["device"] == "wgpu" and found["error"] < 1e-5, found
     assert Path(found["shaders"]) == package / "shaders"
     assert Path(found["static"]) == package / "static"
-    assert found["esm_is_bundle"] and found["css_is_bundle"], found
+    assert found["from_bundle"] and all(found["from_bundle"].values()), found["from_bundle"]
 
 
 def test_doctor_command_reports_the_installed_version_and_wgpu(installed: Installed) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,7 +170,8 @@ def test_dashboard_buttons_act_in_the_kernel(lab: tuple[Any, Path]) -> None:
     _shot(dashboard, root, "memory_dashboard_after_optimize.png")
     cell = _run(page, "kernel_state", "STATE")
     state = cell.locator(".jp-OutputArea-output").inner_text()
-    assert "'scratch'" not in state and "'vit.patch_embed'" not in state and "'bert.embeddings'" in state
+    # scratch (held by no model) was freed; vit.patch_embed is unpinned but vit still holds it
+    assert "'scratch'" not in state and "'vit.patch_embed'" in state and state.strip().endswith("False")
 
 
 def test_chat_widget_streams_a_reply_from_a_local_server(lab: tuple[Any, Path]) -> None:
@@ -212,11 +214,12 @@ def test_saved_notebook_holds_no_key(lab: tuple[Any, Path]) -> None:
     page, root = lab
     path = root / "widgets.ipynb"
     before = path.stat().st_mtime
+    page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
     page.keyboard.press("Control+s")
-    page.wait_for_function(
-        "() => !document.querySelector('.jp-mod-current .jp-mod-dirty')", timeout=30_000
-    )
-    assert path.stat().st_mtime > before
+    deadline = time.monotonic() + 30
+    while path.stat().st_mtime == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert path.stat().st_mtime > before, "JupyterLab did not save the notebook"
     saved = path.read_text()
     widgets_state = json.loads(saved)["metadata"].get("widgets", {})
     assert "echo: how much memory does bert use" in saved  # the chat history was saved with the widgets

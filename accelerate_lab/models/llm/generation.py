@@ -8,7 +8,7 @@ ends, `stats` tells how many tokens it took and how fast, and `reply()` returns 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -124,7 +124,7 @@ class Generation:
         assert self.stats is not None
         return Reply(self.text, tuple(self.token_ids), self.stats)
 
-    def _generate(self) -> Iterator[str]:
+    def _generate(self) -> Generator[str, None, None]:
         started = time.perf_counter()
         cached = self.cache.reuse(self.prompt_ids)
         logits = self.network.forward(self.prompt_ids[cached:], self.cache).numpy()

@@ -137,7 +137,11 @@ class Llama:
     ) -> Generation:
         """Continue ``prompt_ids``; iterate the result for text pieces. Without ``cache``, a fresh one is
         made and freed when the generation ends."""
-        params = (sampling or SamplingParams()).updated(**options)
+        return self._generation(prompt_ids, (sampling or SamplingParams()).updated(**options), cache)
+
+    def _generation(
+        self, prompt_ids: Sequence[int], params: SamplingParams, cache: KVCache | None
+    ) -> Generation:
         stops = self.end_token_ids if params.stop_token_ids is None else params.stop_token_ids
         if cache is None:
             own = self.new_cache()
@@ -151,13 +155,15 @@ class Llama:
         ids = self.tokenizer.encode(prompt)
         if self.tokenizer.bos_id is not None and self.tokenizer.token_to_id("<s>") == self.tokenizer.bos_id:
             ids.insert(0, self.tokenizer.bos_id)
-        return self.generate(ids, sampling, **options).reply()
+        return self._generation(ids, (sampling or SamplingParams()).updated(**options), None).reply()
 
     def stream_chat(
         self, messages: str | Sequence[Message], sampling: SamplingParams | None = None, **options: object
     ) -> Generation:
         """The assistant's reply to ``messages``, as text pieces while they are generated."""
-        return self.generate(self.prompt_ids(messages), sampling, **options)
+        return self._generation(
+            self.prompt_ids(messages), (sampling or SamplingParams()).updated(**options), None
+        )
 
     def chat(
         self, messages: str | Sequence[Message], sampling: SamplingParams | None = None, **options: object

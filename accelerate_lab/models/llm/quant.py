@@ -38,12 +38,14 @@ def _scale(blocks: np.ndarray, start: int) -> np.ndarray:
 def _q4_1(blocks: np.ndarray) -> np.ndarray:
     codes = blocks[:, 4:]
     q = np.concatenate([codes & 0x0F, codes >> 4], axis=1).astype(np.float32)
-    return q * _scale(blocks, 0) + _scale(blocks, 2)
+    values: np.ndarray = q * _scale(blocks, 0) + _scale(blocks, 2)
+    return values
 
 
 def _q8_0(blocks: np.ndarray) -> np.ndarray:
     q = np.ascontiguousarray(blocks[:, 2:]).view(np.int8).astype(np.float32)
-    return q * _scale(blocks, 0)
+    values: np.ndarray = q * _scale(blocks, 0)
+    return values
 
 
 _DECODERS = {"Q4_1": _q4_1, "Q8_0": _q8_0}

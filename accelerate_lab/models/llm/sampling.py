@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -62,12 +63,13 @@ class SamplingParams:
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise SamplingError(f"unknown sampling option(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        if isinstance(options.get("stop"), str):
-            options["stop"] = (options["stop"],)
+        changes: dict[str, Any] = dict(options)
+        if isinstance(changes.get("stop"), str):
+            changes["stop"] = (changes["stop"],)
         for name in ("stop", "stop_token_ids"):
-            if isinstance(options.get(name), list):
-                options[name] = tuple(options[name])  # type: ignore[arg-type]
-        return dataclasses.replace(self, **options)
+            if isinstance(changes.get(name), list):
+                changes[name] = tuple(changes[name])
+        return dataclasses.replace(self, **changes)
 
 
 class Sampler:

@@ -15,7 +15,7 @@ import functools
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 
-import regex
+import regex  # type: ignore[import-untyped]
 
 from accelerate_lab.models.llm.gguf_file import GGUFFile
 

@@ -26,8 +26,20 @@ def gguf_file(gguf_path: Path) -> GGUFFile:
 
 
 @pytest.fixture(scope="session")
-def llama() -> Iterator[Llama]:
-    yield Llama.from_pretrained()
+def llama() -> Llama:
+    """The model the `local` backend serves (loaded once for the model and the backend tests)."""
+    from accelerate_lab.api.backends.local import LocalBackend
+
+    return LocalBackend().model()
+
+
+@pytest.fixture(autouse=True)
+def _registry_without_local() -> Iterator[None]:
+    """Importing the `local` backend registers it; other tests expect the registry's defaults."""
+    yield
+    from accelerate_lab.api import reset_backends
+
+    reset_backends()
 
 
 @pytest.fixture(scope="session")

@@ -101,5 +101,5 @@ def test_the_kv_cache_is_bounded(llama: Llama) -> None:
     with llama.new_cache(capacity=len(ids) + 2) as cache:
         reply = llama.generate(ids, cache=cache, stop_token_ids=()).reply()
     assert reply.stats.finish_reason == "length" and len(reply.token_ids) == 3
-    with pytest.raises(ContextLengthExceeded, match="choose 1 .. 8192"):
+    with pytest.raises(ContextLengthExceeded, match=r"choose 1 \.\. 8192"):
         llama.new_cache(capacity=10**6)

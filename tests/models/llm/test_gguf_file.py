@@ -27,7 +27,7 @@ def test_metadata_is_typed(gguf_file: GGUFFile) -> None:
     assert gguf_file.get_str("missing.key", "fallback") == "fallback"
     with pytest.raises(WeightsCorruptError, match="not a str"):
         gguf_file.get_str("llama.block_count")
-    with pytest.raises(WeightsCorruptError, match="no metadata 'missing.key'"):
+    with pytest.raises(WeightsCorruptError, match=r"no metadata 'missing\.key'"):
         gguf_file.value("missing.key")
     with pytest.raises(WeightsCorruptError, match="no tensor"):
         gguf_file.tensor("blk.99.attn_q.weight")

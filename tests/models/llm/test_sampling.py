@@ -58,7 +58,7 @@ def test_bad_options_are_refused(options: dict[str, object], message: str) -> No
 
 
 def test_unknown_options_name_the_known_ones() -> None:
-    with pytest.raises(SamplingError, match="unknown sampling option.*tempreature.*known: max_new_tokens"):
+    with pytest.raises(SamplingError, match=r"unknown sampling option.*tempreature.*known: max_new_tokens"):
         SamplingParams().updated(tempreature=1.0)
 
 
