@@ -37,9 +37,9 @@ from accelerate_lab.hal import get_device
 from accelerate_lab.models.llm import Llama, resolve_gguf
 
 PROMPT = (
-    "You are reviewing a short story for a school magazine. The story follows a lighthouse keeper who finds a "
-    "message in a bottle and sets out in a small boat to find its sender. Write a friendly, detailed review "
-    "that covers the plot, the characters, the setting and the writing style, and suggest two improvements."
+    "You are reviewing a short story for a school magazine. The story follows a lighthouse keeper who finds "
+    "a message in a bottle and sets out in a small boat to find its sender. Write a friendly, detailed "
+    "review that covers the plot, the characters, the setting and the writing style, and suggest two improvements."
 )
 CACHE = Path.home() / ".cache" / "accelerate_lab"
 SERVER_GLOBS = (
@@ -187,12 +187,14 @@ def main() -> None:
     header = ("case", "ours tok/s", "llama.cpp tok/s", "ratio")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     print(
-        f"# {gguf.name}, {len(prompt_ids)}-token prompt, greedy, {args.threads} thread(s), median of {args.repeats}"
+        f"# {gguf.name}, {len(prompt_ids)}-token prompt, greedy, {args.threads} thread(s), "
+        f"median of {args.repeats}"
     )
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
     print(
-        f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+        f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
     )
     for note in notes:
         print(f"note: {note}")

@@ -3,8 +3,9 @@
 // thread R x R outputs in registers, accumulated in f32 from K-slices of BK staged in workgroup
 // memory. The slices are double-buffered: the next one's global loads are issued before the
 // current one is multiplied, and stored to the other buffer after, so one barrier per slice.
-// Register values are named variables (4x4 blocks as mat4x4), never arrays indexed in loops: a
-// driver that does not unroll such a loop keeps the array in slow local memory.
+// Register values are named variables (4x4 blocks as mat4x4), never arrays indexed in loops or large
+// structs: WGSL compilers emit loops that drivers may not unroll, and a driver keeps such an array
+// in slow local memory. For the same reason the K loop is written out four steps at a time.
 //
 // Prepend elementwise_ops.wgsl (the epilogue calls its functions). Bindings (group 0):
 //   0: uniform P   1: A (IN)   2: B (IN)   3: C (OUT, dense (batch, M, N))   4..: epilogue operands
@@ -133,24 +134,21 @@ fn outer(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
                        fma(vec4<f32>(a.z), b, c[2]), fma(vec4<f32>(a.w), b, c[3]));
 }
 
-// A thread's outputs: rows 4 * (r * TS + ty) + 0..3 and columns 4 * (c * TS + tx) + 0..3 form the
-// block c<r><c> (r, c < R / 4: only c00 when R is 4).
-struct Acc { c00: mat4x4<f32>, c01: mat4x4<f32>, c10: mat4x4<f32>, c11: mat4x4<f32> }
-
-// one K step; a and b: the index of the thread's first vec4 in that step's row of the A and B slices
-fn multiply(acc: Acc, a: u32, b: u32) -> Acc {
-    var out = acc;
+// One K step. A thread's outputs, rows 4 * (r * TS + ty) + 0..3 by columns 4 * (c * TS + tx) + 0..3,
+// are the blocks c<r><c> (r, c < R / 4: only c00 when R is 4); a and b index the thread's first
+// vec4 in the step's rows of the A and B slices.
+fn multiply(c00: ptr<function, mat4x4<f32>>, c01: ptr<function, mat4x4<f32>>,
+            c10: ptr<function, mat4x4<f32>>, c11: ptr<function, mat4x4<f32>>, a: u32, b: u32) {
     let a0 = tiles[a];
     let b0 = tiles[b];
-    out.c00 = outer(acc.c00, a0, b0);
+    *c00 = outer(*c00, a0, b0);
     if (R == 8u) {
         let a1 = tiles[a + TS];
         let b1 = tiles[b + TS];
-        out.c01 = outer(acc.c01, a0, b1);
-        out.c10 = outer(acc.c10, a1, b0);
-        out.c11 = outer(acc.c11, a1, b1);
+        *c01 = outer(*c01, a0, b1);
+        *c10 = outer(*c10, a1, b0);
+        *c11 = outer(*c11, a1, b1);
     }
-    return out;
 }
 
 // the 4x4 block of C whose first element is (row, col) of matrix `batch`
@@ -195,7 +193,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     let tx = lid.x;
     let ty = lid.y;
 
-    var acc = Acc();
+    var c00 = mat4x4<f32>();
+    var c01 = mat4x4<f32>();
+    var c10 = mat4x4<f32>();
+    var c11 = mat4x4<f32>();
     // from the uniform, not k_len: Chromium's WGSL compiler (Tint) treats a private variable as
     // non-uniform, and the barrier in this loop must be in uniform control flow
     let slices = (u32(word(2u)) + BK - 1u) / BK;
@@ -215,19 +216,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
         if (s > 0u) {
             let a_slice = ((s - 1u) & 1u) * SLICE;
             let b_slice = a_slice + 2u * SLICE;
-            // four K steps per iteration, written out: WGSL compilers emit loops that drivers
-            // may not unroll, and a loop's own instructions compete with the FMAs
-            for (var kk = 0u; kk < BK; kk += 8u) {
+            for (var kk = 0u; kk < BK; kk += 4u) {
                 let a = a_slice + kk * ROW + ty;
                 let b = b_slice + kk * ROW + tx;
-                acc = multiply(acc, a, b);
-                acc = multiply(acc, a + ROW, b + ROW);
-                acc = multiply(acc, a + 2u * ROW, b + 2u * ROW);
-                acc = multiply(acc, a + 3u * ROW, b + 3u * ROW);
-                acc = multiply(acc, a + 4u * ROW, b + 4u * ROW);
-                acc = multiply(acc, a + 5u * ROW, b + 5u * ROW);
-                acc = multiply(acc, a + 6u * ROW, b + 6u * ROW);
-                acc = multiply(acc, a + 7u * ROW, b + 7u * ROW);
+                multiply(&c00, &c01, &c10, &c11, a, b);
+                multiply(&c00, &c01, &c10, &c11, a + ROW, b + ROW);
+                multiply(&c00, &c01, &c10, &c11, a + 2u * ROW, b + 2u * ROW);
+                multiply(&c00, &c01, &c10, &c11, a + 3u * ROW, b + 3u * ROW);
             }
         }
         // registers -> the other buffer (last read before the previous barrier)
@@ -243,10 +238,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
 
     let row = row0 + 4u * ty;
     let col = col0 + 4u * tx;
-    store(acc.c00, batch, row, col);
+    store(c00, batch, row, col);
     if (R == 8u) {
-        store(acc.c01, batch, row, col + 4u * TS);
-        store(acc.c10, batch, row + 4u * TS, col);
-        store(acc.c11, batch, row + 4u * TS, col + 4u * TS);
+        store(c01, batch, row, col + 4u * TS);
+        store(c10, batch, row + 4u * TS, col);
+        store(c11, batch, row + 4u * TS, col + 4u * TS);
     }
 }

@@ -8,6 +8,8 @@ in the backends' ``Secret``s: nothing here returns or formats one.
 ('claude', 'claude-3-5-haiku-latest')
 >>> parse_target("llama3.2:1b")  # an Ollama tag, not a backend prefix
 (None, 'llama3.2:1b')
+>>> parse_target("local")
+('local', None)
 >>> from accelerate_lab.api.testing import LocalServer, sample_routes
 >>> with LocalServer(sample_routes()) as server:
 ...     route = [Attempt("sample", None, {"sample_api_url": server.url})]
@@ -72,10 +74,13 @@ def available_backends() -> list[str]:
 
 
 def parse_target(spec: str | None) -> tuple[str | None, str | None]:
-    """``"[backend:]model"`` -> ``(backend, model)``; a prefix counts only if it names a backend."""
+    """``"[backend:]model"`` -> ``(backend, model)``; a prefix counts only if it names a backend, and a
+    bare backend name picks that backend's default model."""
     spec = (spec or "").strip()
     if not spec:
         return None, None
+    if spec in available_backends():
+        return spec, None
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in available_backends():
         return prefix, rest or None

@@ -17,14 +17,24 @@ True
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 __all__ = ["Coalescer"]
 
 logger = logging.getLogger(__name__)
+
+# stopped at exit, before the kernel's sockets close (atexit runs handlers registered later first)
+_running: weakref.WeakSet[Coalescer] = weakref.WeakSet()
+
+
+def _stop_all() -> None:
+    for coalescer in list(_running):
+        coalescer.close()
 
 
 class Coalescer:
@@ -41,6 +51,10 @@ class Coalescer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="accelerate_lab-live", daemon=True)
         self._thread.start()
+        if not _running:
+            atexit.unregister(_stop_all)
+            atexit.register(_stop_all)
+        _running.add(self)
 
     def poke(self) -> None:
         """Ask for a flush soon (cheap: safe to call from a sharing listener, under its lock)."""

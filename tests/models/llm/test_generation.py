@@ -103,3 +103,18 @@ def test_the_kv_cache_is_bounded(llama: Llama) -> None:
     assert reply.stats.finish_reason == "length" and len(reply.token_ids) == 3
     with pytest.raises(ContextLengthExceeded, match=r"choose 1 \.\. 8192"):
         llama.new_cache(capacity=10**6)
+
+
+@pytest.mark.slow
+def test_weights_are_shared_tensors_under_the_models_name(llama: Llama) -> None:
+    from accelerate_lab.sharing import TensorSharingManager
+
+    manager = TensorSharingManager()
+    shared = Llama.from_pretrained(sharing=manager)
+    usage = manager.get_model_memory_usage()[shared.name]
+    assert shared.name == "SmolLM2-135M-Instruct" and len(usage.tensors) == 2 + 6 * shared.config.num_layers
+    assert "SmolLM2-135M-Instruct/token_embd.weight" in usage.tensors
+    assert usage.bytes > 4 * 130_000_000  # float32 weights, the tied output head not counted twice
+    assert shared.chat("What is the capital of France?").text == llama.chat("What is the capital of France?").text
+    shared.release()
+    assert shared.name not in manager.get_model_memory_usage()
