@@ -3,11 +3,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := dev,gpu,api,lab,servers,browser,models,reference,llm
+EXTRAS := dev,gpu,api,lab,servers,browser,models,reference,llm,docs
 export XDG_RUNTIME_DIR ?= /tmp
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup lab test lint typecheck pytest bench clean
+.PHONY: setup lab test lint typecheck docs pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ setup: $(VENV)/.installed
 	for script in $(SETUP_SCRIPTS); do bash $$script $(VENV) || exit 1; done
 
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/00_tour.ipynb
 
 lint: setup
 	$(BIN)/ruff check accelerate_lab tests bench
@@ -40,7 +40,11 @@ typecheck: setup
 pytest: setup
 	$(BIN)/pytest -p no:cacheprovider --timeout 900 --doctest-modules accelerate_lab tests --nbval-lax notebooks
 
-test: lint typecheck pytest
+# The documentation in strict mode: a broken link or cross-reference fails (site in build/site).
+docs: setup
+	$(BIN)/mkdocs build --strict
+
+test: lint typecheck docs pytest
 
 bench: setup
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -15,10 +15,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from hatchling.builders.config import BuilderConfig
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 
-class WidgetBundleHook(BuildHookInterface):
+class WidgetBundleHook(BuildHookInterface[BuilderConfig]):
     """Runs the widget build before the wheel or sdist collects its files."""
 
     PLUGIN_NAME = "custom"

@@ -50,5 +50,5 @@ class DoctestFencesExtension(Extension):
 
 @event_priority(100)  # before mkdocstrings reads the extensions to render docstrings with
 def on_config(config: MkDocsConfig, **_: Any) -> MkDocsConfig:
-    config.markdown_extensions.append(DoctestFencesExtension())  # type: ignore[arg-type]
+    config.markdown_extensions.append(DoctestFencesExtension())
     return config

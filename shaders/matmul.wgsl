@@ -3,9 +3,8 @@
 // thread R x R outputs in registers, accumulated in f32 from K-slices of BK staged in workgroup
 // memory. The slices are double-buffered: the next one's global loads are issued before the
 // current one is multiplied, and stored to the other buffer after, so one barrier per slice.
-// Register values are named variables (4x4 blocks as mat4x4), never arrays indexed in loops or large
-// structs: WGSL compilers emit loops that drivers may not unroll, and a driver keeps such an array
-// in slow local memory. For the same reason the K loop is written out four steps at a time.
+// Register values are named variables (4x4 blocks as mat4x4), never arrays indexed in loops: a
+// driver that does not unroll such a loop keeps the array in slow local memory.
 //
 // Prepend elementwise_ops.wgsl (the epilogue calls its functions). Bindings (group 0):
 //   0: uniform P   1: A (IN)   2: B (IN)   3: C (OUT, dense (batch, M, N))   4..: epilogue operands
@@ -16,9 +15,8 @@
 //   [28] B offset [29] B row stride [30] B column stride [31] B outer-batch stride [32] B inner-batch stride
 //   [34] batches
 //   [36 + 2k] offset of epilogue operand k, [37 + 2k] its stride along N (bias vectors)
-// Override constants: TS threads per side, R outputs per thread per side (4 or 8), BK K-step (a
-// multiple of 4); R divides TS, 4 * BK divides TS * TS, and BK * R / TS (values a thread loads per
-// slice) is at most 8.
+// Override constants: TS threads per side, R outputs per thread per side (4 or 8), BK K-step; R
+// divides TS, 4 * BK divides TS * TS, and BK * R / TS (values a thread loads per slice) is at most 8.
 // Workgroup memory: 16 * BK * (TS * R + 4) bytes (16,896 for TS 16, R 8, BK 8).
 // The slots EPILOGUE (the body of `epilogue`, ending in a return) and BINDINGS are generated.
 //#if F16
@@ -134,23 +132,6 @@ fn outer(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
                        fma(vec4<f32>(a.z), b, c[2]), fma(vec4<f32>(a.w), b, c[3]));
 }
 
-// One K step. A thread's outputs, rows 4 * (r * TS + ty) + 0..3 by columns 4 * (c * TS + tx) + 0..3,
-// are the blocks c<r><c> (r, c < R / 4: only c00 when R is 4); a and b index the thread's first
-// vec4 in the step's rows of the A and B slices.
-fn multiply(c00: ptr<function, mat4x4<f32>>, c01: ptr<function, mat4x4<f32>>,
-            c10: ptr<function, mat4x4<f32>>, c11: ptr<function, mat4x4<f32>>, a: u32, b: u32) {
-    let a0 = tiles[a];
-    let b0 = tiles[b];
-    *c00 = outer(*c00, a0, b0);
-    if (R == 8u) {
-        let a1 = tiles[a + TS];
-        let b1 = tiles[b + TS];
-        *c01 = outer(*c01, a0, b1);
-        *c10 = outer(*c10, a1, b0);
-        *c11 = outer(*c11, a1, b1);
-    }
-}
-
 // the 4x4 block of C whose first element is (row, col) of matrix `batch`
 fn store(c: mat4x4<f32>, batch: u32, row: u32, col: u32) {
     let M = u32(word(0u));
@@ -179,8 +160,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     }
     let tile = flat % (tiles_n * tiles_m);
     let BM = TS * R;
-    let ROW = BM / 4u + 1u;
-    let SLICE = BK * ROW;
+    let SLICE = BK * (BM / 4u + 1u);
     let row0 = (tile / tiles_n) * BM;
     let col0 = (tile % tiles_n) * BM;
     let outer_batch = i32(batch / u32(word(5u)));
@@ -193,6 +173,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     let tx = lid.x;
     let ty = lid.y;
 
+    // thread (tx, ty) owns rows 4 * (q * TS + ty) + 0..3 and columns 4 * (q * TS + tx) + 0..3 for
+    // q < R / 4: block c_rc pairs row group r with column group c (only c00 when R is 4)
     var c00 = mat4x4<f32>();
     var c01 = mat4x4<f32>();
     var c10 = mat4x4<f32>();
@@ -216,13 +198,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
         if (s > 0u) {
             let a_slice = ((s - 1u) & 1u) * SLICE;
             let b_slice = a_slice + 2u * SLICE;
-            for (var kk = 0u; kk < BK; kk += 4u) {
-                let a = a_slice + kk * ROW + ty;
-                let b = b_slice + kk * ROW + tx;
-                multiply(&c00, &c01, &c10, &c11, a, b);
-                multiply(&c00, &c01, &c10, &c11, a + ROW, b + ROW);
-                multiply(&c00, &c01, &c10, &c11, a + 2u * ROW, b + 2u * ROW);
-                multiply(&c00, &c01, &c10, &c11, a + 3u * ROW, b + 3u * ROW);
+            for (var kk = 0u; kk < BK; kk++) {
+                let at = kk * (BM / 4u + 1u);
+                let a0 = tiles[a_slice + at + ty];
+                let b0 = tiles[b_slice + at + tx];
+                c00 = outer(c00, a0, b0);
+                if (R == 8u) {
+                    let a1 = tiles[a_slice + at + TS + ty];
+                    let b1 = tiles[b_slice + at + TS + tx];
+                    c01 = outer(c01, a0, b1);
+                    c10 = outer(c10, a1, b0);
+                    c11 = outer(c11, a1, b1);
+                }
             }
         }
         // registers -> the other buffer (last read before the previous barrier)

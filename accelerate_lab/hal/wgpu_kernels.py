@@ -94,7 +94,6 @@ def _check_tile(dev: WgpuDevice, threads: int, per_thread: int, step: int) -> No
     """The constraints on the override constants that matmul.wgsl's header states."""
     fits = (
         per_thread in (4, 8)
-        and step % 4 == 0
         and threads % per_thread == 0
         and (threads * threads) % (4 * step) == 0
         and (step * per_thread) % threads == 0

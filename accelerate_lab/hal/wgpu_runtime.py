@@ -73,7 +73,7 @@ class AdapterProfile:
     @property
     def matmul_config(self) -> tuple[int, int, int]:
         """(threads per side, outputs per thread per side, K step) of the tiled matmul."""
-        return (8, 4, 8) if self.is_software else (16, 4, 8)
+        return (8, 4, 8) if self.is_software else (16, 8, 8)
 
     @property
     def max_workgroups(self) -> int:

@@ -2,7 +2,8 @@
 
 ``%load_ext accelerate_lab`` registers it. ``%%chat [backend:]model`` picks who answers (both
 optional: with no key configured, the local SmolLM2 answers); cells continue one conversation until
-``%%chat --new``. Errors (rate limit, circuit open, no key) print to the cell's stderr; a failover
+``%%chat --new``; ``--no-failover`` keeps the local model out when the chosen backend fails.
+Errors (rate limit, circuit open, no key) print to the cell's stderr; a failover
 (the chosen backend failed before its first token, the next answered) is said above the answer.
 
 >>> from IPython.testing.globalipapp import get_ipython  # doctest: +SKIP
@@ -24,6 +25,7 @@ from IPython.display import Markdown, display
 
 from accelerate_lab.api import ApiBackend, ApiError
 from accelerate_lab.widgets._chat_backend import (
+    LOCAL,
     Attempt,
     describe_error,
     parse_target,
@@ -43,6 +45,7 @@ _PARSER.add_argument("target", nargs="?", default=None, help="[backend:]model, e
 _PARSER.add_argument("--new", action="store_true", help="start a new conversation")
 _PARSER.add_argument("--system", default=None, help="a system prompt for a new conversation")
 _PARSER.add_argument("--max-tokens", type=int, default=None, help="the longest answer, in tokens")
+_PARSER.add_argument("--no-failover", action="store_true", help="do not fall over to the local model")
 
 
 @magics_class
@@ -66,7 +69,7 @@ class ChatMagics(Magics):
         backend, model = parse_target(args.target)
         options: dict[str, object] = {} if args.max_tokens is None else {"max_tokens": args.max_tokens}
         question = {"role": "user", "content": cell.strip()}
-        route = plan_route(backend, model)
+        route = plan_route(backend, model, failover=() if args.no_failover else (LOCAL,))
         answer = stream_into_output(route, [*self.conversation, question], self.backends, options)
         if answer:
             self.conversation += [question, {"role": "assistant", "content": answer}]

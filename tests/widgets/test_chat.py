@@ -1,4 +1,4 @@
-"""Chat in the kernel: streaming from a real local HTTP server, failover, errors, stop, and no keys in state."""
+"""Chat in the kernel: streaming from a real local HTTP server, failover, errors, stop, no keys in state."""
 
 from __future__ import annotations
 
@@ -39,7 +39,11 @@ def test_chat_streams_the_reply_into_the_history(server: LocalServer) -> None:
     deltas: list[str] = []
     chat.send = lambda content, buffers=None: deltas.append(content["text"])  # type: ignore[method-assign]
     assert chat.ask("hello there", wait=True) == "echo: hello there"
-    assert chat.messages[-1] == {"role": "assistant", "content": "echo: hello there", "by": "sample · sample-echo"}
+    assert chat.messages[-1] == {
+        "role": "assistant",
+        "content": "echo: hello there",
+        "by": "sample · sample-echo",
+    }
     assert "".join(deltas) == "echo: hello there"
     assert chat.streaming is False and "answered" in chat.status
 
@@ -100,11 +104,18 @@ def test_targets_name_a_backend_only_when_the_prefix_is_one() -> None:
     assert parse_target("sample:sample-echo") == ("sample", "sample-echo")
     assert parse_target("qwen2.5:0.5b") == (None, "qwen2.5:0.5b")
     assert parse_target("") == (None, None)
+    assert parse_target("local") == ("local", None)  # a bare backend name: its default model
 
 
 def test_without_keys_chat_defaults_to_the_local_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "CLAUDE_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-                 "GROQ_API_KEY"):
+    for name in (
+        "OPENAI_API_KEY",
+        "CLAUDE_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "GROQ_API_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     assert default_backend() == "local"
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")

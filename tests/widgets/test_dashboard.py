@@ -87,7 +87,9 @@ def test_unpin_button_unpins_and_a_bad_request_shows_an_error(
     dashboard._on_msg(dashboard, {"action": "unpin", "tensor": "pinned"}, [])
     assert dashboard.tensors[0]["pinned"] is False
     dashboard._on_msg(dashboard, {"action": "unpin", "tensor": "missing"}, [])
-    assert dashboard.notice["kind"] == "error" and "no shared tensor named 'missing'" in dashboard.notice["text"]
+    assert (
+        dashboard.notice["kind"] == "error" and "no shared tensor named 'missing'" in dashboard.notice["text"]
+    )
 
 
 def test_recommendations_are_recomputed_at_a_bounded_rate(manager: al.TensorSharingManager) -> None:

@@ -57,5 +57,5 @@ def test_chat_magic_prints_a_rate_limit_to_stderr(monkeypatch: pytest.MonkeyPatc
         ip = InteractiveShell.instance()
         ip.register_magics(ChatMagics(ip))
         with capture_output() as captured:
-            ip.run_cell_magic("chat", "sample:sample-echo", "hi")
+            ip.run_cell_magic("chat", "sample:sample-echo --no-failover", "hi")
     assert "chat failed (rate-limit)" in captured.stderr and "retry in 0.1 s" in captured.stderr

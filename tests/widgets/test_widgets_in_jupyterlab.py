@@ -31,8 +31,10 @@ def slow_echo(req):
                  [json.dumps(line).encode() + b"\\n" for line in lines], chunk_delay=0.2)
 
 server = LocalServer({{"POST /chat": slow_echo}}); server.start()
-limited = LocalServer({{"POST /chat": lambda req: Reply.json({{"error": "slow down"}}, 429, {{"retry-after": "30"}})}})
-limited.start()
+def busy(req):
+    return Reply.json({{"error": "slow down"}}, 429, {{"retry-after": "30"}})
+
+limited = LocalServer({{"POST /chat": busy}}); limited.start()
 os.environ["SAMPLE_API_URL"] = server.url
 key = {SECRET!r}
 print("READY")"""
@@ -42,21 +44,28 @@ CELLS = {
     "register": (
         "import numpy as np\n"
         "rng = np.random.default_rng(0)\n"
-        "mgr.register_shared_tensor('bert.embeddings', data=rng.standard_normal((512, 384)).astype('float32'),\n"
-        "                           producer_model='bert', consumer_models=['clip-text'])\n"
+        "weights = rng.standard_normal((512, 384)).astype('float32')\n"
+        "mgr.register_shared_tensor('bert.embeddings', data=weights, producer_model='bert',\n"
+        "                           consumer_models=['clip-text'])\n"
         "for i in range(4):\n"
         "    mgr.register_shared_tensor(f'bert.layer{i}.attn', [384, 384], producer_model='bert')\n"
         "mgr.register_shared_tensor('vit.patch_embed', [768, 256], producer_model='vit').pin()\n"
         "mgr.register_shared_tensor('scratch', [256, 256])\n"
         "print('REGISTERED', len(mgr))"
     ),
-    "kernel_state": "print('STATE', sorted(mgr.get_tensor_memory_usage()), mgr.get_shared_tensor('vit.patch_embed').is_pinned)",
-    "chat": "chat = al.Chat(backend='sample', metadata={'sample_api_url': server.url, 'sample_api_key': key})\nchat",
+    "kernel_state": (
+        "pinned = mgr.get_shared_tensor('vit.patch_embed').is_pinned\n"
+        "print('STATE', sorted(mgr.get_tensor_memory_usage()), pinned)"
+    ),
+    "chat": (
+        "chat = al.Chat(backend='sample', metadata={'sample_api_url': server.url, 'sample_api_key': key})\n"
+        "chat"
+    ),
     "magic": "%load_ext accelerate_lab",
     "magic_cell": "%%chat sample:sample-echo\nWhat does the memory dashboard show?",
     "errors": (
-        "failing = al.Chat(backend='sample', failover=(),\n"
-        "                  metadata={'sample_api_url': limited.url, 'sample_api_key': key, 'max_retries': 0})\n"
+        "settings = {'sample_api_url': limited.url, 'sample_api_key': key, 'max_retries': 0}\n"
+        "failing = al.Chat(backend='sample', failover=(), metadata=settings)\n"
         "failing.ask('hello?')\nfailing"
     ),
 }
@@ -84,7 +93,9 @@ def _run(page: Any, name: str, expect: str | None = None, timeout_ms: int = 60_0
         page.keyboard.press("Control+Enter")
         # a key press right after the page settles can be lost: the prompt shows whether it ran
         try:
-            page.wait_for_function("(p) => p.textContent.trim() !== '[ ]:'", arg=prompt.element_handle(), timeout=5_000)
+            page.wait_for_function(
+                "(p) => p.textContent.trim() !== '[ ]:'", arg=prompt.element_handle(), timeout=5_000
+            )
             break
         except PlaywrightTimeout:
             continue
@@ -153,7 +164,9 @@ def test_dashboard_table_sorts_by_a_clicked_column(lab: tuple[Any, Path]) -> Non
     page, _ = lab
     table = page.locator(".al-dashboard .al-dash-table")
     table.locator("th[data-key='name']").click()
-    names = page.locator(".al-dashboard .al-dash-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.tensor)")
+    names = page.locator(".al-dashboard .al-dash-table tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.tensor)"
+    )
     assert names == sorted(names)
 
 
@@ -161,7 +174,9 @@ def test_dashboard_buttons_act_in_the_kernel(lab: tuple[Any, Path]) -> None:
     page, root = lab
     dashboard = page.locator(".al-dashboard")
     dashboard.locator(".al-dash-row[data-model='clip-text'] button", has_text="release").click()
-    dashboard.locator(".al-banner", has_text="released 1 tensors held by 'clip-text'").wait_for(timeout=20_000)
+    dashboard.locator(".al-banner", has_text="released 1 tensors held by 'clip-text'").wait_for(
+        timeout=20_000
+    )
     dashboard.locator("tr[data-tensor='vit.patch_embed'] button", has_text="unpin").click()
     dashboard.locator(".al-banner", has_text="unpinned 'vit.patch_embed'").wait_for(timeout=20_000)
     dashboard.locator("button", has_text="Optimize").click()
@@ -183,11 +198,13 @@ def test_chat_widget_streams_a_reply_from_a_local_server(lab: tuple[Any, Path]) 
     chat.locator("textarea").fill("how much memory does bert use")
     chat.locator("textarea").press("Enter")
     # tokens arrive one by one (0.2 s apart): the live bubble shows part of the answer first
-    chat.locator(".al-chat[data-streaming='true'], .al-chat-live", has_text="echo:").first.wait_for(timeout=20_000)
-    partial = chat.locator(".al-chat-live .al-chat-text").inner_text()
-    chat.locator(".al-chat-assistant:not(.al-chat-live)", has_text="echo: how much memory does bert use").wait_for(
-        timeout=30_000
+    chat.locator(".al-chat[data-streaming='true'], .al-chat-live", has_text="echo:").first.wait_for(
+        timeout=20_000
     )
+    partial = chat.locator(".al-chat-live .al-chat-text").inner_text()
+    chat.locator(
+        ".al-chat-assistant:not(.al-chat-live)", has_text="echo: how much memory does bert use"
+    ).wait_for(timeout=30_000)
     assert partial.startswith("echo:") and partial != "echo: how much memory does bert use"
     assert "answered" in chat.locator(".al-chat-status").inner_text()
     _shot(chat, root, "chat.png")
