@@ -39,7 +39,8 @@ from accelerate_lab.models.llm import Llama, resolve_gguf
 PROMPT = (
     "You are reviewing a short story for a school magazine. The story follows a lighthouse keeper who finds "
     "a message in a bottle and sets out in a small boat to find its sender. Write a friendly, detailed "
-    "review that covers the plot, the characters, the setting and the writing style, and suggest two improvements."
+    "review that covers the plot, the characters, the setting and the writing style, and suggest two "
+    "improvements."
 )
 CACHE = Path.home() / ".cache" / "accelerate_lab"
 SERVER_GLOBS = (

@@ -131,6 +131,12 @@ def lab(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
             page = chromium.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(f"{url}/lab/tree/widgets.ipynb?token={token}", timeout=90_000)
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=90_000)
+            # JupyterLab sometimes asks which kernel to start (a session left by another server): accept
+            page.wait_for_timeout(1_000)
+            dialog = page.locator(".jp-Dialog .jp-mod-accept")
+            if dialog.count():
+                dialog.first.click()
+                page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=90_000)
             try:
                 _run(page, "setup", "READY")
                 yield page, root

@@ -1,10 +1,12 @@
-// One BrowserDevice model's connection: creates the WebGPU runtime, publishes what the browser has
-// (adapter, features, limits, WebNN) in the model's state, runs the kernel's batches one at a time
-// and sends replies with binary buffers.
+// One BrowserDevice model's connection: creates the WebGPU runtime and the WebNN context, publishes
+// what the browser has (adapter, features, limits, WebNN) in the model's state, runs the kernel's
+// batches one at a time (a batch marked `device: "webnn"` on the WebNN runtime) and sends replies
+// with binary buffers.
 import type { AnyModel } from "@anywidget/types";
 import { BrowserError, GpuRuntime } from "./gpu";
 import { Batch, memoryReport, runBatch } from "./protocol";
-import { probeWebnn } from "./webnn";
+import { WebnnReport, openWebnn } from "./webnn";
+import { WebnnBatch, WebnnRuntime } from "./webnn_runtime";
 
 export interface DeviceState {
   status: string;
@@ -12,12 +14,13 @@ export interface DeviceState {
   adapter: Record<string, string | boolean>;
   features: string[];
   limits: Record<string, number>;
-  webnn: Record<string, string | boolean>;
+  webnn: WebnnReport;
   memory: Record<string, number | null>;
 }
 
 export class Session {
   private gpu: GpuRuntime | null = null;
+  private webnn: WebnnRuntime | null = null;
   private queue: Promise<void> = Promise.resolve();
   private timer: number | undefined;
 
@@ -26,7 +29,8 @@ export class Session {
   async start(): Promise<void> {
     this.model.set("status", "connecting");
     this.model.save_changes();
-    const webnn = await probeWebnn();
+    const [context, webnn] = await openWebnn();
+    if (context) this.webnn = new WebnnRuntime(context);
     this.model.set("webnn", webnn);
     try {
       this.gpu = await GpuRuntime.create();
@@ -37,6 +41,7 @@ export class Session {
       this.model.save_changes();
       return;
     }
+    if (this.webnn) this.webnn.gpu = this.gpu;
     const { summary } = this.gpu;
     this.model.set("adapter", {
       vendor: summary.vendor,
@@ -71,8 +76,12 @@ export class Session {
 
   /** A message from the kernel: batches run in arrival order, each answered with one reply. */
   receive(content: unknown, buffers: readonly DataView[]): void {
-    const batch = content as Batch;
+    const batch = content as Batch | WebnnBatch;
     if (batch.kind !== "batch") return;
+    if ("device" in batch) {
+      this.queue = this.queue.then(() => this.runWebnn(batch, buffers));
+      return;
+    }
     this.queue = this.queue.then(async () => {
       if (!this.gpu) {
         const message = this.model.get("message") || "WebGPU is not ready in this browser";
@@ -85,8 +94,19 @@ export class Session {
     });
   }
 
+  private async runWebnn(batch: WebnnBatch, buffers: readonly DataView[]): Promise<void> {
+    if (!this.webnn) {
+      const error = { kind: "unsupported", message: this.model.get("webnn").reason, command: 0 };
+      this.model.send({ kind: "reply", device: "webnn", seq: batch.seq, downloads: [], error, memory: null });
+      return;
+    }
+    const [reply, out] = await this.webnn.run(batch, buffers);
+    this.model.send(reply, undefined, out);
+  }
+
   dispose(): void {
     window.clearInterval(this.timer);
+    this.webnn?.dispose();
     this.gpu?.device.destroy();
   }
 }

@@ -55,8 +55,9 @@ function draw(model: AnyModel<DeviceState>, root: HTMLElement): void {
     row(table, "JS heap", megabytes(memory.js_heap_bytes));
     row(table, "work", `${memory.dispatches ?? 0} dispatches, ${memory.pipelines ?? 0} pipelines`);
   }
-  const webnn = model.get("webnn") ?? {};
-  row(table, "WebNN", webnn.available ? "available ('browser:webnn')" : String(webnn.reason || "probing…"));
+  const webnn = model.get("webnn");
+  const graphs = webnn?.available ? `available ('browser:webnn', ${webnn.ops} ops in this context)` : "";
+  row(table, "WebNN", graphs || webnn?.reason || "probing…");
   root.appendChild(table);
 
   const limits = model.get("limits") ?? {};

@@ -115,6 +115,6 @@ def test_weights_are_shared_tensors_under_the_models_name(llama: Llama) -> None:
     assert shared.name == "SmolLM2-135M-Instruct" and len(usage.tensors) == 2 + 6 * shared.config.num_layers
     assert "SmolLM2-135M-Instruct/token_embd.weight" in usage.tensors
     assert usage.bytes > 4 * 130_000_000  # float32 weights, the tied output head not counted twice
-    assert shared.chat("What is the capital of France?").text == llama.chat("What is the capital of France?").text
+    assert shared.chat(PROMPTS[0]).text == llama.chat(PROMPTS[0]).text
     shared.release()
     assert shared.name not in manager.get_model_memory_usage()
