@@ -9,6 +9,9 @@ import pytest
 
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 
+# a model served by a separate kserve process, not a test module (it imports kserve, absent here)
+collect_ignore = ["api/kserve_model.py"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_devices() -> Iterator[None]:

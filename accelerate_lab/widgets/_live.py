@@ -68,10 +68,6 @@ class Coalescer:
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
 
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive() and not self._stop.is_set()
-
     def _run(self) -> None:
         last = 0.0
         while not self._stop.is_set():

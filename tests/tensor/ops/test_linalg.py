@@ -15,7 +15,8 @@ from tests.tensor.strategies import non_contiguous
 def matmul_operands(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
     m, k, n = (draw(st.integers(1, 6)) for _ in range(3))
     batch_a = draw(st.lists(st.integers(1, 3), max_size=2))
-    batch_b = [1 if draw(st.booleans()) else d for d in batch_a][: draw(st.integers(0, len(batch_a)))]
+    batch_b = [1 if draw(st.booleans()) else d for d in batch_a]
+    batch_b = batch_b[len(batch_b) - draw(st.integers(0, len(batch_b))) :]  # broadcasting aligns on the right
     a = (k,) if draw(st.booleans()) and not batch_a else (*batch_a, m, k)
     b = (k,) if draw(st.booleans()) and not batch_b else (*batch_b, k, n)
     return a, b

@@ -15,7 +15,3 @@ export function bytes(value: number | null | undefined): string {
 export function percent(part: number, whole: number): string {
   return whole > 0 ? `${((100 * part) / whole).toFixed(0)}%` : "";
 }
-
-export function seconds(value: number): string {
-  return value < 1 ? `${(value * 1000).toFixed(0)} ms` : `${value.toFixed(2)} s`;
-}

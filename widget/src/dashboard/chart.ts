@@ -21,6 +21,7 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string,
 
 function ago(t: number, now: number): string {
   const s = Math.max(0, now - t);
+  if (s < 10) return `-${s.toFixed(1)} s`;
   return s < 60 ? `-${s.toFixed(0)} s` : `-${(s / 60).toFixed(1)} min`;
 }
 
