@@ -1,4 +1,5 @@
-"""Small pure helpers that turn wire bytes into Python values with typed errors."""
+"""Small pure helpers that turn wire bytes into Python values with typed errors, and the sans-I/O
+server-sent-events parser the transport feeds with text as it arrives."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, NamedTuple
 
 from accelerate_lab.api._errors import MalformedResponse
 
-__all__ = ["Frame", "expect_dict", "expect_list", "parse_json"]
+__all__ = ["Frame", "SseParser", "expect_dict", "expect_list", "parse_json"]
 
 
 class Frame(NamedTuple):
@@ -16,6 +17,76 @@ class Frame(NamedTuple):
 
     data: str
     event: str = ""
+
+
+class SseParser:
+    r"""Server-sent events (WHATWG event-stream rules, as httpx-sse reads them) from text pieces cut
+    anywhere: lines end in CRLF, CR or LF; a blank line dispatches the event; comments and unknown
+    fields are skipped. One `feed` per network read returns every event that read completed, so a
+    stream costs one async step per read rather than several per event.
+
+    >>> p = SseParser()
+    >>> p.feed("event: ping\ndata: {}\n\ndata: a\r\ndata: ")
+    [Frame(data='{}', event='ping')]
+    >>> p.feed("b\n\n: comment\n")
+    [Frame(data='a\nb', event='message')]
+    """
+
+    def __init__(self) -> None:
+        self._rest = ""  # an unfinished line
+        self._cr = False  # the last piece ended in CR: a LF starting the next one belongs to it
+        self._event = ""
+        self._data: list[str] = []
+        self._id = ""  # kept across events, as the spec says; it also makes blank lines dispatch
+        self._retry = False
+
+    def feed(self, text: str) -> list[Frame]:
+        if self._cr:
+            text = "\r" + text
+        self._cr = text.endswith("\r")
+        if self._cr:
+            text = text[:-1]
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        lines[0] = self._rest + lines[0]
+        self._rest = lines.pop()
+        return self._lines(lines)
+
+    def flush(self) -> list[Frame]:
+        """At the end of the body: the last line, if it had no line ending."""
+        lines = [self._rest] if self._rest or self._cr else []
+        self._rest, self._cr = "", False
+        return self._lines(lines)
+
+    def _lines(self, lines: list[str]) -> list[Frame]:
+        out = []
+        for line in lines:
+            if not line:
+                if self._data or self._event or self._id or self._retry:
+                    out.append(Frame("\n".join(self._data), self._event or "message"))
+                    self._event, self._data, self._retry = "", [], False
+                continue
+            name, _, value = line.partition(":")
+            if value[:1] == " ":
+                value = value[1:]
+            if name == "data":
+                self._data.append(value)
+            elif name == "event":
+                self._event = value
+            elif name == "id" and "\0" not in value:
+                self._id = value
+            elif name == "retry":
+                self._retry = self._retry or _is_int(value)  # only its presence matters: it dispatches
+        return out
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_json(content: bytes | str, where: str = "") -> Any:

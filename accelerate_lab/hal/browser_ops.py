@@ -27,7 +27,7 @@ from accelerate_lab.hal.wgpu_shaders import library_ops
 if TYPE_CHECKING:
     from accelerate_lab.hal.browser_device import BrowserProxyDevice
 
-__all__ = ["BROWSER_KERNELS", "handle"]
+__all__ = ["BROWSER_KERNELS", "handle", "probe_dtype"]
 
 Handler = Callable[["BrowserProxyDevice", str, Sequence[Any], Mapping[str, Any]], WgpuBuffer]
 _COMPARE = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
@@ -39,7 +39,7 @@ def _unsupported(message: str) -> UnsupportedKernelError:
     return UnsupportedKernelError(f"the browser device cannot run this: {message}")
 
 
-def _probe(kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> np.dtype[np.generic]:
+def probe_dtype(kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> np.dtype[np.generic]:
     """The dtype numpy gives, from the cpu kernel on one-element stand-ins of the inputs."""
     samples = [np.ones((1,) * len(x.shape), x.dtype) if isinstance(x, WgpuBuffer) else x for x in inputs]
     try:
@@ -68,7 +68,7 @@ def elementwise(
     dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
 ) -> WgpuBuffer:
     shape = shapes.broadcast_shapes(*(x.shape for x in inputs if isinstance(x, WgpuBuffer)))
-    out = _probe(kernel, inputs, params)
+    out = probe_dtype(kernel, inputs, params)
     if kernel in _COMPARE:
         compute = np.result_type(*(x.dtype if isinstance(x, WgpuBuffer) else x for x in inputs))
     else:
@@ -123,7 +123,7 @@ def reduce(
     dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
 ) -> WgpuBuffer:
     (x,) = inputs
-    out_dtype = _probe(kernel, inputs, params)
+    out_dtype = probe_dtype(kernel, inputs, params)
     if x.dtype != _F32 or out_dtype != (np.dtype(np.int64) if kernel == "argmax" else _F32):
         raise _unsupported(f"{kernel} of {x.dtype.name} (float32 only)")
     axis = params.get("axis")

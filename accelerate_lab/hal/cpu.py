@@ -85,18 +85,37 @@ def _embedding_backward(ids: Array, grad: Array, num_embeddings: int) -> Array:
     return out
 
 
-def _windows(xp: Array, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> Array:
-    """(N, C, *out, *k) strided windows of a padded input (a view, no copy)."""
+def _grouped_windows(
+    x: Array,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> Array:
+    """(N, groups, C/groups, *out, *k) strided windows of the zero-padded input (a view of the padding)."""
     nd = len(kernel)
+    xp = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
     span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
     view = sliding_window_view(xp, span, axis=tuple(range(2, 2 + nd)))
     index = (slice(None), slice(None), *(slice(None, None, s) for s in stride))
-    return view[(*index, *(slice(None, None, d) for d in dilation))]
+    view = view[(*index, *(slice(None, None, d) for d in dilation))]
+    return _split_channels(view, groups)
+
+
+def _split_channels(a: Array, groups: int) -> Array:
+    """(N, G, C/G, ...) from (N, C, ...): the channel axis split into its groups."""
+    return a.reshape(a.shape[0], groups, a.shape[1] // groups, *a.shape[2:])
 
 
 def _subscripts(nd: int) -> tuple[str, str]:
-    out, ker = "xyz"[:nd], "hwd"[:nd]
-    return out, ker
+    """einsum letters for the output positions and the kernel offsets of an nd convolution."""
+    return "xyz"[:nd], "hwd"[:nd]
+
+
+def _grouped(a: Array, groups: int) -> Array:
+    """(G, A/G, ...) view of an array whose first axis holds the groups' channels back to back."""
+    return a.reshape(groups, a.shape[0] // groups, *a.shape[1:])
 
 
 def _conv(
@@ -109,18 +128,12 @@ def _conv(
     groups: int,
 ) -> Array:
     shapes.conv_output_shape(x.shape, w.shape, stride, padding, dilation, groups)
-    nd = len(stride)
-    n, c = x.shape[:2]
-    o = w.shape[0]
-    xp = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
-    v = _windows(xp, w.shape[2:], stride, dilation)
-    v = v.reshape(n, groups, c // groups, *v.shape[2:])
-    wg = w.reshape(groups, o // groups, c // groups, *w.shape[2:])
-    s, k = _subscripts(nd)
-    out = np.einsum(f"ngc{s}{k},goc{k}->ngo{s}", v, wg, optimize=True)
-    out = out.reshape(n, o, *out.shape[3:])
+    s, k = _subscripts(len(stride))
+    v = _grouped_windows(x, w.shape[2:], stride, padding, dilation, groups)
+    out = np.einsum(f"ngc{s}{k},goc{k}->ngo{s}", v, _grouped(w, groups), optimize=True)
+    out = out.reshape(x.shape[0], w.shape[0], *out.shape[3:])
     if bias is not None:
-        out = out + bias.reshape(1, o, *([1] * nd))
+        out = out + bias.reshape(1, -1, *([1] * len(stride)))
     return np.ascontiguousarray(out)
 
 
@@ -133,13 +146,10 @@ def _conv_backward_input(
     dilation: tuple[int, ...],
     groups: int,
 ) -> Array:
-    nd = len(stride)
     n, c = input_shape[:2]
-    o = w.shape[0]
-    g = grad.reshape(n, groups, o // groups, *grad.shape[2:])
-    wg = w.reshape(groups, o // groups, c // groups, *w.shape[2:])
-    s, k = _subscripts(nd)
-    cols = np.einsum(f"ngo{s},goc{k}->ngc{s}{k}", g, wg, optimize=True)
+    g = _split_channels(grad, groups)
+    s, k = _subscripts(len(stride))
+    cols = np.einsum(f"ngo{s},goc{k}->ngc{s}{k}", g, _grouped(w, groups), optimize=True)
     cols = cols.reshape(n, c, *cols.shape[3:])
     padded = np.zeros(
         (n, c, *(size + 2 * p for size, p in zip(input_shape[2:], padding, strict=True))), grad.dtype
@@ -164,14 +174,9 @@ def _conv_backward_weight(
     dilation: tuple[int, ...],
     groups: int,
 ) -> Array:
-    nd = len(stride)
-    n, c = x.shape[:2]
-    o = weight_shape[0]
-    xp = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
-    v = _windows(xp, weight_shape[2:], stride, dilation)
-    v = v.reshape(n, groups, c // groups, *v.shape[2:])
-    g = grad.reshape(n, groups, o // groups, *grad.shape[2:])
-    s, k = _subscripts(nd)
+    v = _grouped_windows(x, weight_shape[2:], stride, padding, dilation, groups)
+    g = _split_channels(grad, groups)
+    s, k = _subscripts(len(stride))
     dw = np.einsum(f"ngo{s},ngc{s}{k}->goc{k}", g, v, optimize=True)
     return np.ascontiguousarray(dw.reshape(weight_shape))
 
