@@ -13,12 +13,19 @@
 //   [6] A offset [7] A row stride [8] A column stride [9] A outer-batch stride [10] A inner-batch stride
 //   [12..28) epilogue scalars (raw bits)
 //   [28] B offset [29] B row stride [30] B column stride [31] B outer-batch stride [32] B inner-batch stride
-//   [34] batches
+//   [34] batches  [35] (flag Q8) 1 when there is a bias
 //   [36 + 2k] offset of epilogue operand k, [37 + 2k] its stride along N (bias vectors)
 // Override constants: TS threads per side, R outputs per thread per side (4 or 8), BK K-step; R
 // divides TS, 4 * BK divides TS * TS, and BK * R / TS (values a thread loads per slice) is at most 8.
 // Workgroup memory: 16 * BK * (TS * R + 4) bytes (16,896 for TS 16, R 8, BK 8).
 // The slots EPILOGUE (the body of `epilogue`, ending in a return) and BINDINGS are generated.
+//
+// Flag Q8 (the catalogue's matmul_q8: 8-bit weight-only quantized linear layers): B is the int8
+// matrix of the (N, K) weights, packed four signed bytes to a u32 word, row after row (rows padded
+// to whole words); its offset and strides count bytes (row stride 1, column stride the padded K).
+// Each byte is widened to f32 as it is loaded, and each output column n is scaled by its channel's
+// step and shifted by its bias before the epilogue: bindings 4: SCALE (f32, N), 5: BIAS (f32, N;
+// read only when word [35] is 1). The generated epilogue is then `return x;` with no operands.
 //#if F16
 enable f16;
 //#endif
@@ -29,8 +36,16 @@ struct Params { w: array<vec4<i32>, 16> }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> A: array<IN>;
+//#if Q8
+@group(0) @binding(2) var<storage, read> B: array<u32>;
+//#else
 @group(0) @binding(2) var<storage, read> B: array<IN>;
+//#endif
 @group(0) @binding(3) var<storage, read_write> C: array<OUT>;
+//#if Q8
+@group(0) @binding(4) var<storage, read> SCALE: array<f32>;
+@group(0) @binding(5) var<storage, read> BIAS: array<f32>;
+//#endif
 //{{BINDINGS}}
 
 override TS: u32 = 16u;
@@ -53,6 +68,19 @@ fn ep_addr(col: u32, k: u32) -> u32 {
 fn epilogue(x: f32, col: u32) -> f32 {
 //{{EPILOGUE}}
 }
+
+//#if Q8
+fn dequantize(x: f32, col: u32) -> f32 {
+    if (word(35u) == 1) {
+        return fma(x, SCALE[col], BIAS[col]);
+    }
+    return x * SCALE[col];
+}
+//#else
+fn dequantize(x: f32, col: u32) -> f32 {
+    return x;
+}
+//#endif
 
 // How a thread moves its share of each K-slice of one operand tile: value i (i < LOADS) sits at
 // (x + i * dx) along M or N and (y + i * dy) along K of the slice, at element at + i * step + k0 *
@@ -99,7 +127,12 @@ fn load_a(i: u32, k0: u32) -> f32 {
 
 fn load_b(i: u32, k0: u32) -> f32 {
     if (inside(wb, i, k0)) {
+//#if Q8
+        let at = address(wb, i, k0);
+        return f32(extractBits(bitcast<i32>(B[at / 4u]), 8u * (at % 4u), 8u));
+//#else
         return f32(B[address(wb, i, k0)]);
+//#endif
     }
     return 0.0;
 }
@@ -139,7 +172,7 @@ fn store(c: mat4x4<f32>, batch: u32, row: u32, col: u32) {
     for (var r = 0u; r < 4u; r++) {
         for (var j = 0u; j < 4u; j++) {
             if (row + r < M && col + j < N) {
-                C[(batch * M + row + r) * N + col + j] = OUT(epilogue(c[r][j], col + j));
+                C[(batch * M + row + r) * N + col + j] = OUT(epilogue(dequantize(c[r][j], col + j), col + j));
             }
         }
     }

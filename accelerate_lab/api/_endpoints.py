@@ -101,15 +101,15 @@ class EndpointPool:
         """Picks an endpoint whose breaker allows a call and counts it in flight; CircuitOpen if none.
         With `only`, that endpoint or nothing (for calls every replica must get, like LoRA loads)."""
         with self._lock:
-            n = len(self.endpoints)
-            order = [self.endpoints[(self._next + i) % n] for i in range(n)]
             if only is not None:
                 order = [only]
-            elif self.strategy == "least_loaded":
-                order.sort(key=lambda e: e.in_flight)  # stable: ties keep round-robin order
+            else:
+                order = self.endpoints[self._next :] + self.endpoints[: self._next]
+                if self.strategy == "least_loaded":
+                    order.sort(key=lambda e: e.in_flight)  # stable: ties keep round-robin order
             for endpoint in order:
                 if endpoint.breaker.allow():
-                    self._next = (self.endpoints.index(endpoint) + 1) % n
+                    self._next = (self.endpoints.index(endpoint) + 1) % len(self.endpoints)
                     endpoint.in_flight += 1
                     endpoint.requests += 1
                     return endpoint

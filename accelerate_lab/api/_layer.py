@@ -75,15 +75,20 @@ def _parsed(parse: Callable[[HttpResponse], T], response: HttpResponse) -> T:
         ) from exc
 
 
-def _decoded(decoder: StreamDecoder[T], frame: Frame, url: str) -> list[T]:
-    try:
-        return list(decoder.feed(frame))
-    except ApiError:
-        raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise MalformedResponse(
-            f"{url}: stream event not in the expected format: {frame.data[:200]!r}"
-        ) from exc
+def _decoded(decoder: StreamDecoder[T], frames: list[Frame], url: str) -> Iterator[T]:
+    """What one read's frames deliver, frame by frame, up to the decoder's final event."""
+    for frame in frames:
+        try:
+            items = list(decoder.feed(frame))
+        except ApiError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedResponse(
+                f"{url}: stream event not in the expected format: {frame.data[:200]!r}"
+            ) from exc
+        yield from items
+        if decoder.done:
+            return
 
 
 class Resilience:
@@ -214,10 +219,10 @@ class Resilience:
                 outcome: Outcome | None = None
                 yielded = False
                 try:
-                    with self.transport.stream(req, endpoint, timeout) as frames:
+                    with self.transport.stream(req, endpoint, timeout) as batches:
                         decoder = new_decoder()
-                        for frame in frames:
-                            for item in _decoded(decoder, frame, endpoint.url):
+                        for frames in batches:
+                            for item in _decoded(decoder, frames, endpoint.url):
                                 yielded = True
                                 yield item
                             if decoder.done:
@@ -256,10 +261,10 @@ class Resilience:
                 outcome: Outcome | None = None
                 yielded = False
                 try:
-                    async with self.transport.astream(req, endpoint, timeout) as frames:
+                    async with self.transport.astream(req, endpoint, timeout) as batches:
                         decoder = new_decoder()
-                        async for frame in frames:
-                            for item in _decoded(decoder, frame, endpoint.url):
+                        async for frames in batches:
+                            for item in _decoded(decoder, frames, endpoint.url):
                                 yielded = True
                                 yield item
                             if decoder.done:

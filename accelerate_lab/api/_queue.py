@@ -18,8 +18,7 @@ import asyncio
 import heapq
 import itertools
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, field
 
 from accelerate_lab.api._errors import QueueFull, QueueTimeout
@@ -71,11 +70,15 @@ class RequestQueue:
             f"waiting={self.waiting}/{self.max_size})"
         )
 
-    def _enter_or_enqueue(self, priority: Priority, waiter: _Waiter) -> bool:
-        """Under the lock: take a free slot (True) or join the queue (False); QueueFull if no room."""
+    def _take_free(self) -> bool:
+        """Under the lock: takes a free slot if one is free and nobody waits for it."""
         if self._active < self.max_concurrent and not self._heap:
             self._active += 1
             return True
+        return False
+
+    def _enqueue(self, priority: Priority, waiter: _Waiter) -> None:
+        """Under the lock: joins the queue, or QueueFull if it has no room."""
         if len(self._heap) >= self.max_size:
             self.rejected += 1
             raise QueueFull(
@@ -83,19 +86,19 @@ class RequestQueue:
                 "raise max_queue_size or max_concurrent_requests, or retry later"
             )
         heapq.heappush(self._heap, _Entry(int(priority), next(self._seq), waiter))
-        return False
 
     def _forget(self, waiter: _Waiter) -> None:
         self._heap = [e for e in self._heap if e.waiter is not waiter]
         heapq.heapify(self._heap)
 
     def acquire(self, priority: Priority = Priority.NORMAL, timeout: float | None = None) -> None:
-        waiter = _Waiter(event=threading.Event())
         with self._lock:
-            if self._enter_or_enqueue(priority, waiter):
+            if self._take_free():  # a free slot: nothing to allocate or wait for
                 return
-        assert waiter.event is not None
-        if waiter.event.wait(timeout):
+            event = threading.Event()
+            waiter = _Waiter(event=event)
+            self._enqueue(priority, waiter)
+        if event.wait(timeout):
             return
         with self._lock:
             if waiter.granted:  # handed over between the timeout and the lock
@@ -104,16 +107,17 @@ class RequestQueue:
         raise QueueTimeout(f"waited {timeout} s for a request slot ({self.max_concurrent} busy)")
 
     async def aacquire(self, priority: Priority = Priority.NORMAL, timeout: float | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop=loop, future=loop.create_future())
         with self._lock:
-            if self._enter_or_enqueue(priority, waiter):
+            if self._take_free():  # a free slot: nothing to allocate or wait for
                 return
-        assert waiter.future is not None
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            waiter = _Waiter(loop=loop, future=future)
+            self._enqueue(priority, waiter)
         try:
             # asyncio.timeout, not wait_for: wait_for (3.11) swallows a cancel once the future is done.
             async with asyncio.timeout(timeout):
-                await waiter.future
+                await future
         except BaseException as exc:
             with self._lock:
                 granted = waiter.granted
@@ -161,20 +165,36 @@ class RequestQueue:
             return False
         return True
 
-    @contextmanager
-    def slot(self, priority: Priority = Priority.NORMAL, timeout: float | None = None) -> Iterator[None]:
-        self.acquire(priority, timeout)
-        try:
-            yield
-        finally:
-            self.release()
-
-    @asynccontextmanager
-    async def aslot(
+    def slot(
         self, priority: Priority = Priority.NORMAL, timeout: float | None = None
-    ) -> AsyncIterator[None]:
-        await self.aacquire(priority, timeout)
-        try:
-            yield
-        finally:
-            self.release()
+    ) -> AbstractContextManager[None]:
+        """`with q.slot(...):` holds a slot for the block (waiting for one as `acquire` does)."""
+        return _Slot(self, priority, timeout)
+
+    def aslot(
+        self, priority: Priority = Priority.NORMAL, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """`async with q.aslot(...):` holds a slot for the block (waiting as `aacquire` does)."""
+        return _Slot(self, priority, timeout)
+
+
+class _Slot:
+    # A class rather than @contextmanager: every request enters one, and this costs no generator.
+    __slots__ = ("_priority", "_queue", "_timeout")
+
+    def __init__(self, queue: RequestQueue, priority: Priority, timeout: float | None) -> None:
+        self._queue = queue
+        self._priority = priority
+        self._timeout = timeout
+
+    def __enter__(self) -> None:
+        self._queue.acquire(self._priority, self._timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.release()
+
+    async def __aenter__(self) -> None:
+        await self._queue.aacquire(self._priority, self._timeout)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._queue.release()

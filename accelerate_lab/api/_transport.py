@@ -1,9 +1,9 @@
 """The one place that does I/O: httpx `Client` and `AsyncClient`, typed errors, stream framing.
 
 Adapters describe requests as `HttpRequest`; the transport joins them to an endpoint, adds the
-backend's headers (or signs them), sends, and returns an `HttpResponse` or a stream of `Frame`s
-(SSE events through httpx-sse, or NDJSON lines). Failures become typed `ApiError`s whose text never
-holds a key.
+backend's headers (or signs them), sends, and returns an `HttpResponse` or a stream of `Frame`
+batches, one per network read (SSE events through `SseParser`, or NDJSON lines). Failures become typed
+`ApiError`s whose text never holds a key.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 
 import httpx
-from httpx_sse import EventSource, SSEError
 
 from accelerate_lab.api._config import ResilienceConfig
-from accelerate_lab.api._decode import Frame
+from accelerate_lab.api._decode import Frame, SseParser
 from accelerate_lab.api._endpoints import Endpoint
 from accelerate_lab.api._errors import (
     ApiError,
@@ -103,8 +102,6 @@ def _map_exception(exc: Exception, url: str, timeout: float) -> ApiError:
         return exc
     if isinstance(exc, httpx.TimeoutException):
         return RequestTimeout(f"{url}: no answer within {timeout} s ({type(exc).__name__}); raise `timeout`")
-    if isinstance(exc, SSEError):
-        return MalformedResponse(f"{url}: not a server-sent event stream: {exc}")
     if isinstance(exc, httpx.DecodingError):
         return MalformedResponse(f"{url}: undecodable body: {exc}")
     if isinstance(exc, (httpx.TransportError, OSError)):
@@ -132,6 +129,7 @@ class Transport:
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._timeout = self._timeout_of(config.timeout)  # most calls use it: build it once
 
     def __repr__(self) -> str:
         return f"Transport({self.provider!r})"
@@ -175,9 +173,11 @@ class Transport:
         self, client: httpx.Client | httpx.AsyncClient, req: HttpRequest, endpoint: Endpoint, timeout: float
     ) -> httpx.Request:
         url = (endpoint.origin if req.from_root else endpoint.url) + req.path
-        headers = {**self._headers, **req.headers}
-        if req.stream == "sse":
-            headers.setdefault("Accept", "text/event-stream")
+        headers = self._headers
+        if req.headers or req.stream == "sse":
+            headers = {**headers, **req.headers}
+            if req.stream == "sse":
+                headers.setdefault("Accept", "text/event-stream")
         built = client.build_request(
             req.method,
             url,
@@ -187,11 +187,14 @@ class Transport:
             content=req.content,
             data=req.data,
             files=req.files,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, self.config.connect_timeout)),
+            timeout=self._timeout if timeout == self.config.timeout else self._timeout_of(timeout),
         )
         if self._signer is not None:
             self._signer(built)
         return built
+
+    def _timeout_of(self, timeout: float) -> httpx.Timeout:
+        return httpx.Timeout(timeout, connect=min(timeout, self.config.connect_timeout))
 
     def _fail(self, response: httpx.Response, body: bytes) -> ProviderError:
         text = self.redact(body.decode("utf-8", errors="replace"))
@@ -200,17 +203,20 @@ class Transport:
         )
 
     def _done(self, response: httpx.Response, body: bytes, started: float) -> HttpResponse:
-        logger.debug(
-            "%s %s -> %d (%d bytes, %.3f s)",
-            response.request.method,
-            response.request.url,
-            response.status_code,
-            len(body),
-            time.monotonic() - started,
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %d (%d bytes, %.3f s)",
+                response.request.method,
+                response.request.url,
+                response.status_code,
+                len(body),
+                time.monotonic() - started,
+            )
         if response.status_code >= 400:
             raise self._fail(response, body)
-        return HttpResponse(response.status_code, dict(response.headers), body, str(response.request.url))
+        # items(), not dict(headers): that looks every name up again, scanning all headers each time
+        headers = dict(response.headers.items())
+        return HttpResponse(response.status_code, headers, body, str(response.request.url))
 
     def send(self, req: HttpRequest, endpoint: Endpoint, timeout: float) -> HttpResponse:
         started = time.monotonic()
@@ -247,10 +253,21 @@ class Transport:
             raise _map_exception(exc, str(request.url), timeout) from exc
         return self._done(response, body, started)
 
+    def _sse_parser(self, req: HttpRequest, response: httpx.Response, url: str) -> SseParser | None:
+        if req.stream != "sse":
+            return None
+        content_type = response.headers.get("content-type", "").partition(";")[0]
+        if "text/event-stream" not in content_type:
+            raise MalformedResponse(
+                f"{url}: not a server-sent event stream: expected Content-Type text/event-stream, "
+                f"got {content_type!r}"
+            )
+        return SseParser()
+
     @contextmanager
-    def stream(self, req: HttpRequest, endpoint: Endpoint, timeout: float) -> Iterator[Iterator[Frame]]:
-        """Opens a stream; the status is checked before the first frame. Each read is bounded by
-        `timeout`; errors while iterating are raised as typed errors too."""
+    def stream(self, req: HttpRequest, endpoint: Endpoint, timeout: float) -> Iterator[Iterator[list[Frame]]]:
+        """Opens a stream of frame batches (one per read); the status is checked before the first.
+        Each read is bounded by `timeout`; errors while iterating are raised as typed errors too."""
         request = self._build(self.client, req, endpoint, timeout)
         url = str(request.url)
         try:
@@ -264,28 +281,35 @@ class Transport:
                 except Exception as exc:
                     raise _map_exception(exc, url, timeout) from exc
                 raise self._fail(response, body)
-            yield self._frames(response, req, url, timeout)
+            batches = self._batches(response, self._sse_parser(req, response, url), url, timeout)
+            try:
+                yield batches
+            finally:
+                batches.close()
         finally:
             response.close()
 
-    def _frames(
-        self, response: httpx.Response, req: HttpRequest, url: str, timeout: float
-    ) -> Iterator[Frame]:
+    def _batches(
+        self, response: httpx.Response, sse: SseParser | None, url: str, timeout: float
+    ) -> Generator[list[Frame], None, None]:
         try:
-            if req.stream == "sse":
-                for sse in EventSource(response).iter_sse():
-                    yield Frame(sse.data, sse.event)
+            if sse is not None:
+                for text in response.iter_text():
+                    if frames := sse.feed(text):
+                        yield frames
+                if frames := sse.flush():
+                    yield frames
             else:
                 for line in response.iter_lines():
                     if line.strip():
-                        yield Frame(line)
+                        yield [Frame(line)]
         except Exception as exc:
             raise _map_exception(exc, url, timeout) from exc
 
     @asynccontextmanager
     async def astream(
         self, req: HttpRequest, endpoint: Endpoint, timeout: float
-    ) -> AsyncIterator[AsyncIterator[Frame]]:
+    ) -> AsyncIterator[AsyncIterator[list[Frame]]]:
         client = self.aclient
         request = self._build(client, req, endpoint, timeout)
         url = str(request.url)
@@ -300,20 +324,27 @@ class Transport:
                 except Exception as exc:
                     raise _map_exception(exc, url, timeout) from exc
                 raise self._fail(response, body)
-            yield self._aframes(response, req, url, timeout)
+            batches = self._abatches(response, self._sse_parser(req, response, url), url, timeout)
+            try:
+                yield batches
+            finally:
+                await batches.aclose()  # now, rather than in a finaliser task once it is garbage
         finally:
             await response.aclose()
 
-    async def _aframes(
-        self, response: httpx.Response, req: HttpRequest, url: str, timeout: float
-    ) -> AsyncIterator[Frame]:
+    async def _abatches(
+        self, response: httpx.Response, sse: SseParser | None, url: str, timeout: float
+    ) -> AsyncGenerator[list[Frame], None]:
         try:
-            if req.stream == "sse":
-                async for sse in EventSource(response).aiter_sse():
-                    yield Frame(sse.data, sse.event)
+            if sse is not None:
+                async for text in response.aiter_text():
+                    if frames := sse.feed(text):
+                        yield frames
+                if frames := sse.flush():
+                    yield frames
             else:
                 async for line in response.aiter_lines():
                     if line.strip():
-                        yield Frame(line)
+                        yield [Frame(line)]
         except Exception as exc:
             raise _map_exception(exc, url, timeout) from exc

@@ -42,8 +42,10 @@ DATA_TYPES = {
 }
 # the named inputs of builder methods, in argument order, where they are not just "input"
 _INPUT_NAMES = {
-    **{op: ("a", "b") for op in "add sub mul div pow max min matmul".split()},
-    **{op: ("a", "b") for op in "equal notEqual greater greaterOrEqual lesser lesserOrEqual".split()},
+    **dict.fromkeys(("add", "sub", "mul", "div", "pow", "max", "min", "matmul"), ("a", "b")),
+    **dict.fromkeys(
+        ("equal", "notEqual", "greater", "greaterOrEqual", "lesser", "lesserOrEqual"), ("a", "b")
+    ),
     "where": ("condition", "trueValue", "falseValue"),
     "conv2d": ("input", "filter"),
     "concat": ("inputs",),

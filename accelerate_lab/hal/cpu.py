@@ -17,6 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from accelerate_lab.errors import ShapeError, UnsupportedKernelError
 from accelerate_lab.hal import shapes
 from accelerate_lab.hal.device import Buffer, DeviceInfo, DeviceStats, KernelInput, MemoryInfo
+from accelerate_lab.hal.kernels import matmul_q8_shape
 
 __all__ = ["CpuDevice"]
 
@@ -181,6 +182,17 @@ def _conv_backward_weight(
     return np.ascontiguousarray(dw.reshape(weight_shape))
 
 
+def _matmul_q8(x: Array, weight: Array, scale: Array, bias: Array | None) -> Array:
+    """``x @ q.T`` in float32 on the unpacked int8 rows, then each column times its scale (as the WGSL
+    does: the scale is constant along K, so it is applied once per output), plus the bias."""
+    matmul_q8_shape(x, weight, scale, bias)
+    q = np.ascontiguousarray(weight, dtype="<i4").view(np.int8)[:, : x.shape[1]]
+    out = (x.astype(np.float32, copy=False) @ q.T.astype(np.float32)) * scale
+    if bias is not None:
+        out = out + bias
+    return out.astype(x.dtype, copy=False)
+
+
 def _sdpa(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None) -> Array:
     factor = q.dtype.type(1 / math.sqrt(q.shape[-1]) if scale is None else scale)
     # a contiguous k.T: numpy's batched matmul takes a slow path (~100x) for a swapped-axes operand
@@ -243,6 +255,7 @@ _KERNELS: dict[str, Kernel] = {
     "ge": np.greater_equal,
     "where": np.where,
     "matmul": np.matmul,
+    "matmul_q8": _matmul_q8,
     "sum": _reduce("sum"),
     "mean": _reduce("mean"),
     "max": _reduce("max"),

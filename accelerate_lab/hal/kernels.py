@@ -7,13 +7,24 @@ implement a subset and fall back to the cpu visibly (see ``DeviceStats.cpu_fallb
 Conventions: ``axis`` parameters are already normalised to non-negative ints (a tuple for
 reductions, ``None`` meaning all axes); ``index`` is a tuple of ``int | slice | None | Ellipsis``
 (basic indexing); every kernel returns a new buffer except ``setitem``, which writes in place.
+
+``matmul_q8`` is ``x @ dequantize(weight).T + bias`` for 8-bit weight-only quantized linear layers:
+``x`` is ``(M, K)`` float32 or float16, ``weight`` ``(N, ceil(K / 4))`` int32 holding the signed
+bytes of the ``(N, K)`` int8 matrix row by row (little-endian, four to a word, rows padded with
+zeros), ``scale`` ``(N,)`` the float32 step of each output channel, ``bias`` ``(N,)`` optional; the
+result is ``(M, N)`` in ``x``'s dtype.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KERNELS", "KernelSpec", "kernel_names"]
+import numpy as np
+
+from accelerate_lab.errors import ShapeError
+from accelerate_lab.hal.device import Buffer
+
+__all__ = ["KERNELS", "KernelSpec", "kernel_names", "matmul_q8_shape"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,7 @@ KERNELS: dict[str, KernelSpec] = {
         *_family("binary", "add sub mul div pow maximum minimum eq ne lt le gt ge", ("a", "b")),
         KernelSpec("where", "ternary", ("condition", "a", "b")),
         KernelSpec("matmul", "linalg", ("a", "b")),
+        KernelSpec("matmul_q8", "quantized", ("x", "weight", "scale", "bias?")),
         *_family("reduce", "sum mean max min", ("x",), ("axis", "keepdims")),
         KernelSpec("var", "reduce", ("x",), ("axis", "keepdims", "correction")),
         KernelSpec("argmax", "reduce", ("x",), ("axis", "keepdims")),
@@ -77,3 +89,26 @@ KERNELS: dict[str, KernelSpec] = {
 def kernel_names() -> list[str]:
     """All kernel names, sorted."""
     return sorted(KERNELS)
+
+
+def matmul_q8_shape(x: Buffer, weight: Buffer, scale: Buffer, bias: Buffer | None) -> tuple[int, int]:
+    """``(M, N)`` of ``matmul_q8``; `ShapeError` (or `TypeError` for the weight's dtype) when they do not fit.
+
+    >>> import numpy as np
+    >>> matmul_q8_shape(np.ones((5, 37)), np.ones((3, 10), np.int32), np.ones(3), None)
+    (5, 3)
+    """
+    if weight.dtype != np.dtype(np.int32):
+        raise TypeError(
+            f"matmul_q8 takes its weight as int32 words of packed int8 bytes, not {weight.dtype.name}: "
+            "quantize it with accelerate_lab.models.precision.quantize_q8"
+        )
+    if len(x.shape) != 2 or len(weight.shape) != 2:
+        raise ShapeError(f"matmul_q8 takes a 2-D x and packed weight, got {x.shape} and {weight.shape}")
+    (m, k), (n, words) = x.shape, weight.shape
+    if words != -(-k // 4) or scale.shape != (n,) or (bias is not None and bias.shape != (n,)):
+        raise ShapeError(
+            f"matmul_q8: x {x.shape} needs a packed weight (N, {-(-k // 4)}) with scale and bias (N,); "
+            f"got weight {weight.shape}, scale {scale.shape}, bias {None if bias is None else bias.shape}"
+        )
+    return m, n

@@ -20,7 +20,16 @@ from accelerate_lab.hal.wgpu_runtime import Binding, flat_workgroups, pack_words
 if TYPE_CHECKING:
     from accelerate_lab.hal.wgpu_device import WgpuDevice
 
-__all__ = ["attention", "conv", "gather", "matmul", "matmul_workgroup_bytes", "normalize", "reduce_rows"]
+__all__ = [
+    "attention",
+    "conv",
+    "gather",
+    "matmul",
+    "matmul_q8",
+    "matmul_workgroup_bytes",
+    "normalize",
+    "reduce_rows",
+]
 
 _FLOAT = {"float32": "f32", "float16": "f16"}
 _REDUCE_OPS = {"sum": 0, "mean": 1, "max": 2, "min": 3, "var": 4, "argmax": 5}
@@ -119,30 +128,72 @@ def matmul(
     """``out = epilogue(a @ b)``; ``a`` is ``(*batch, M, K)``, ``b`` ``(*batch, K, N)`` (same batch shape)."""
     wgsl = float_type(dev, a.dtype, "matmul")
     batch_shape = a.shape[:-2]
-    m, k = a.shape[-2:]
-    n = b.shape[-1]
     merged = _batch_axes(batch_shape, a.strides[:-2], b.strides[:-2])
     if merged is None:
         a, b = dev.copy_dense(a), dev.copy_dense(b)
         merged = _batch_axes(batch_shape, a.strides[:-2], b.strides[:-2])
         assert merged is not None
     (outer, inner), (sa, sb) = merged
+    b_bind, b_off = _bind(dev, b)
+    b_words = [b_off, b.strides[-2], b.strides[-1], sb[0], sb[1]]
+    _dispatch_matmul(dev, wgsl, a, sa, (outer, inner), [b_bind], b_words, b.shape[-1], out, epilogue, result)
+
+
+def matmul_q8(
+    dev: WgpuDevice, x: WgpuBuffer, weight: WgpuBuffer, scale: WgpuBuffer, bias: WgpuBuffer | None, out: WgpuBuffer
+) -> None:
+    """``out = x @ dequantize(weight).T + bias`` (the catalogue's ``matmul_q8``) with matmul.wgsl's Q8 flag.
+
+    ``x`` is a ``(M, K)`` view; ``weight`` the dense packed ``(N, ceil(K / 4))`` int32 bytes, which the
+    kernel reads as the ``(K, N)`` operand B with byte strides (1 along K, the padded row along N).
+    """
+    wgsl = float_type(dev, x.dtype, "matmul_q8")
+    weight, scale = dev.dense(weight), dev.dense(scale)
+    bindings = [_bind0(dev, weight), _bind0(dev, scale)]
+    bindings.append(_bind0(dev, dev.dense(bias)) if bias is not None else bindings[1])
+    b_words = [0, 1, 4 * weight.shape[1], 0, 0]
+    _dispatch_matmul(
+        dev, wgsl, x, [0, 0], (1, 1), bindings, b_words, weight.shape[0], out, None, None, bias is not None
+    )
+
+
+def _dispatch_matmul(
+    dev: WgpuDevice,
+    wgsl: str,
+    a: WgpuBuffer,
+    a_batch: Sequence[int],
+    batches: tuple[int, int],
+    b_bindings: list[Binding],
+    b_words: list[int],
+    n: int,
+    out: WgpuBuffer,
+    epilogue: ElementwiseProgram | None,
+    result: Reg | None,
+    q8_bias: bool | None = None,
+) -> None:
+    """One matmul.wgsl dispatch: ``a`` a strided view with merged batch strides ``a_batch``; B's bindings
+    (B alone, or with Q8 the packed bytes, scales and bias) and its five uniform words (offset, K, N,
+    outer and inner batch strides) prepared by the caller; ``q8_bias`` set (has a bias or not) for Q8."""
+    m, k = a.shape[-2:]
+    outer, inner = batches
     threads, per_thread, step = dev.runtime.matmul_config
     _check_tile(dev, threads, per_thread, step)
     tile = threads * per_thread
     tiles_m, tiles_n = -(-m // tile), -(-n // tile)
-    (a_bind, a_off), (b_bind, b_off) = _bind(dev, a), _bind(dev, b)
+    a_bind, a_off = _bind(dev, a)
     c_bind = _bind0(dev, out)
     scalars = epilogue.scalar_words if epilogue else []
-    words = [m, n, k, tiles_n, tiles_m, inner, a_off, a.strides[-2], a.strides[-1], sa[0], sa[1], 0]
+    words = [m, n, k, tiles_n, tiles_m, inner, a_off, a.strides[-2], a.strides[-1], a_batch[0], a_batch[1], 0]
     words += [*scalars, *([0] * (16 - len(scalars)))]
-    words += [b_off, b.strides[-2], b.strides[-1], sb[0], sb[1], 0, outer * inner, 0]
-    bindings = [a_bind, b_bind, c_bind]
+    words += [*b_words, 0, outer * inner, int(bool(q8_bias))]
+    bindings = [a_bind, b_bindings[0], c_bind, *b_bindings[1:]]
     for view in epilogue.operands if epilogue else []:
         binding, rel = _bind(dev, view)
         bindings.append(binding)
         words += [rel, view.strides[-1]]
     flags = ("F16",) if wgsl == "f16" or (epilogue is not None and epilogue.uses_f16) else ()
+    if q8_bias is not None:
+        flags = (*flags, "Q8")
     body = (
         "\n".join([*epilogue.lines, f"    return {result.name};"]) if epilogue and result else "    return x;"
     )

@@ -15,6 +15,7 @@ from accelerate_lab.errors import ShapeError
 from accelerate_lab.hal import shapes, wgpu_kernels
 from accelerate_lab.hal.cpu import CpuDevice
 from accelerate_lab.hal.fusion import apply_op
+from accelerate_lab.hal.kernels import matmul_q8_shape
 from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, getitem_view
 from accelerate_lab.hal.wgpu_codegen import ElementwiseProgram, Unsupported, class_of
 
@@ -85,6 +86,18 @@ def matmul(dev: WgpuDevice, kernel: str, inputs: Sequence[Any], params: Mapping[
     a = broadcast_view(a, (*batch, *a.shape[-2:]))
     b = broadcast_view(b, (*batch, *b.shape[-2:]))
     return dev.graph.matmul(a, b, shape, dtype)
+
+
+def matmul_q8(dev: WgpuDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+    x, weight, scale, bias = inputs
+    shape = matmul_q8_shape(x, weight, scale, bias)
+    wgpu_kernels.float_type(dev, x.dtype, kernel)
+    f32 = np.dtype(np.float32)
+    scale = dev.graph.concrete(_cast(dev, scale, f32))
+    bias = None if bias is None else dev.graph.concrete(_cast(dev, bias, f32))
+    out = dev.new_dense(shape, x.dtype)
+    wgpu_kernels.matmul_q8(dev, dev.graph.concrete(x), dev.graph.concrete(weight), scale, bias, out)
+    return out
 
 
 def reduce(dev: WgpuDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
@@ -279,6 +292,7 @@ OPS: dict[str, Handler] = {
     "binary": elementwise,
     "ternary": elementwise,
     "linalg": matmul,
+    "quantized": matmul_q8,
     "reduce": reduce,
     "normalize": normalize,
     "gather": gather,

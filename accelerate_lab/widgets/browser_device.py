@@ -1,8 +1,9 @@
 """``BrowserDevice``: the anywidget that connects the notebook's browser GPU to the kernel.
 
-Showing it starts WebGPU in the browser (the bundle in ``accelerate_lab/static``, built from
-``widget/``); once the browser reports back (after the cell that shows it), ``browser:webgpu`` is
-a device of the kernel. Results come back with ``await t.numpy_async()``.
+Showing it starts WebGPU and WebNN in the browser (the bundle in ``accelerate_lab/static``, built
+from ``widget/``); once the browser reports back (after the cell that shows it), ``browser:webgpu``
+is a device of the kernel, and so is ``browser:webnn`` where the browser has a WebNN context.
+Results come back with ``await t.numpy_async()``.
 
 >>> import accelerate_lab as al
 >>> dev = al.BrowserDevice()
@@ -23,12 +24,14 @@ import traitlets
 
 from accelerate_lab.hal.browser_device import BrowserProxyDevice
 from accelerate_lab.hal.browser_errors import BrowserTimeout, NoWebGPUError
+from accelerate_lab.hal.browser_webnn import BrowserWebnnDevice
 from accelerate_lab.hal.registry import register_device, unregister_device
 
 __all__ = ["BrowserDevice"]
 
 _STATIC = Path(__file__).resolve().parent.parent / "static"
 _FAILED = {"no-webgpu", "error", "lost"}
+_STARTED = {"ready", "no-webgpu", "error"}
 
 
 def _bundle(name: str) -> Path | str:
@@ -49,7 +52,8 @@ class BrowserDevice(anywidget.AnyWidget):
 
     ``status`` goes ``waiting`` -> ``connecting`` -> ``ready`` (or ``no-webgpu`` / ``error`` / ``lost``,
     with ``message`` saying why). ``adapter``, ``features``, ``limits``, ``webnn`` and ``memory``
-    mirror what the browser reports; ``memory`` updates live.
+    mirror what the browser reports; ``memory`` updates live. ``webnn_device`` is ``browser:webnn``
+    once the browser has reported a WebNN context (``webnn["available"]``).
     """
 
     _esm = _bundle("browser_device.js")
@@ -66,6 +70,7 @@ class BrowserDevice(anywidget.AnyWidget):
         self.device_name = name
         self.timeout = timeout
         self.device: BrowserProxyDevice | None = None
+        self.webnn_device: BrowserWebnnDevice | None = None
         self._shell: Any = None
         super().__init__(**kwargs)
         self.on_msg(self._on_msg)
@@ -95,6 +100,12 @@ class BrowserDevice(anywidget.AnyWidget):
             register_device(self.device_name, lambda: device, replace=True)
         elif change["new"] in _FAILED:
             self._drop(self.message or change["new"])
+        if change["new"] in _STARTED and self.webnn.get("available") and self.webnn_device is None:
+            # WebNN runs without WebGPU; only the ops it lacks need WebGPU
+            summary = {"webnn": dict(self.webnn), "webgpu": change["new"] == "ready"}
+            webnn = BrowserWebnnDevice(self._send_batch, summary=summary, timeout=self.timeout)
+            self.webnn_device = webnn
+            register_device(webnn.name, lambda: webnn, replace=True)
 
     def _drop(self, reason: str) -> None:
         if self.device is not None:
@@ -108,12 +119,14 @@ class BrowserDevice(anywidget.AnyWidget):
     def _on_msg(
         self, _widget: object, content: dict[str, object], buffers: Sequence[bytes | memoryview]
     ) -> None:
-        if self.device is not None and content.get("kind") == "reply":
-            self.device.receive(content, buffers)
+        device = self.webnn_device if content.get("device") == "webnn" else self.device
+        if device is not None and content.get("kind") == "reply":
+            device.receive(content, buffers)
 
     def _flush_after_cell(self, *_: object) -> None:
-        if self.device is not None:
-            self.device.flush()
+        for device in (self.device, self.webnn_device):
+            if device is not None:
+                device.flush()
 
     async def ready(self, timeout: float = 15.0) -> BrowserDevice:
         """Await the browser's report: returns when ``browser:webgpu`` is usable.
@@ -135,8 +148,12 @@ class BrowserDevice(anywidget.AnyWidget):
         return self
 
     def close(self) -> None:
-        """Disconnect: ``browser:webgpu`` is unregistered and its tensors are gone."""
+        """Disconnect: ``browser:webgpu`` and ``browser:webnn`` are unregistered; their tensors are gone."""
         self._drop("the widget was closed")
+        if self.webnn_device is not None:
+            self.webnn_device.disconnect("the widget was closed")
+            unregister_device(self.webnn_device.name)
+            self.webnn_device = None
         if self._shell is not None:
             self._shell.events.unregister("post_run_cell", self._flush_after_cell)
             self._shell = None
