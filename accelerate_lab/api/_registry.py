@@ -59,12 +59,11 @@ BUILTIN = (
     "s3_kit",
     "llvm",
     "sample",
+    "local",
 )
-RESERVED = {
-    "local": "the embedded SmolLM2 model; its module registers it with register_backend('local', ...)"
-}
 
 RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("local", ("smollm*", "*.gguf")),  # first: "models/x.gguf" is a local file, not a Gemini model
     (
         "openai",
         (
@@ -121,8 +120,7 @@ def _load_builtins() -> None:
 def register_backend(
     name: str, factory: Factory, *, model_patterns: Sequence[str] = (), replace: bool = False
 ) -> None:
-    """Adds a backend (a class or any `factory(resources, metadata) -> ApiBackend`).
-    This is the hook the embedded `local` model uses."""
+    """Adds a backend (a class or any `factory(resources, metadata) -> ApiBackend`)."""
     with _lock:
         if name in _registry and not replace:
             raise ValueError(f"backend {name!r} is already registered; pass replace=True to override it")
@@ -164,8 +162,6 @@ def create_api_backend(
     with _lock:
         info = _registry.get(name)
     if info is None:
-        if name in RESERVED:
-            raise BackendNotFound(f"backend {name!r} ({RESERVED[name]}) is not registered in this install")
         known = ", ".join(get_available_backends())
         raise BackendNotFound(f"no backend named {name!r}; available: {known}")
     return info.factory(resources, metadata)

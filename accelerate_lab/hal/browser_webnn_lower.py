@@ -54,7 +54,7 @@ def _binary(rec: GraphRecorder, op: str, a: Operand, b: Operand, dtype: np.dtype
 def _elementwise(
     rec: GraphRecorder, kernel: str, args: Sequence[Any], params: Mapping[str, Any], out: np.dtype[np.generic]
 ) -> Operand:
-    if kernel in ("cast", "copy"):
+    if kernel == "cast":
         return rec.cast(args[0], out)
     compute = np.result_type(*(_dtype_of(x) for x in args)) if kernel in _COMPARE else out
     if kernel == "where":
@@ -238,7 +238,7 @@ def _index_items(rank: int, index: tuple[object, ...]) -> list[object]:
 
 def _getitem(rec: GraphRecorder, x: Operand, index: tuple[object, ...]) -> Operand:
     """Slices (negative steps through ``reverse``), ints (a size-1 slice) and None as reshapes."""
-    starts, sizes, steps, reverse, shape = [], [], [], [], []
+    starts, sizes, steps, counts, reverse, shape = [], [], [], [], [], []
     axis = 0
     for item in _index_items(len(x.shape), index):
         if item is None:
@@ -251,9 +251,11 @@ def _getitem(rec: GraphRecorder, x: Operand, index: tuple[object, ...]) -> Opera
             if step < 0:  # the same elements, read forwards from the reversed axis
                 reverse.append(axis)
                 start, step = size - 1 - start, -step
+            step = step if count > 1 else 1
             starts.append(start if count else 0)
-            sizes.append(count)
-            steps.append(step if count > 1 else 1)
+            sizes.append((count - 1) * step + 1 if count else 0)  # WebNN's window: it takes every step-th
+            steps.append(step)
+            counts.append(count)
             shape.append(count)
         else:
             position = int(item)  # type: ignore[call-overload]
@@ -262,11 +264,12 @@ def _getitem(rec: GraphRecorder, x: Operand, index: tuple[object, ...]) -> Opera
             starts.append(position % size)
             sizes.append(1)
             steps.append(1)
+            counts.append(1)
         axis += 1
     if reverse:
         x = rec.call("reverse", [x, {"axes": reverse}], x.shape, x.dtype)
-    if sizes != list(x.shape):
-        x = rec.call("slice", [x, starts, sizes, {"strides": steps}], tuple(sizes), x.dtype)
+    if counts != list(x.shape):
+        x = rec.call("slice", [x, starts, sizes, {"strides": steps}], tuple(counts), x.dtype)
     return rec.reshape(x, tuple(shape))
 
 
@@ -274,6 +277,8 @@ def _layout(
     rec: GraphRecorder, kernel: str, args: Sequence[Any], params: Mapping[str, Any], out: np.dtype[np.generic]
 ) -> Operand:
     x: Operand = args[0]
+    if kernel == "copy":  # `lower` gives it an operand of its own
+        return x
     if kernel == "reshape":
         return rec.reshape(x, shapes.reshape_shape(math.prod(x.shape), x.shape, params["shape"]))
     if kernel == "transpose":

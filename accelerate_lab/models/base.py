@@ -1,10 +1,25 @@
-"""What every model shares: reading its config, checking the architecture, taking inputs onto its device."""
+"""What every model shares: reading its config, checking the architecture, taking inputs onto its device,
+and running its host-facing methods both synchronously and awaitably from one implementation.
+
+A method whose result crosses back to the host is written once as *steps*: a generator that yields
+each tensor whose data it needs and receives that data as a numpy array. `run_steps` answers with
+``t.numpy()`` (the sync form, for the cpu and ``wgpu``), `run_steps_async` with
+``await t.numpy_async()`` (the async form, which a notebook cell needs for ``browser:webgpu``).
+
+>>> import accelerate_lab as al
+>>> def doubled(x):
+...     data = yield al.mul(x, 2)
+...     return data.tolist()
+>>> run_steps(doubled(al.ones([2])))
+[2.0, 2.0]
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import numpy as np
 
@@ -13,9 +28,11 @@ from accelerate_lab.models.errors import ModelNotFoundError, WeightsCorruptError
 from accelerate_lab.tensor import Tensor, ops, tensor
 from accelerate_lab.tensor.dtypes import DTypeLike
 
-__all__ = ["as_input", "model_name", "read_config", "read_json"]
+__all__ = ["Steps", "as_input", "model_name", "read_config", "read_json", "run_steps", "run_steps_async"]
 
 ArrayLike = Tensor | np.ndarray | list[Any]
+T = TypeVar("T")
+Steps: TypeAlias = Generator[Tensor, np.ndarray, T]
 
 
 def model_name(folder: Path) -> str:
@@ -57,3 +74,25 @@ def as_input(x: ArrayLike, device: Device, dtype: DTypeLike) -> Tensor:
         moved = x.to(device)
         return moved if moved.dtype == np.dtype(dtype).name else ops.cast(moved, dtype)
     return tensor(np.asarray(x), dtype=dtype, device=device)
+
+
+def run_steps(steps: Steps[T]) -> T:
+    """The result of ``steps``, each tensor it yields read with ``numpy()``."""
+    try:
+        wanted = next(steps)
+        while True:
+            wanted = steps.send(wanted.numpy())
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+async def run_steps_async(steps: Steps[T], timeout: float | None = None) -> T:
+    """The result of ``steps``, each tensor it yields awaited with ``numpy_async(timeout)``."""
+    try:
+        wanted = next(steps)
+        while True:
+            wanted = steps.send(await wanted.numpy_async(timeout))
+    except StopIteration as done:
+        result: T = done.value
+        return result

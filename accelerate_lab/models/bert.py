@@ -4,6 +4,9 @@
 >>> bert = BERT.from_pretrained()  # all-MiniLM-L6-v2, shipped offline  # doctest: +SKIP
 >>> bert.embed(["a cat", "a dog"]).shape     # doctest: +SKIP
 (2, 384)
+>>> bert = BERT.from_pretrained(device="browser:webgpu", dtype="q8")  # in a notebook  # doctest: +SKIP
+>>> (await bert.embed_async(["a cat", "a dog"])).shape                                # doctest: +SKIP
+(2, 384)
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ import numpy as np
 
 from accelerate_lab.errors import ShapeError
 from accelerate_lab.hal.device import Device
-from accelerate_lab.models.base import ArrayLike, as_input, model_name, read_config, read_json
+from accelerate_lab.models.base import (
+    ArrayLike,
+    Steps,
+    as_input,
+    model_name,
+    read_config,
+    read_json,
+    run_steps,
+    run_steps_async,
+)
 from accelerate_lab.models.errors import ModelNotFoundError, WrongArchitectureError
 from accelerate_lab.models.hub import resolve_model_dir
 from accelerate_lab.models.layers import (
@@ -30,6 +42,7 @@ from accelerate_lab.models.layers import (
     padding_mask,
     run_layers,
 )
+from accelerate_lab.models.precision import Precision
 from accelerate_lab.models.text import TextTokenizer
 from accelerate_lab.models.weights import Weights, open_safetensors
 from accelerate_lab.tensor import Tensor, no_grad, ops
@@ -84,7 +97,11 @@ def _pooling(folder: Path) -> str:
 
 
 class BERT:
-    """A BERT encoder (``BertModel``) with its tokenizer; ``embed`` gives sentence embeddings."""
+    """A BERT encoder (``BertModel``) with its tokenizer; ``embed`` gives sentence embeddings.
+
+    ``dtype`` is the precision it runs in (``"fp32"``, ``"fp16"``, ``"q8"``: see
+    :mod:`accelerate_lab.models.precision`); ``weight_bytes`` what its weights take on the device.
+    """
 
     def __init__(
         self,
@@ -96,8 +113,11 @@ class BERT:
         tokenizer: TextTokenizer | None,
         pooling: str,
         device: Device,
+        dtype: Precision = "fp32",
+        weight_bytes: int = 0,
     ) -> None:
         self.name, self.config, self.device = name, config, device
+        self.dtype, self.weight_bytes = dtype, weight_bytes
         self.tokenizer, self.pooling = tokenizer, pooling
         self._embeddings, self._layers, self._pooler = embeddings, layers, pooler
 
@@ -108,8 +128,12 @@ class BERT:
         device: str | Device = "cpu",
         *,
         sharing: TensorSharingManager | None = None,
+        dtype: str = "fp32",
     ) -> BERT:
-        """Load from a folder, an installed package or a hub id; no source: the shipped all-MiniLM-L6-v2."""
+        """Load from a folder, an installed package or a hub id; no source: the shipped all-MiniLM-L6-v2.
+
+        ``dtype``: ``"fp32"``, ``"fp16"`` (where the device has float16 kernels) or ``"q8"``.
+        """
         folder = resolve_model_dir(source or DEFAULT_SOURCE)
         config = read_config(folder, "bert")
         if config.get("position_embedding_type", "absolute") != "absolute":
@@ -125,7 +149,7 @@ class BERT:
         )
         state = open_safetensors(folder)
         name = model_name(folder)
-        with Weights(state, device=device, model_name=name, sharing=sharing) as w:
+        with Weights(state, device=device, model_name=name, sharing=sharing, precision=dtype) as w:
             if not w.has("embeddings.word_embeddings.weight"):
                 w.prefix = "bert."
             embeddings = _Embeddings(
@@ -148,7 +172,8 @@ class BERT:
             if (folder / "tokenizer.json").is_file()
             else None
         )
-        return cls(name, config, embeddings, layers, pooler, tokenizer, _pooling(folder), w.device)
+        pooling = _pooling(folder)
+        return cls(name, config, embeddings, layers, pooler, tokenizer, pooling, w.device, w.precision, w.nbytes)
 
     def __call__(
         self,
@@ -183,14 +208,25 @@ class BERT:
             return out
 
     def embed(self, texts: str | Sequence[str], batch_size: int = 32, normalize: bool = True) -> np.ndarray:
-        """Sentence embeddings ``(N, D)`` as sentence-transformers computes them (pooling, then L2 norm)."""
-        batch = [texts] if isinstance(texts, str) else list(texts)
-        chunks = [
-            self._embed_batch(batch[i : i + batch_size], normalize) for i in range(0, len(batch), batch_size)
-        ]
-        return np.concatenate(chunks)
+        """Sentence embeddings ``(N, D)`` float32 as sentence-transformers computes them (pooling, L2 norm)."""
+        return run_steps(self._embed_steps(texts, batch_size, normalize))
 
-    def _embed_batch(self, texts: Sequence[str], normalize: bool) -> np.ndarray:
+    async def embed_async(
+        self, texts: str | Sequence[str], batch_size: int = 32, normalize: bool = True, timeout: float | None = None
+    ) -> np.ndarray:
+        """`embed`, awaiting the result: ``await bert.embed_async(texts)`` in a notebook cell, as a
+        ``browser:webgpu`` model needs (the whole forward pass runs there; only the embeddings return)."""
+        return await run_steps_async(self._embed_steps(texts, batch_size, normalize), timeout)
+
+    def _embed_steps(self, texts: str | Sequence[str], batch_size: int, normalize: bool) -> Steps[np.ndarray]:
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        chunks = [self._pooled(batch[i : i + batch_size], normalize) for i in range(0, len(batch), batch_size)]
+        with no_grad():
+            pooled = ops.cast(ops.concat(chunks, 0), "float32")
+        embeddings: np.ndarray = yield pooled
+        return embeddings
+
+    def _pooled(self, texts: Sequence[str], normalize: bool) -> Tensor:
         if self.tokenizer is None:
             raise ModelNotFoundError(
                 f"{self.name} has no tokenizer.json: pass token ids to the model instead"
@@ -207,4 +243,4 @@ class BERT:
             if normalize:
                 norms = ops.sqrt(ops.sum(ops.mul(pooled, pooled), -1, keepdims=True))
                 pooled = ops.div(pooled, ops.maximum(norms, 1e-12))
-            return pooled.numpy()
+            return pooled

@@ -8,6 +8,7 @@ __all__ = [
     "InputDecodeError",
     "ModelError",
     "ModelNotFoundError",
+    "PrecisionUnsupportedError",
     "WeightsCorruptError",
     "WeightsShapeError",
     "WrongArchitectureError",
@@ -36,3 +37,7 @@ class WeightsShapeError(ModelError, ShapeError):
 
 class InputDecodeError(ModelError, ValueError):
     """An input file (audio, image) exists but cannot be decoded."""
+
+
+class PrecisionUnsupportedError(ModelError, ValueError):
+    """A model was asked for a ``dtype`` that its device cannot run (``"fp16"`` without float16 kernels)."""

@@ -1,8 +1,10 @@
 """Weights from files onto a device: safetensors (memory-mapped), checked names and shapes, a progress bar.
 
 `Weights` hands a model's builder one tensor at a time: it checks the tensor exists (else the
-file is for another architecture) and has the shape the config implies, converts it to float32,
-uploads it to the device, and ticks a ``tqdm`` bar. With a `TensorSharingManager`, every weight is
+file is for another architecture) and has the shape the config implies, converts it to float32
+(float16 for a ``precision="fp16"`` model), uploads it to the device, counts its bytes, and ticks a
+``tqdm`` bar. The linear layers of a ``precision="q8"`` model are quantized by their builder
+(`~accelerate_lab.models.layers.Linear.fused`) before they are uploaded. With a `TensorSharingManager`, every weight is
 registered as ``"<model name>/<tensor name>"`` with the model as producer (so memory dashboards and
 budgets see it), and a model loaded twice into one manager reuses the first copy.
 
@@ -29,6 +31,7 @@ from accelerate_lab.models.errors import (
     WeightsShapeError,
     WrongArchitectureError,
 )
+from accelerate_lab.models.precision import Precision, check_precision, float_dtype
 from accelerate_lab.tensor import Tensor, tensor
 
 if TYPE_CHECKING:
@@ -89,9 +92,12 @@ class Weights:
         model_name: str,
         prefix: str = "",
         sharing: TensorSharingManager | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.state = state
         self.device = get_device(device)
+        self.precision: Precision = check_precision(precision, self.device)
+        self.nbytes = 0
         self.model_name = model_name
         self.prefix = prefix
         self.sharing = sharing
@@ -122,10 +128,18 @@ class Weights:
         return np.ascontiguousarray(array, dtype=np.float32)
 
     def upload(self, array: np.ndarray, name: str) -> Tensor:
-        """An array (already checked) as the tensor ``name`` on the device, shared when there is a manager."""
+        """An array (already checked) as the tensor ``name`` on the device, shared when there is a manager.
+
+        Float arrays take the precision's float dtype; ``nbytes`` counts what the device holds.
+        """
+        if array.dtype.kind == "f":
+            array = array.astype(float_dtype(self.precision), copy=False)
+        self.nbytes += array.nbytes
         if self.sharing is None:
             return tensor(array, device=self.device)
         key = f"{self.model_name}/{name}"
+        if self.precision != "fp32":
+            key = f"{key}:{self.precision}"
         if self.device.name != "cpu":
             key = f"{key}@{self.device.name}"
         if key in self.sharing:

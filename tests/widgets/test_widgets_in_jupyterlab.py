@@ -202,15 +202,13 @@ def test_chat_widget_streams_a_reply_from_a_local_server(lab: tuple[Any, Path]) 
     chat.wait_for(timeout=60_000)
     assert chat.locator("select.al-chat-backend option[value='openai']").count() == 1
     chat.locator("textarea").fill("how much memory does bert use")
-    chat.locator("textarea").press("Enter")
+    chat.locator("button.al-chat-send").click()
     # tokens arrive one by one (0.2 s apart): the live bubble shows part of the answer first
-    chat.locator(".al-chat[data-streaming='true'], .al-chat-live", has_text="echo:").first.wait_for(
-        timeout=20_000
-    )
-    partial = chat.locator(".al-chat-live .al-chat-text").inner_text()
-    chat.locator(
-        ".al-chat-assistant:not(.al-chat-live)", has_text="echo: how much memory does bert use"
-    ).wait_for(timeout=30_000)
+    live = page.locator(".al-chat[data-streaming='true'] .al-chat-live", has_text="echo:").first
+    live.wait_for(timeout=60_000)
+    partial = live.locator(".al-chat-text").inner_text()
+    final = chat.locator(".al-chat-assistant:not(.al-chat-live)", has_text="echo: how much memory does bert use")
+    final.wait_for(timeout=60_000)
     assert partial.startswith("echo:") and partial != "echo: how much memory does bert use"
     assert "answered" in chat.locator(".al-chat-status").inner_text()
     _shot(chat, root, "chat.png")
@@ -219,7 +217,7 @@ def test_chat_widget_streams_a_reply_from_a_local_server(lab: tuple[Any, Path]) 
 def test_chat_cell_magic_streams_into_the_output(lab: tuple[Any, Path]) -> None:
     page, root = lab
     _run(page, "magic")
-    cell = _run(page, "magic_cell", "echo: What does the memory dashboard show?", 60_000)
+    cell = _run(page, "magic_cell", "echo: What does the memory dashboard show?", 120_000)
     cell.locator(".jp-OutputArea-output", has_text="sample · sample-echo").wait_for(timeout=20_000)
     _shot(cell, root, "chat_magic.png")
 

@@ -10,9 +10,6 @@ package holding one), `local_device` (`cpu`, `wgpu`, ...; default `cpu`), `local
 (positions per conversation, default 2048). Options of `chat`/`stream_chat`: `max_tokens` (or
 `max_new_tokens`), `temperature` (default 0: greedy), `top_k`, `top_p`, `seed`, `stop`, `system`.
 
-Importing this module registers the backend (`register_local_backend()` does it again after
-`reset_backends()`).
-
 >>> from accelerate_lab.api import create_api_backend
 >>> local = create_api_backend("local")
 >>> local.chat(None, "What is the capital of France?").text  # doctest: +SKIP
@@ -34,7 +31,6 @@ from accelerate_lab.api._base import ApiBackend
 from accelerate_lab.api._config import ResilienceConfig
 from accelerate_lab.api._errors import ConfigurationError, RequestTimeout
 from accelerate_lab.api._queue import RequestQueue
-from accelerate_lab.api._registry import register_backend
 from accelerate_lab.api._secret import Secret
 from accelerate_lab.api._types import ChatResponse, Message, Priority, StreamChunk, Usage, as_messages
 from accelerate_lab.models.errors import ModelError
@@ -42,10 +38,9 @@ from accelerate_lab.models.errors import ModelError
 if TYPE_CHECKING:
     from accelerate_lab.models.llm import Generation, Llama, SamplingParams
 
-__all__ = ["DEFAULT_MODEL", "Backend", "LocalBackend", "register_local_backend", "release_local_models"]
+__all__ = ["DEFAULT_MODEL", "Backend", "LocalBackend", "release_local_models"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
-MODEL_PATTERNS = ("smollm*", "*.gguf")
 _OPTION_NAMES = {"max_tokens": "max_new_tokens"}  # OpenAI's names for sampling options
 _END = object()
 
@@ -271,10 +266,4 @@ class LocalBackend(ApiBackend):
         """Nothing to close."""
 
 
-def register_local_backend() -> None:
-    """Register `local` in the API registry (done on import; again after `reset_backends()`)."""
-    register_backend("local", LocalBackend, model_patterns=MODEL_PATTERNS, replace=True)
-
-
 Backend = LocalBackend
-register_local_backend()

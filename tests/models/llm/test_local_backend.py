@@ -15,7 +15,7 @@ from accelerate_lab.api import (
     find_compatible_backend,
     get_available_backends,
 )
-from accelerate_lab.api.backends.local import DEFAULT_MODEL, LocalBackend, register_local_backend
+from accelerate_lab.api.backends.local import DEFAULT_MODEL, LocalBackend
 from accelerate_lab.models.llm import Llama
 
 QUESTION = "What is the capital of France?"
@@ -23,7 +23,6 @@ QUESTION = "What is the capital of France?"
 
 @pytest.fixture
 def local(llama: Llama) -> ApiBackend:
-    register_local_backend()
     return create_api_backend("local")
 
 

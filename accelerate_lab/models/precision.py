@@ -1,0 +1,64 @@
+"""The precision a model runs in: ``"fp32"``, ``"fp16"`` (float16 weights and activations) or ``"q8"``.
+
+``q8`` is 8-bit weight-only quantization of the linear layers: each output channel (row of PyTorch's
+``(out, in)`` weight) gets a float32 step ``max|row| / 127`` and its values are rounded to int8, packed
+four to an int32 word; the kernel ``matmul_q8`` widens them to float inside the matrix product and
+scales each output column. Activations, biases, norms and embedding tables stay float32, so a ``q8``
+model holds about a quarter of the bytes of its linear layers. ``fp16`` needs float16 kernels: numpy
+on the cpu, ``shader-f16`` on a WebGPU adapter; the browser device runs float32 kernels only.
+
+>>> import numpy as np
+>>> packed, scale = quantize_q8(np.array([[0.5, -1.0, 0.25]], np.float32))
+>>> packed.shape, packed.dtype.name, packed.view(np.int8)[0, :3].tolist()
+((1, 1), 'int32', [64, -127, 32])
+"""
+
+from __future__ import annotations
+
+from typing import Literal, cast
+
+import numpy as np
+
+from accelerate_lab.hal.device import Device
+from accelerate_lab.models.errors import PrecisionUnsupportedError
+
+__all__ = ["PRECISIONS", "Precision", "check_precision", "float_dtype", "quantize_q8"]
+
+Precision = Literal["fp32", "fp16", "q8"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "q8")
+
+
+def check_precision(dtype: str, device: Device) -> Precision:
+    """``dtype`` if the model can run in it on ``device``; else an error that says what to use instead."""
+    if dtype not in PRECISIONS:
+        raise PrecisionUnsupportedError(f"dtype must be one of {', '.join(map(repr, PRECISIONS))}; got {dtype!r}")
+    info = device.info()
+    if dtype == "fp16" and info.kind == "browser":
+        raise PrecisionUnsupportedError(
+            f"{device.name} runs float32 kernels only, so dtype='fp16' cannot run there: "
+            "use dtype='q8' (8-bit weights, a quarter of the bytes) or dtype='fp32'"
+        )
+    if dtype == "fp16" and info.kind != "cpu" and "shader-f16" not in info.features:
+        raise PrecisionUnsupportedError(
+            f"dtype='fp16' needs float16 kernels, and {device.name} ({info.description}) lacks the "
+            "WebGPU feature shader-f16: use dtype='q8' or dtype='fp32' there, or device='cpu'"
+        )
+    return cast(Precision, dtype)
+
+
+def float_dtype(precision: Precision) -> str:
+    """The dtype of the float weights and activations of a model in ``precision``."""
+    return "float16" if precision == "fp16" else "float32"
+
+
+def quantize_q8(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(out, in)`` float weights as ``matmul_q8`` reads them: packed int8 ``(out, ceil(in / 4))`` int32
+    words (little-endian bytes, rows padded with zeros) and the float32 step of each row."""
+    rows, width = weight.shape
+    w = weight.astype(np.float32, copy=False)
+    peak = np.abs(w).max(axis=1)
+    scale = np.where(peak > 0, peak / 127, 1).astype(np.float32)
+    q = np.zeros((rows, -(-width // 4) * 4), np.int8)
+    q[:, :width] = np.clip(np.rint(w / scale[:, None]), -127, 127)
+    return q.view("<i4").astype(np.int32, copy=False), scale
+
