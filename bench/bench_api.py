@@ -1,6 +1,12 @@
-"""API layer overhead: requests/s and p50/p99 latency through `accelerate_lab.api` (queue, retries,
-breaker, parsing) against raw httpx on the same local server, at concurrency 1, 50 and 200, plus
-streaming chunks/s. The server runs in its own process; cases alternate ours/baseline and repeat.
+"""API layer overhead: requests/s, p50/p99 latency and client CPU per request through
+`accelerate_lab.api` (queue, retries, breaker, parsing) against raw httpx (+ httpx-sse) on the same
+local server, at concurrency 1, 50 and 200, plus streaming chunks/s. Goal: at most 5% overhead.
+
+Fair by construction: the server runs in its own process; both clients get the same httpx pool
+settings and are warmed the same way (one round at full concurrency, so both pools hold the same
+connections); each case alternates which client goes first; every figure is the median of the repeats.
+CPU is the client process's time (`time.process_time`) per request or chunk: on a shared, loaded
+machine it is much steadier than wall time, which the server and other processes also spend.
 
 usage: python bench/bench_api.py [--repeats 5] [--requests 600]
 """
@@ -17,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import httpx
 from httpx_sse import EventSource
@@ -44,9 +51,20 @@ asyncio.run(server.serve_forever())
 """
 
 Call = Callable[[], Awaitable[int]]
+# The pool and timeouts `Transport` gives its httpx client, so the baseline's pool behaves the same.
+LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+TIMEOUT = httpx.Timeout(30, connect=10)
 
 
-async def run_case(call: Call, concurrency: int, total: int) -> tuple[float, list[float], int]:
+@dataclass
+class Run:
+    wall: float  # seconds
+    cpu: float  # seconds of this process's CPU
+    latencies: list[float]
+    items: int  # requests, or chunks for streams
+
+
+async def run_case(call: Call, concurrency: int, total: int) -> Run:
     latencies: list[float] = []
     items = 0
     remaining = total
@@ -60,9 +78,9 @@ async def run_case(call: Call, concurrency: int, total: int) -> tuple[float, lis
             items += got
             latencies.append(time.perf_counter() - t0)
 
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - started, latencies, items
+    return Run(time.perf_counter() - started, time.process_time() - cpu, latencies, items)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -87,15 +105,14 @@ async def main(repeats: int, total: int) -> None:
 
 
 async def _case(base: str, concurrency: int, stream: bool, n: int, repeats: int) -> list[str]:
-    raw = httpx.AsyncClient(
-        timeout=30, limits=httpx.Limits(max_connections=None, max_keepalive_connections=256)
-    )
+    raw = httpx.AsyncClient(timeout=TIMEOUT, limits=LIMITS)
     backend = create_api_backend(
         "openai",
         metadata={
             "openai_api_url": base,
             "openai_api_key": "sk-bench",
-            "timeout": 30,
+            "timeout": TIMEOUT.read,
+            "connect_timeout": TIMEOUT.connect,
             "max_concurrent_requests": concurrency,
             "max_retries": 0,
         },
@@ -122,50 +139,59 @@ async def _case(base: str, concurrency: int, stream: bool, n: int, repeats: int)
     async def our_stream() -> int:
         return len([c async for c in backend.astream_chat("m", "hi") if c.text])
 
-    ours_fn, base_fn = (our_stream, raw_stream) if stream else (our_chat, raw_chat)
-    await run_case(ours_fn, concurrency, min(n, 50))  # warm up both connection pools
-    await run_case(base_fn, concurrency, min(n, 50))
-    results: dict[str, list[tuple[float, list[float], int]]] = {"ours": [], "base": []}
+    clients = {"ours": our_stream, "base": raw_stream} if stream else {"ours": our_chat, "base": raw_chat}
+    for fn in clients.values():  # warm up: both pools open `concurrency` connections
+        await run_case(fn, concurrency, 2 * concurrency)
+    results: dict[str, list[Run]] = {"ours": [], "base": []}
     for i in range(repeats):
-        order = (
-            [("ours", ours_fn), ("base", base_fn)] if i % 2 == 0 else [("base", base_fn), ("ours", ours_fn)]
-        )
-        for label, fn in order:
-            results[label].append(await run_case(fn, concurrency, n))
+        for label in ("ours", "base") if i % 2 == 0 else ("base", "ours"):
+            results[label].append(await run_case(clients[label], concurrency, n))
     await raw.aclose()
     await backend.aclose()
     return _row(concurrency, stream, results)
 
 
-def _row(
-    concurrency: int, stream: bool, results: dict[str, list[tuple[float, list[float], int]]]
-) -> list[str]:
+def _row(concurrency: int, stream: bool, results: dict[str, list[Run]]) -> list[str]:
     def rate(label: str) -> float:
-        return statistics.median(items / elapsed for elapsed, _, items in results[label])
+        return statistics.median(r.items / r.wall for r in results[label])
+
+    def cpu(label: str) -> float:  # microseconds per request or chunk
+        return statistics.median(r.cpu / r.items for r in results[label]) * 1e6
 
     def lat(label: str, q: float) -> float:
-        return statistics.median(pct(lats, q) for _, lats, _ in results[label]) * 1000
+        return statistics.median(pct(r.latencies, q) for r in results[label]) * 1000
 
-    ours, base = rate("ours"), rate("base")
     unit = "chunks/s" if stream else "req/s"
-    case = f"{'stream' if stream else 'chat'} c={concurrency}"
     return [
-        case,
-        f"{ours:,.0f} {unit}",
-        f"{base:,.0f} {unit}",
-        f"{ours / base:.3f}",
+        f"{'stream' if stream else 'chat'} c={concurrency}",
+        f"{rate('ours'):,.0f} {unit}",
+        f"{rate('base'):,.0f} {unit}",
+        f"{rate('ours') / rate('base'):.3f}",
+        f"{cpu('ours'):.1f}/{cpu('base'):.1f}",
+        f"{cpu('base') / cpu('ours'):.3f}",
         f"{lat('ours', 0.5):.2f}/{lat('base', 0.5):.2f}",
         f"{lat('ours', 0.99):.2f}/{lat('base', 0.99):.2f}",
     ]
 
 
 def _print(rows: list[list[str]], repeats: int, total: int) -> None:
-    head = ["case", "ours", "baseline (raw httpx)", "ratio", "p50 ms ours/base", "p99 ms ours/base"]
+    head = [
+        "case",
+        "ours",
+        "baseline (raw httpx)",
+        "ratio",
+        "CPU us/item ours/base",
+        "CPU ratio",
+        "p50 ms ours/base",
+        "p99 ms ours/base",
+    ]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python "
         f"{platform.python_version()}, httpx {httpx.__version__}; median of {repeats} runs, {total} requests "
-        f"per chat run, {STREAM_CHUNKS}-chunk streams; server: accelerate_lab.api.testing in its own process"
+        f"per chat run, {STREAM_CHUNKS}-chunk streams; server: accelerate_lab.api.testing in its own "
+        f"process; load average {os.getloadavg()[0]:.1f}\n"
+        "ratio: ours/base throughput; CPU ratio: base/ours client CPU per item (1.0: none; goal 0.95)"
     )
     for r in [head, ["-" * w for w in widths], *rows]:
         print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))

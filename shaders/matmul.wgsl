@@ -21,11 +21,12 @@
 // The slots EPILOGUE (the body of `epilogue`, ending in a return) and BINDINGS are generated.
 //
 // Flag Q8 (the catalogue's matmul_q8: 8-bit weight-only quantized linear layers): B is the int8
-// matrix of the (N, K) weights, packed four signed bytes to a u32 word, row after row (rows padded
+// matrix q of the (N, K) weights, packed four signed bytes to a u32 word, row after row (rows padded
 // to whole words); its offset and strides count bytes (row stride 1, column stride the padded K).
-// Each byte is widened to f32 as it is loaded, and each output column n is scaled by its channel's
-// step and shifted by its bias before the epilogue: bindings 4: SCALE (f32, N), 5: BIAS (f32, N;
-// read only when word [35] is 1). The generated epilogue is then `return x;` with no operands.
+// Each byte is widened to f32 as it is loaded, each value of A times its input channel's factor
+// XSCALE[k], and each output column n is scaled by its channel's step SCALE[n] and shifted by its
+// bias before the epilogue. Bindings 4: XSCALE (f32, K), 5: SCALE (f32, N), 6: BIAS (f32, N; read
+// only when word [35] is 1). The generated epilogue is then `return x;` with no operands.
 //#if F16
 enable f16;
 //#endif
@@ -43,8 +44,9 @@ struct Params { w: array<vec4<i32>, 16> }
 //#endif
 @group(0) @binding(3) var<storage, read_write> C: array<OUT>;
 //#if Q8
-@group(0) @binding(4) var<storage, read> SCALE: array<f32>;
-@group(0) @binding(5) var<storage, read> BIAS: array<f32>;
+@group(0) @binding(4) var<storage, read> XSCALE: array<f32>;
+@group(0) @binding(5) var<storage, read> SCALE: array<f32>;
+@group(0) @binding(6) var<storage, read> BIAS: array<f32>;
 //#endif
 //{{BINDINGS}}
 
@@ -120,7 +122,11 @@ fn address(w: Walk, i: u32, k0: u32) -> u32 {
 
 fn load_a(i: u32, k0: u32) -> f32 {
     if (inside(wa, i, k0)) {
+//#if Q8
+        return f32(A[address(wa, i, k0)]) * XSCALE[k0 + wa.y + i * wa.dy];
+//#else
         return f32(A[address(wa, i, k0)]);
+//#endif
     }
     return 0.0;
 }

@@ -147,8 +147,6 @@ class BrowserWebnnDevice(BrowserProxyDevice):
     ops WebNN cannot run (without it they fail with a clear error).
     """
 
-    stats: WebnnStats
-
     def __init__(
         self,
         transport: Transport,
@@ -163,7 +161,8 @@ class BrowserWebnnDevice(BrowserProxyDevice):
             summary=summary,
             timeout=timeout,
         )
-        self.stats = WebnnStats()
+        self.webnn_stats = WebnnStats()
+        self.stats = self.webnn_stats  # the same counters, typed as the Device protocol has them
         webnn = dict((summary or {}).get("webnn", {}))
         self._support = Support(webnn.get("limits", {}))
         self._ops = int(webnn.get("ops", 0))
@@ -217,7 +216,7 @@ class BrowserWebnnDevice(BrowserProxyDevice):
     ) -> WgpuBuffer:
         """Run one kernel with the browser's WebGPU kernels, on computed inputs; counted and warned."""
         self._compute([self._pending[x] for x in inputs if isinstance(x, WgpuBuffer) and x in self._pending])
-        fallbacks = self.stats.webgpu_fallbacks
+        fallbacks = self.webnn_stats.webgpu_fallbacks
         fallbacks[kernel] = fallbacks.get(kernel, 0) + 1
         if (kernel, reason) not in self._warned:
             self._warned.add((kernel, reason))
@@ -276,10 +275,10 @@ class BrowserWebnnDevice(BrowserProxyDevice):
             :24
         ]
         if key in self._keys:
-            self.stats.graph_cache_hits += 1
+            self.webnn_stats.graph_cache_hits += 1
         else:
             self._keys.add(key)
-            self.stats.graphs_built += 1
+            self.webnn_stats.graphs_built += 1
         command_inputs = [
             {"id": _leaf_key(leaf)[0], **d} for (leaf, _), d in zip(inputs, described[0], strict=True)
         ]

@@ -182,12 +182,12 @@ def _conv_backward_weight(
     return np.ascontiguousarray(dw.reshape(weight_shape))
 
 
-def _matmul_q8(x: Array, weight: Array, scale: Array, bias: Array | None) -> Array:
-    """``x @ q.T`` in float32 on the unpacked int8 rows, then each column times its scale (as the WGSL
-    does: the scale is constant along K, so it is applied once per output), plus the bias."""
-    matmul_q8_shape(x, weight, scale, bias)
+def _matmul_q8(x: Array, weight: Array, scale: Array, x_scale: Array, bias: Array | None) -> Array:
+    """``(x * x_scale) @ q.T`` in float32 on the unpacked int8 rows, then each column times its scale
+    (as the WGSL does: the scale is constant along K, so it is applied once per output), plus the bias."""
+    matmul_q8_shape(x, weight, scale, x_scale, bias)
     q = np.ascontiguousarray(weight, dtype="<i4").view(np.int8)[:, : x.shape[1]]
-    out = (x.astype(np.float32, copy=False) @ q.T.astype(np.float32)) * scale
+    out = ((x.astype(np.float32, copy=False) * x_scale) @ q.T.astype(np.float32)) * scale
     if bias is not None:
         out = out + bias
     return out.astype(x.dtype, copy=False)

@@ -8,11 +8,12 @@ Conventions: ``axis`` parameters are already normalised to non-negative ints (a 
 reductions, ``None`` meaning all axes); ``index`` is a tuple of ``int | slice | None | Ellipsis``
 (basic indexing); every kernel returns a new buffer except ``setitem``, which writes in place.
 
-``matmul_q8`` is ``x @ dequantize(weight).T + bias`` for 8-bit weight-only quantized linear layers:
-``x`` is ``(M, K)`` float32 or float16, ``weight`` ``(N, ceil(K / 4))`` int32 holding the signed
-bytes of the ``(N, K)`` int8 matrix row by row (little-endian, four to a word, rows padded with
-zeros), ``scale`` ``(N,)`` the float32 step of each output channel, ``bias`` ``(N,)`` optional; the
-result is ``(M, N)`` in ``x``'s dtype.
+``matmul_q8`` is ``x @ W.T + bias`` for 8-bit weight-only quantized linear layers, the ``(N, K)``
+weights ``W = scale[:, None] * q * x_scale[None, :]`` held as int8 ``q``: ``x`` is ``(M, K)`` float32
+or float16, ``weight`` ``(N, ceil(K / 4))`` int32 holding the signed bytes of ``q`` row by row
+(little-endian, four to a word, rows padded with zeros), ``scale`` ``(N,)`` the float32 step of each
+output channel, ``x_scale`` ``(K,)`` a float32 factor per input channel (applied to ``x``), ``bias``
+``(N,)`` optional; the result is ``(M, N)`` in ``x``'s dtype.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ KERNELS: dict[str, KernelSpec] = {
         *_family("binary", "add sub mul div pow maximum minimum eq ne lt le gt ge", ("a", "b")),
         KernelSpec("where", "ternary", ("condition", "a", "b")),
         KernelSpec("matmul", "linalg", ("a", "b")),
-        KernelSpec("matmul_q8", "quantized", ("x", "weight", "scale", "bias?")),
+        KernelSpec("matmul_q8", "quantized", ("x", "weight", "scale", "x_scale", "bias?")),
         *_family("reduce", "sum mean max min", ("x",), ("axis", "keepdims")),
         KernelSpec("var", "reduce", ("x",), ("axis", "keepdims", "correction")),
         KernelSpec("argmax", "reduce", ("x",), ("axis", "keepdims")),
@@ -91,11 +92,13 @@ def kernel_names() -> list[str]:
     return sorted(KERNELS)
 
 
-def matmul_q8_shape(x: Buffer, weight: Buffer, scale: Buffer, bias: Buffer | None) -> tuple[int, int]:
+def matmul_q8_shape(
+    x: Buffer, weight: Buffer, scale: Buffer, x_scale: Buffer, bias: Buffer | None
+) -> tuple[int, int]:
     """``(M, N)`` of ``matmul_q8``; `ShapeError` (or `TypeError` for the weight's dtype) when they do not fit.
 
     >>> import numpy as np
-    >>> matmul_q8_shape(np.ones((5, 37)), np.ones((3, 10), np.int32), np.ones(3), None)
+    >>> matmul_q8_shape(np.ones((5, 37)), np.ones((3, 10), np.int32), np.ones(3), np.ones(37), None)
     (5, 3)
     """
     if weight.dtype != np.dtype(np.int32):
@@ -106,9 +109,11 @@ def matmul_q8_shape(x: Buffer, weight: Buffer, scale: Buffer, bias: Buffer | Non
     if len(x.shape) != 2 or len(weight.shape) != 2:
         raise ShapeError(f"matmul_q8 takes a 2-D x and packed weight, got {x.shape} and {weight.shape}")
     (m, k), (n, words) = x.shape, weight.shape
-    if words != -(-k // 4) or scale.shape != (n,) or (bias is not None and bias.shape != (n,)):
+    fits = words == -(-k // 4) and scale.shape == (n,) and x_scale.shape == (k,)
+    if not fits or (bias is not None and bias.shape != (n,)):
         raise ShapeError(
-            f"matmul_q8: x {x.shape} needs a packed weight (N, {-(-k // 4)}) with scale and bias (N,); "
-            f"got weight {weight.shape}, scale {scale.shape}, bias {None if bias is None else bias.shape}"
+            f"matmul_q8: x {x.shape} needs a packed weight (N, {-(-k // 4)}), scale and bias (N,) and "
+            f"x_scale ({k},); got weight {weight.shape}, scale {scale.shape}, x_scale {x_scale.shape}, "
+            f"bias {None if bias is None else bias.shape}"
         )
     return m, n

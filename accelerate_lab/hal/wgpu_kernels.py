@@ -140,17 +140,23 @@ def matmul(
 
 
 def matmul_q8(
-    dev: WgpuDevice, x: WgpuBuffer, weight: WgpuBuffer, scale: WgpuBuffer, bias: WgpuBuffer | None, out: WgpuBuffer
+    dev: WgpuDevice,
+    x: WgpuBuffer,
+    weight: WgpuBuffer,
+    vectors: tuple[WgpuBuffer, WgpuBuffer, WgpuBuffer | None],
+    out: WgpuBuffer,
 ) -> None:
-    """``out = x @ dequantize(weight).T + bias`` (the catalogue's ``matmul_q8``) with matmul.wgsl's Q8 flag.
+    """``out = x @ W.T + bias`` (the catalogue's ``matmul_q8``) with matmul.wgsl's Q8 flag.
 
     ``x`` is a ``(M, K)`` view; ``weight`` the dense packed ``(N, ceil(K / 4))`` int32 bytes, which the
-    kernel reads as the ``(K, N)`` operand B with byte strides (1 along K, the padded row along N).
+    kernel reads as the ``(K, N)`` operand B with byte strides (1 along K, the padded row along N);
+    ``vectors`` are ``scale``, ``x_scale`` and ``bias`` (float32).
     """
     wgsl = float_type(dev, x.dtype, "matmul_q8")
-    weight, scale = dev.dense(weight), dev.dense(scale)
-    bindings = [_bind0(dev, weight), _bind0(dev, scale)]
-    bindings.append(_bind0(dev, dev.dense(bias)) if bias is not None else bindings[1])
+    scale, x_scale, bias = vectors
+    weight = dev.dense(weight)
+    bindings = [_bind0(dev, weight), _bind0(dev, dev.dense(x_scale)), _bind0(dev, dev.dense(scale))]
+    bindings.append(_bind0(dev, dev.dense(bias)) if bias is not None else bindings[2])
     b_words = [0, 1, 4 * weight.shape[1], 0, 0]
     _dispatch_matmul(
         dev, wgsl, x, [0, 0], (1, 1), bindings, b_words, weight.shape[0], out, None, None, bias is not None

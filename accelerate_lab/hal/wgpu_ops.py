@@ -89,14 +89,16 @@ def matmul(dev: WgpuDevice, kernel: str, inputs: Sequence[Any], params: Mapping[
 
 
 def matmul_q8(dev: WgpuDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
-    x, weight, scale, bias = inputs
-    shape = matmul_q8_shape(x, weight, scale, bias)
+    x, weight, scale, x_scale, bias = inputs
+    shape = matmul_q8_shape(x, weight, scale, x_scale, bias)
     wgpu_kernels.float_type(dev, x.dtype, kernel)
     f32 = np.dtype(np.float32)
-    scale = dev.graph.concrete(_cast(dev, scale, f32))
+    scale, x_scale = (dev.graph.concrete(_cast(dev, t, f32)) for t in (scale, x_scale))
     bias = None if bias is None else dev.graph.concrete(_cast(dev, bias, f32))
     out = dev.new_dense(shape, x.dtype)
-    wgpu_kernels.matmul_q8(dev, dev.graph.concrete(x), dev.graph.concrete(weight), scale, bias, out)
+    wgpu_kernels.matmul_q8(
+        dev, dev.graph.concrete(x), dev.graph.concrete(weight), (scale, x_scale, bias), out
+    )
     return out
 
 

@@ -28,7 +28,17 @@ from accelerate_lab.models.errors import ModelNotFoundError, WeightsCorruptError
 from accelerate_lab.tensor import Tensor, ops, tensor
 from accelerate_lab.tensor.dtypes import DTypeLike
 
-__all__ = ["Steps", "as_input", "model_name", "read_config", "read_json", "run_steps", "run_steps_async"]
+__all__ = [
+    "Steps",
+    "as_input",
+    "fetched",
+    "float32",
+    "model_name",
+    "read_config",
+    "read_json",
+    "run_steps",
+    "run_steps_async",
+]
 
 ArrayLike = Tensor | np.ndarray | list[Any]
 T = TypeVar("T")
@@ -74,6 +84,17 @@ def as_input(x: ArrayLike, device: Device, dtype: DTypeLike) -> Tensor:
         moved = x.to(device)
         return moved if moved.dtype == np.dtype(dtype).name else ops.cast(moved, dtype)
     return tensor(np.asarray(x), dtype=dtype, device=device)
+
+
+def float32(x: Tensor) -> Tensor:
+    """``x`` as float32 (itself when it is): what a model hands back, whatever precision it ran in."""
+    return x if x.dtype == "float32" else ops.cast(x, "float32")
+
+
+def fetched(x: Tensor) -> Steps[np.ndarray]:
+    """The steps of reading one tensor's data."""
+    data: np.ndarray = yield x
+    return data
 
 
 def run_steps(steps: Steps[T]) -> T:

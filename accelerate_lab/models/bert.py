@@ -25,6 +25,7 @@ from accelerate_lab.models.base import (
     ArrayLike,
     Steps,
     as_input,
+    float32,
     model_name,
     read_config,
     read_json,
@@ -173,7 +174,9 @@ class BERT:
             else None
         )
         pooling = _pooling(folder)
-        return cls(name, config, embeddings, layers, pooler, tokenizer, pooling, w.device, w.precision, w.nbytes)
+        return cls(
+            name, config, embeddings, layers, pooler, tokenizer, pooling, w.device, w.precision, w.nbytes
+        )
 
     def __call__(
         self,
@@ -208,11 +211,15 @@ class BERT:
             return out
 
     def embed(self, texts: str | Sequence[str], batch_size: int = 32, normalize: bool = True) -> np.ndarray:
-        """Sentence embeddings ``(N, D)`` float32 as sentence-transformers computes them (pooling, L2 norm)."""
+        """Sentence embeddings ``(N, D)``, float32, as sentence-transformers computes them (pooling, L2)."""
         return run_steps(self._embed_steps(texts, batch_size, normalize))
 
     async def embed_async(
-        self, texts: str | Sequence[str], batch_size: int = 32, normalize: bool = True, timeout: float | None = None
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 32,
+        normalize: bool = True,
+        timeout: float | None = None,
     ) -> np.ndarray:
         """`embed`, awaiting the result: ``await bert.embed_async(texts)`` in a notebook cell, as a
         ``browser:webgpu`` model needs (the whole forward pass runs there; only the embeddings return)."""
@@ -220,9 +227,11 @@ class BERT:
 
     def _embed_steps(self, texts: str | Sequence[str], batch_size: int, normalize: bool) -> Steps[np.ndarray]:
         batch = [texts] if isinstance(texts, str) else list(texts)
-        chunks = [self._pooled(batch[i : i + batch_size], normalize) for i in range(0, len(batch), batch_size)]
+        chunks = [
+            self._pooled(batch[i : i + batch_size], normalize) for i in range(0, len(batch), batch_size)
+        ]
         with no_grad():
-            pooled = ops.cast(ops.concat(chunks, 0), "float32")
+            pooled = float32(chunks[0] if len(chunks) == 1 else ops.concat(chunks, 0))
         embeddings: np.ndarray = yield pooled
         return embeddings
 

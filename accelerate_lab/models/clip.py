@@ -4,6 +4,8 @@
 >>> clip = CLIP.from_pretrained("openai/clip-vit-base-patch32")        # doctest: +SKIP
 >>> clip.zero_shot("cat.jpg", ["a cat", "a dog"])                      # doctest: +SKIP
 [('a cat', 0.99), ('a dog', 0.01)]
+>>> await clip.zero_shot_async("cat.jpg", ["a cat", "a dog"])  # in a notebook  # doctest: +SKIP
+[('a cat', 0.99), ('a dog', 0.01)]
 """
 
 from __future__ import annotations
@@ -16,7 +18,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from accelerate_lab.hal.device import Device
-from accelerate_lab.models.base import ArrayLike, as_input, model_name, read_config
+from accelerate_lab.models.base import (
+    ArrayLike,
+    Steps,
+    as_input,
+    fetched,
+    float32,
+    model_name,
+    read_config,
+    run_steps,
+    run_steps_async,
+)
 from accelerate_lab.models.errors import ModelNotFoundError
 from accelerate_lab.models.hub import resolve_model_dir
 from accelerate_lab.models.images import ImageLike, ImagePreprocessor
@@ -30,6 +42,7 @@ from accelerate_lab.models.layers import (
     padding_mask,
     run_layers,
 )
+from accelerate_lab.models.precision import Precision, float_dtype
 from accelerate_lab.models.text import TextTokenizer
 from accelerate_lab.models.weights import Weights, open_safetensors
 from accelerate_lab.tensor import Tensor, no_grad, ops
@@ -111,7 +124,8 @@ def _normalize(x: Tensor) -> Tensor:
 
 
 class CLIP:
-    """A CLIP model (``CLIPModel``) with its tokenizer and image preprocessing."""
+    """A CLIP model (``CLIPModel``) with its tokenizer and image preprocessing; ``dtype`` and
+    ``weight_bytes`` as for `~accelerate_lab.models.BERT`."""
 
     def __init__(
         self,
@@ -123,8 +137,11 @@ class CLIP:
         tokenizer: TextTokenizer | None,
         preprocess: ImagePreprocessor | None,
         device: Device,
+        dtype: Precision = "fp32",
+        weight_bytes: int = 0,
     ) -> None:
         self.name, self.config, self.device = name, config, device
+        self.dtype, self.weight_bytes = dtype, weight_bytes
         self.tokenizer, self.preprocess = tokenizer, preprocess
         self._text, self._vision, self._logit_scale = text, vision, logit_scale
 
@@ -135,14 +152,22 @@ class CLIP:
         device: str | Device = "cpu",
         *,
         sharing: TensorSharingManager | None = None,
+        dtype: str = "fp32",
     ) -> CLIP:
-        """Load from a folder, an installed package or a hub id (no CLIP weights ship offline)."""
+        """Load from a folder, an installed package or a hub id (no CLIP weights ship offline).
+
+        ``dtype``: ``"fp32"``, ``"fp16"`` (where the device has float16 kernels) or ``"q8"``.
+        """
         folder = resolve_model_dir(source)
         config = read_config(folder, "clip")
         tc, vc = config["text_config"], config["vision_config"]
         dt, dv, proj = int(tc["hidden_size"]), int(vc["hidden_size"]), int(config.get("projection_dim", 512))
         with Weights(
-            open_safetensors(folder), device=device, model_name=model_name(folder), sharing=sharing
+            open_safetensors(folder),
+            device=device,
+            model_name=model_name(folder),
+            sharing=sharing,
+            precision=dtype,
         ) as w:
             text = _TextTower(
                 w.tensor("text_model.embeddings.token_embedding.weight", (int(tc["vocab_size"]), dt)),
@@ -184,7 +209,18 @@ class CLIP:
             if (folder / "preprocessor_config.json").is_file()
             else None
         )
-        return cls(model_name(folder), config, text, vision, logit_scale, tokenizer, preprocess, w.device)
+        return cls(
+            model_name(folder),
+            config,
+            text,
+            vision,
+            logit_scale,
+            tokenizer,
+            preprocess,
+            w.device,
+            w.precision,
+            w.nbytes,
+        )
 
     def __call__(
         self, input_ids: ArrayLike, pixel_values: ArrayLike, attention_mask: ArrayLike | None = None
@@ -192,7 +228,7 @@ class CLIP:
         """``CLIPModel``'s forward: normalised ``text_embeds``, ``image_embeds`` and both logit matrices."""
         with no_grad():
             text = _normalize(self._text_features(input_ids, attention_mask))
-            image = _normalize(self._vision(as_input(pixel_values, self.device, "float32")))
+            image = _normalize(self._vision(as_input(pixel_values, self.device, float_dtype(self.dtype))))
             per_image = ops.mul(ops.matmul(image, ops.transpose(text)), self._logit_scale)
             return {
                 "text_embeds": text,
@@ -208,31 +244,64 @@ class CLIP:
 
     def embed_text(self, texts: str | Sequence[str]) -> np.ndarray:
         """Unit-length text embeddings ``(N, projection_dim)``."""
+        return run_steps(fetched(self._text_embeds(texts)))
+
+    async def embed_text_async(self, texts: str | Sequence[str], timeout: float | None = None) -> np.ndarray:
+        """`embed_text`, awaiting the result (``browser:webgpu`` models, in a notebook cell)."""
+        return await run_steps_async(fetched(self._text_embeds(texts)), timeout)
+
+    def embed_image(self, images: ImageLike | Sequence[ImageLike]) -> np.ndarray:
+        """Unit-length image embeddings ``(N, projection_dim)``."""
+        return run_steps(fetched(self._image_embeds(images)))
+
+    async def embed_image_async(
+        self, images: ImageLike | Sequence[ImageLike], timeout: float | None = None
+    ) -> np.ndarray:
+        """`embed_image`, awaiting the result (``browser:webgpu`` models, in a notebook cell)."""
+        return await run_steps_async(fetched(self._image_embeds(images)), timeout)
+
+    def zero_shot(
+        self, image: ImageLike, labels: Sequence[str], template: str = "a photo of a {}."
+    ) -> list[tuple[str, float]]:
+        """Each label's probability for ``image``, most likely first (labels put into ``template``)."""
+        return run_steps(self._zero_shot_steps(image, labels, template))
+
+    async def zero_shot_async(
+        self,
+        image: ImageLike,
+        labels: Sequence[str],
+        template: str = "a photo of a {}.",
+        timeout: float | None = None,
+    ) -> list[tuple[str, float]]:
+        """`zero_shot`, awaiting the probabilities: ``await clip.zero_shot_async(image, labels)`` in a
+        notebook cell, as a ``browser:webgpu`` model needs (only the probabilities come back)."""
+        return await run_steps_async(self._zero_shot_steps(image, labels, template), timeout)
+
+    def _text_embeds(self, texts: str | Sequence[str]) -> Tensor:
         if self.tokenizer is None:
             raise ModelNotFoundError(
                 f"{self.name} has no tokenizer.json: pass token ids to the model instead"
             )
         tokens = self.tokenizer(texts)
         with no_grad():
-            return _normalize(self._text_features(tokens.input_ids, tokens.attention_mask)).numpy()
+            return float32(_normalize(self._text_features(tokens.input_ids, tokens.attention_mask)))
 
-    def embed_image(self, images: ImageLike | Sequence[ImageLike]) -> np.ndarray:
-        """Unit-length image embeddings ``(N, projection_dim)``."""
+    def _image_embeds(self, images: ImageLike | Sequence[ImageLike]) -> Tensor:
         if self.preprocess is None:
             raise ModelNotFoundError(
                 f"{self.name} has no preprocessor_config.json: pass pixel_values instead"
             )
         batch: list[ImageLike] = list(images) if isinstance(images, list | tuple) else [images]  # type: ignore[list-item]
         with no_grad():
-            pixels = as_input(self.preprocess(batch), self.device, "float32")
-            return _normalize(self._vision(pixels)).numpy()
+            pixels = as_input(self.preprocess(batch), self.device, float_dtype(self.dtype))
+            return float32(_normalize(self._vision(pixels)))
 
-    def zero_shot(
-        self, image: ImageLike, labels: Sequence[str], template: str = "a photo of a {}."
-    ) -> list[tuple[str, float]]:
-        """Each label's probability for ``image``, most likely first (labels put into ``template``)."""
-        text = self.embed_text([template.format(label) for label in labels])
-        scores = float(self._logit_scale.item()) * (self.embed_image(image) @ text.T)[0]
-        probs = np.exp(scores - scores.max())
-        probs /= probs.sum()
+    def _zero_shot_steps(
+        self, image: ImageLike, labels: Sequence[str], template: str
+    ) -> Steps[list[tuple[str, float]]]:
+        text = self._text_embeds([template.format(label) for label in labels])
+        with no_grad():
+            scores = ops.matmul(self._image_embeds(image), ops.transpose(text))
+            probabilities = ops.softmax(ops.mul(scores, float32(self._logit_scale)), -1)
+        probs = (yield probabilities)[0]
         return [(labels[i], float(probs[i])) for i in np.argsort(-probs, kind="stable")]

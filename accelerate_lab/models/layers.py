@@ -67,23 +67,24 @@ def activation(name: str) -> Activation:
 
 @dataclass(frozen=True)
 class Linear:
-    """``x @ weight + bias`` over the last axis; with ``scale``, 8-bit weights (``matmul_q8``).
+    """``x @ weight + bias`` over the last axis; with ``scales``, 8-bit weights (``matmul_q8``).
 
     A float weight is held transposed, ``(in, out)`` and contiguous, and the leading axes are folded
     into one, so the product is a single plain matrix multiply (on the cpu one BLAS call, about
     2.5x faster than a batched product against PyTorch's ``(out, in)`` layout). A quantized weight
-    is PyTorch's ``(out, in)`` as packed int8 rows with one float32 ``scale`` per output
-    (:func:`~accelerate_lab.models.precision.quantize_q8`), dequantized inside the kernel.
+    is PyTorch's ``(out, in)`` as packed int8 rows with ``scales``, one float32 factor per output
+    and per input channel (:func:`~accelerate_lab.models.precision.quantize_q8`), dequantized inside
+    the kernel.
     """
 
     weight: Tensor
     bias: Tensor | None
-    scale: Tensor | None = None
+    scales: tuple[Tensor, Tensor] | None = None  # quantized: per output, per input channel
 
     def __call__(self, x: Tensor) -> Tensor:
         rows = ops.reshape(x, (-1, x.shape[-1]))
-        if self.scale is not None:
-            out = apply("matmul_q8", (rows, self.weight, self.scale, self.bias))
+        if self.scales is not None:
+            out = apply("matmul_q8", (rows, self.weight, *self.scales, self.bias))
         else:
             out = ops.matmul(rows, self.weight)
             if self.bias is not None:
@@ -103,21 +104,22 @@ class Linear:
         """
         weight = np.concatenate([w.array(f"{n}.weight", (out_features, in_features)) for n in names])
         joined = "+".join(w.prefix + n for n in names)
-        scale = None
+        scales = None
         if w.precision == "q8":
-            packed, steps = quantize_q8(weight)
-            held, scale = w.upload(packed, f"{joined}.weight"), w.upload(steps, f"{joined}.scale")
+            packed, scale, x_scale = quantize_q8(weight)
+            held = w.upload(packed, f"{joined}.weight")
+            scales = (w.upload(scale, f"{joined}.scale"), w.upload(x_scale, f"{joined}.x_scale"))
         else:
             held = w.upload(np.ascontiguousarray(weight.T), f"{joined}.weight")
         if not any(w.has(f"{n}.bias") for n in names):
-            return cls(held, None, scale)
+            return cls(held, None, scales)
         biases = [
             w.array(f"{n}.bias", (out_features,))
             if w.has(f"{n}.bias")
             else np.zeros(out_features, np.float32)
             for n in names
         ]
-        return cls(held, w.upload(np.concatenate(biases), f"{joined}.bias"), scale)
+        return cls(held, w.upload(np.concatenate(biases), f"{joined}.bias"), scales)
 
 
 @dataclass(frozen=True)

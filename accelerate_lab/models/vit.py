@@ -4,6 +4,8 @@
 >>> vit = ViT.from_pretrained("google/vit-base-patch16-224")  # doctest: +SKIP
 >>> vit.classify("cat.jpg", top_k=1)                           # doctest: +SKIP
 [('tabby, tabby cat', 0.93)]
+>>> await vit.classify_async("cat.jpg", top_k=1)  # a browser:webgpu model, in a notebook  # doctest: +SKIP
+[('tabby, tabby cat', 0.93)]
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from accelerate_lab.hal.device import Device
-from accelerate_lab.models.base import ArrayLike, as_input, model_name, read_config
+from accelerate_lab.models.base import (
+    ArrayLike,
+    Steps,
+    as_input,
+    float32,
+    model_name,
+    read_config,
+    run_steps,
+    run_steps_async,
+)
 from accelerate_lab.models.hub import resolve_model_dir
 from accelerate_lab.models.images import ImageLike, ImagePreprocessor
 from accelerate_lab.models.layers import (
@@ -26,6 +37,7 @@ from accelerate_lab.models.layers import (
     PatchEmbedding,
     run_layers,
 )
+from accelerate_lab.models.precision import Precision, float_dtype
 from accelerate_lab.models.weights import Weights, open_safetensors
 from accelerate_lab.tensor import Tensor, no_grad, ops
 
@@ -47,7 +59,8 @@ _LAYER = LayerNames(
 
 
 class ViT:
-    """A Vision Transformer with its image preprocessing and labels."""
+    """A Vision Transformer with its image preprocessing and labels; ``dtype`` and ``weight_bytes`` as
+    for `~accelerate_lab.models.BERT`."""
 
     def __init__(
         self,
@@ -59,8 +72,11 @@ class ViT:
         classifier: Linear | None,
         preprocess: ImagePreprocessor,
         device: Device,
+        dtype: Precision = "fp32",
+        weight_bytes: int = 0,
     ) -> None:
         self.name, self.config, self.device, self.preprocess = name, config, device, preprocess
+        self.dtype, self.weight_bytes = dtype, weight_bytes
         self._embeddings, self._layers, self._norm, self._classifier = embeddings, layers, norm, classifier
         labels = config.get("id2label") or {}
         self.labels = [str(labels.get(str(i), f"LABEL_{i}")) for i in range(len(labels))]
@@ -72,8 +88,12 @@ class ViT:
         device: str | Device = "cpu",
         *,
         sharing: TensorSharingManager | None = None,
+        dtype: str = "fp32",
     ) -> ViT:
-        """Load from a folder, an installed package or a hub id (no ViT weights ship offline)."""
+        """Load from a folder, an installed package or a hub id (no ViT weights ship offline).
+
+        ``dtype``: ``"fp32"``, ``"fp16"`` (where the device has float16 kernels) or ``"q8"``.
+        """
         folder = resolve_model_dir(source)
         config = read_config(folder, "vit")
         d = int(config["hidden_size"])
@@ -91,6 +111,7 @@ class ViT:
             model_name=model_name(folder),
             prefix="vit.",
             sharing=sharing,
+            precision=dtype,
         ) as w:
             if not w.has("layernorm.weight"):
                 w.prefix = ""
@@ -122,12 +143,14 @@ class ViT:
             classifier,
             ImagePreprocessor.from_pretrained(folder),
             w.device,
+            w.precision,
+            w.nbytes,
         )
 
     def __call__(self, pixel_values: ArrayLike) -> dict[str, Tensor]:
         """``last_hidden_state`` ``(B, 1 + patches, D)`` and, with a classifier head, ``logits``."""
         with no_grad():
-            x = self._embeddings(as_input(pixel_values, self.device, "float32"))
+            x = self._embeddings(as_input(pixel_values, self.device, float_dtype(self.dtype)))
             hidden = self._norm(run_layers(self._layers, x))
             out = {"last_hidden_state": hidden}
             if self._classifier is not None:
@@ -136,9 +159,20 @@ class ViT:
 
     def classify(self, image: ImageLike, top_k: int = 5) -> list[tuple[str, float]]:
         """The ``top_k`` most likely labels of one image, with their probabilities."""
+        return run_steps(self._classify_steps(image, top_k))
+
+    async def classify_async(
+        self, image: ImageLike, top_k: int = 5, timeout: float | None = None
+    ) -> list[tuple[str, float]]:
+        """`classify`, awaiting the probabilities: ``await vit.classify_async(image)`` in a notebook
+        cell, as a ``browser:webgpu`` model needs (only the pixels go there, only the probabilities back)."""
+        return await run_steps_async(self._classify_steps(image, top_k), timeout)
+
+    def _classify_steps(self, image: ImageLike, top_k: int) -> Steps[list[tuple[str, float]]]:
         logits = self(self.preprocess([image])).get("logits")
         if logits is None:
             raise ValueError(f"{self.name} has no classifier head: use model(pixel_values) for its features")
         with no_grad():
-            probs = ops.softmax(logits, -1).numpy()[0]
+            probabilities = float32(ops.softmax(logits, -1))
+        probs = (yield probabilities)[0]
         return [(self.labels[i], float(probs[i])) for i in np.argsort(-probs, kind="stable")[:top_k]]

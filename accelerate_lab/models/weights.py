@@ -4,9 +4,10 @@
 file is for another architecture) and has the shape the config implies, converts it to float32
 (float16 for a ``precision="fp16"`` model), uploads it to the device, counts its bytes, and ticks a
 ``tqdm`` bar. The linear layers of a ``precision="q8"`` model are quantized by their builder
-(`~accelerate_lab.models.layers.Linear.fused`) before they are uploaded. With a `TensorSharingManager`, every weight is
-registered as ``"<model name>/<tensor name>"`` with the model as producer (so memory dashboards and
-budgets see it), and a model loaded twice into one manager reuses the first copy.
+(`~accelerate_lab.models.layers.Linear.fused`) before they are uploaded. With a
+`TensorSharingManager`, every weight is registered as ``"<model name>/<tensor name>"`` (plus
+``":fp16"`` or ``":q8"``) with the model as producer (so memory dashboards and budgets see it),
+and a model loaded twice into one manager reuses the first copy.
 
 >>> w = Weights(open_safetensors("model.safetensors"), device="cpu", model_name="bert")  # doctest: +SKIP
 >>> w.tensor("embeddings.word_embeddings.weight", (30522, 384)).shape  # doctest: +SKIP

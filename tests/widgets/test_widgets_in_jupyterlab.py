@@ -136,7 +136,9 @@ def lab(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
             dialog = page.locator(".jp-Dialog .jp-mod-accept")
             if dialog.count():
                 dialog.first.click()
-                page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=90_000)
+                page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+                    timeout=90_000
+                )
             try:
                 _run(page, "setup", "READY")
                 yield page, root
@@ -159,6 +161,7 @@ def test_dashboard_follows_tensors_registered_in_the_kernel(lab: tuple[Any, Path
     # no refresh: the kernel's live updates bring the rows, the models and the gauge
     dashboard.locator("tr[data-tensor='bert.embeddings']").wait_for(timeout=20_000)
     dashboard.locator(".al-dash-row[data-model='clip-text']").wait_for(timeout=20_000)
+    dashboard.locator("tr[data-tensor='scratch']").wait_for(timeout=20_000)  # updates may come in two parts
     assert dashboard.locator("tbody tr").count() == 7
     assert "of 8.0 MiB" in dashboard.locator(".al-dash-gauge[data-device='cpu']").inner_text()
     assert dashboard.locator(".al-dash-chart svg path").count() >= 1
@@ -207,8 +210,8 @@ def test_chat_widget_streams_a_reply_from_a_local_server(lab: tuple[Any, Path]) 
     live = page.locator(".al-chat[data-streaming='true'] .al-chat-live", has_text="echo:").first
     live.wait_for(timeout=60_000)
     partial = live.locator(".al-chat-text").inner_text()
-    final = chat.locator(".al-chat-assistant:not(.al-chat-live)", has_text="echo: how much memory does bert use")
-    final.wait_for(timeout=60_000)
+    answer = "echo: how much memory does bert use"
+    chat.locator(".al-chat-assistant:not(.al-chat-live)", has_text=answer).wait_for(timeout=60_000)
     assert partial.startswith("echo:") and partial != "echo: how much memory does bert use"
     assert "answered" in chat.locator(".al-chat-status").inner_text()
     _shot(chat, root, "chat.png")

@@ -124,13 +124,13 @@ class ChatStreamDecoder:
         data = expect_dict(json.loads(frame.data), "a stream chunk")
         if "error" in data:
             raise stream_error(data)
-        if data.get("usage"):
-            self._usage = _usage(data["usage"])
+        if usage := data.get("usage"):
+            self._usage = _usage(usage)
         out = []
-        for choice in data.get("choices") or ():
+        for choice in data.get("choices") or ():  # each value looked up once: this runs per token
             delta = choice.get("delta") or {}
-            if choice.get("finish_reason"):
-                self._finish = choice["finish_reason"]
+            if finish := choice.get("finish_reason"):
+                self._finish = finish
             for call in delta.get("tool_calls") or ():
                 slot = self._tools.setdefault(
                     int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""}
@@ -139,10 +139,8 @@ class ChatStreamDecoder:
                 fn = call.get("function") or {}
                 slot["name"] += fn.get("name") or ""
                 slot["arguments"] += fn.get("arguments") or ""
-            if delta.get("content"):
-                out.append(
-                    StreamChunk(text=delta["content"], finish_reason=choice.get("finish_reason"), raw=data)
-                )
+            if text := delta.get("content"):
+                out.append(StreamChunk(text=text, finish_reason=finish, raw=data))
         return out
 
 
