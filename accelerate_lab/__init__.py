@@ -103,12 +103,12 @@ from accelerate_lab.tensor import (
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-_WIDGETS = ("BrowserDevice", "Chat", "MemoryDashboard")
+_WIDGETS = ("BertDemo", "BrowserDevice", "Chat", "ClipDemo", "MemoryDashboard", "VitDemo", "WhisperDemo")
 
 
 def __getattr__(name: str) -> object:
-    """``al.BrowserDevice``, ``al.Chat``, ``al.MemoryDashboard``, imported on first use: the core
-    must not need ipywidgets/anywidget."""
+    """``al.BrowserDevice``, ``al.Chat``, ``al.MemoryDashboard`` and the model demos (``al.BertDemo``,
+    ...), imported on first use: the core must not need ipywidgets/anywidget."""
     if name in _WIDGETS:
         import accelerate_lab.widgets
 
@@ -131,8 +131,10 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "DTYPES",
     "AccelerateLabError",
+    "BertDemo",
     "BrowserDevice",
     "Chat",
+    "ClipDemo",
     "Device",
     "DeviceError",
     "DeviceInfo",
@@ -147,6 +149,8 @@ __all__ = [
     "TensorFreedError",
     "TensorSharingManager",
     "UnsupportedKernelError",
+    "VitDemo",
+    "WhisperDemo",
     "__version__",
     "abs",
     "add",

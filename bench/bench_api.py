@@ -3,8 +3,9 @@
 local server, at concurrency 1, 50 and 200, plus streaming chunks/s. Goal: at most 5% overhead.
 
 Fair by construction: the server runs in its own process; both clients get the same httpx pool
-settings and are warmed the same way (one round at full concurrency, so both pools hold the same
-connections); each case alternates which client goes first; every figure is the median of the repeats.
+settings and are warmed the same way before every run (one round at full concurrency, so both pools
+hold the same connections); each case alternates which client goes first; every figure is the median
+of the repeats.
 CPU is the client process's time (`time.process_time`) per request or chunk: on a shared, loaded
 machine it is much steadier than wall time, which the server and other processes also spend.
 
@@ -97,6 +98,7 @@ async def main(repeats: int, total: int) -> None:
         rows = []
         for concurrency, stream in [(1, False), (50, False), (200, False), (1, True), (20, True)]:
             n = total if not stream else max(20, total // 10)
+            n = -(-n // concurrency) * concurrency  # whole rounds: no ragged tail leaving connections idle
             rows.append(await _case(base, concurrency, stream, n, repeats))
         _print(rows, repeats, total)
     finally:
@@ -136,15 +138,20 @@ async def _case(base: str, concurrency: int, stream: bool, n: int, repeats: int)
                 count += bool(json.loads(sse.data)["choices"][0]["delta"].get("content"))
         return count
 
-    async def our_stream() -> int:
-        return len([c async for c in backend.astream_chat("m", "hi") if c.text])
+    async def our_stream() -> int:  # counts as raw_stream does: holding every chunk would cost GC time
+        count = 0
+        async for chunk in backend.astream_chat("m", "hi"):
+            count += bool(chunk.text)
+        return count
 
     clients = {"ours": our_stream, "base": raw_stream} if stream else {"ours": our_chat, "base": raw_chat}
-    for fn in clients.values():  # warm up: both pools open `concurrency` connections
-        await run_case(fn, concurrency, 2 * concurrency)
     results: dict[str, list[Run]] = {"ours": [], "base": []}
     for i in range(repeats):
         for label in ("ours", "base") if i % 2 == 0 else ("base", "ours"):
+            # One full-width round first, so that every run starts from the same pool: `concurrency`
+            # live connections. httpcore's pool scans all of them per request, so at c=50 and 200 its
+            # size (which idle expiry and the other client's run change) would otherwise set the score.
+            await run_case(clients[label], concurrency, concurrency)
             results[label].append(await run_case(clients[label], concurrency, n))
     await raw.aclose()
     await backend.aclose()

@@ -10,6 +10,7 @@ await build({
     browser_device: path.join(here, "src/index.ts"),
     dashboard: path.join(here, "src/dashboard/index.ts"),
     chat: path.join(here, "src/chat/index.ts"),
+    demos: path.join(here, "src/demos/index.ts"),
   },
   outdir: path.join(here, "../accelerate_lab/static"),
   bundle: true,

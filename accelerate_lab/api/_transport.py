@@ -43,6 +43,7 @@ Signer = Callable[[httpx.Request], None]
 """Adds authentication to a fully built request (SigV4 needs the final URL and body)."""
 
 _BODY_EXCERPT = 2000
+_END_GRACE = 0.1  # seconds a complete stream gets to end its body, so that its connection is reused
 
 
 def _provider_message(body: str) -> str:
@@ -107,6 +108,28 @@ def _map_exception(exc: Exception, url: str, timeout: float) -> ApiError:
     if isinstance(exc, (httpx.TransportError, OSError)):
         return ConnectionFailed(f"{url}: connection failed ({type(exc).__name__}: {exc})")
     return ApiError(f"{url}: {type(exc).__name__}: {exc}")
+
+
+def _sse_parser(req: HttpRequest, response: httpx.Response, url: str) -> SseParser | None:
+    """A parser for an SSE request's stream (None for NDJSON); MalformedResponse if it is not SSE."""
+    if req.stream != "sse":
+        return None
+    content_type = response.headers.get("content-type", "").partition(";")[0]
+    if "text/event-stream" not in content_type:
+        raise MalformedResponse(
+            f"{url}: not a server-sent event stream: expected Content-Type text/event-stream, "
+            f"got {content_type!r}"
+        )
+    return SseParser()
+
+
+async def _read_to_end(batches: AsyncIterator[list[Frame]]) -> None:
+    try:
+        async with asyncio.timeout(_END_GRACE):
+            async for _ in batches:
+                return  # frames after the final one: not worth reading, close the connection instead
+    except (ApiError, TimeoutError):
+        pass  # the answer is complete; only the connection is lost
 
 
 class Transport:
@@ -253,17 +276,6 @@ class Transport:
             raise _map_exception(exc, str(request.url), timeout) from exc
         return self._done(response, body, started)
 
-    def _sse_parser(self, req: HttpRequest, response: httpx.Response, url: str) -> SseParser | None:
-        if req.stream != "sse":
-            return None
-        content_type = response.headers.get("content-type", "").partition(";")[0]
-        if "text/event-stream" not in content_type:
-            raise MalformedResponse(
-                f"{url}: not a server-sent event stream: expected Content-Type text/event-stream, "
-                f"got {content_type!r}"
-            )
-        return SseParser()
-
     @contextmanager
     def stream(self, req: HttpRequest, endpoint: Endpoint, timeout: float) -> Iterator[Iterator[list[Frame]]]:
         """Opens a stream of frame batches (one per read); the status is checked before the first.
@@ -281,7 +293,7 @@ class Transport:
                 except Exception as exc:
                     raise _map_exception(exc, url, timeout) from exc
                 raise self._fail(response, body)
-            batches = self._batches(response, self._sse_parser(req, response, url), url, timeout)
+            batches = self._batches(response, _sse_parser(req, response, url), url, timeout)
             try:
                 yield batches
             finally:
@@ -310,6 +322,10 @@ class Transport:
     async def astream(
         self, req: HttpRequest, endpoint: Endpoint, timeout: float
     ) -> AsyncIterator[AsyncIterator[list[Frame]]]:
+        """Opens a stream of frame batches, as `stream` does. Leaving the block without an error means
+        the answer is complete: the body's end is then read (within `_END_GRACE` s, and only if no more
+        frames come) so that the connection goes back to the pool instead of being closed, sparing the
+        next stream a connect and TLS handshake (OpenAI's own SDK reads to the end for the same reason)."""
         client = self.aclient
         request = self._build(client, req, endpoint, timeout)
         url = str(request.url)
@@ -324,9 +340,10 @@ class Transport:
                 except Exception as exc:
                     raise _map_exception(exc, url, timeout) from exc
                 raise self._fail(response, body)
-            batches = self._abatches(response, self._sse_parser(req, response, url), url, timeout)
+            batches = self._abatches(response, _sse_parser(req, response, url), url, timeout)
             try:
                 yield batches
+                await _read_to_end(batches)
             finally:
                 await batches.aclose()  # now, rather than in a finaliser task once it is garbage
         finally:

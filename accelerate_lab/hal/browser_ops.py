@@ -18,7 +18,7 @@ import numpy as np
 from accelerate_lab.errors import ShapeError, UnsupportedKernelError
 from accelerate_lab.hal import shapes
 from accelerate_lab.hal.cpu import CpuDevice
-from accelerate_lab.hal.kernels import KERNELS
+from accelerate_lab.hal.kernels import KERNELS, matmul_q8_shape
 from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, getitem_view, row_major
 from accelerate_lab.hal.wgpu_codegen import CLASS_OF
 from accelerate_lab.hal.wgpu_elementwise import collapse
@@ -117,6 +117,16 @@ def matmul(
     b4 = b.view((*dims, *b.shape[-2:]), (*sb, *b.strides[-2:]), b.offset)
     out = dev.submit_run("matmul", (*dims, a.shape[-2], b.shape[-1]), _F32, [a4, b4], {}, None)
     return out.view(shape, row_major(shape), 0)
+
+
+def matmul_q8(
+    dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
+) -> WgpuBuffer:
+    x, weight, scale, x_scale, bias = inputs
+    shape = matmul_q8_shape(x, weight, scale, x_scale, bias)
+    if any(t is not None and t.dtype != _F32 for t in (x, scale, x_scale, bias)):
+        raise _unsupported(f"matmul_q8 of {x.dtype.name} (float32 activations, scales and bias only)")
+    return dev.submit_run(kernel, shape, _F32, list(inputs), {}, None)
 
 
 def reduce(
@@ -284,6 +294,7 @@ _FAMILIES: dict[str, Handler] = {
     "binary": elementwise,
     "ternary": elementwise,
     "linalg": matmul,
+    "quantized": matmul_q8,
     "reduce": reduce,
     "normalize": normalize,
     "gather": gather,

@@ -1,7 +1,8 @@
 """The native WebGPU runtime under the ``wgpu`` device: adapter, buffer pool, pipeline cache, batching.
 
 One adapter and device per process. Buffers come from a pool keyed by size class and go back to
-it when their last view is garbage-collected. Pipelines are compiled once per (shader, entry point,
+it when their last view is garbage-collected; a full pool gives back its least recently freed buffers
+first, so the sizes a loop is using stay pooled (creating a large GPU buffer costs milliseconds). Pipelines are compiled once per (shader, entry point,
 constants). Dispatches are recorded and encoded into one command submission when data is read
 back (or every ``MAX_PENDING`` dispatches); uniforms of a submission share one buffer. wgpu errors
 (validation, out of memory, a lost device) become :class:`DeviceError` with the adapter's message.
@@ -13,6 +14,7 @@ import contextlib
 import math
 import struct
 import weakref
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,7 +159,8 @@ class Runtime:
             features=frozenset(wanted),
             limits=limits,
         )
-        self._free: dict[int, list[Any]] = {}
+        self._free: dict[int, deque[Any]] = {}
+        self._freed_order: OrderedDict[int, int] = OrderedDict()  # id(buffer) -> size, oldest first
         self._pooled_bytes = 0
         self.allocated_bytes = 0
         self.peak_bytes = 0
@@ -195,6 +198,7 @@ class Runtime:
         free = self._free.get(size)
         if free:
             buffer = free.pop()
+            del self._freed_order[id(buffer)]
             self._pooled_bytes -= size
         else:
             usage = self._wgpu.BufferUsage
@@ -210,11 +214,18 @@ class Runtime:
 
     def _release(self, buffer: Any, size: int) -> None:
         self.allocated_bytes -= size
-        if self._pooled_bytes + size <= _POOL_BYTES:
-            self._free.setdefault(size, []).append(buffer)
-            self._pooled_bytes += size
-        else:
+        if size > _POOL_BYTES:
             buffer.destroy()
+            return
+        while self._pooled_bytes + size > _POOL_BYTES:
+            old_id, old_size = self._freed_order.popitem(last=False)
+            old = self._free[old_size].popleft()  # each size's queue is in freeing order too
+            assert id(old) == old_id
+            self._pooled_bytes -= old_size
+            old.destroy()
+        self._free.setdefault(size, deque()).append(buffer)
+        self._freed_order[id(buffer)] = size
+        self._pooled_bytes += size
 
     def write(self, storage: Storage, data: bytes, offset: int = 0) -> None:
         pad = (-len(data)) % 4

@@ -1,7 +1,10 @@
 """Driving the BrowserDevice bundle in headless Chromium: a page on 127.0.0.1 with a fake widget model.
 
 ``PageTransport`` hands each batch to the page and feeds the replies straight back to the device, so
-a download has arrived by the time ``flush`` returns, as it has in a later notebook cell.
+a download has arrived by the time ``flush`` returns, as it has in a later notebook cell; it keeps a
+log of the commands and bytes that crossed. For the same reason an awaitable (``t.numpy_async()``)
+never has to wait here: `complete` runs one to its end without an event loop (Playwright's sync
+API refuses to run inside one).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import http.server
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -65,6 +69,15 @@ def page_folder(target: Path) -> Path:
     return target
 
 
+@dataclass
+class Crossed:
+    """What one batch carried: its commands, the bytes sent with it and the bytes its replies returned."""
+
+    commands: list[dict[str, Any]]
+    sent_bytes: int
+    returned_bytes: int
+
+
 class PageTransport:
     """Sends batches to one fake model of the page; replies go to ``device.receive`` at once."""
 
@@ -72,25 +85,54 @@ class PageTransport:
         self.page = page
         self.index = index
         self.device: BrowserProxyDevice | None = None
+        self.log: list[Crossed] = []
 
     def __call__(self, content: dict[str, object], buffers: list[memoryview]) -> None:
         encoded = [base64.b64encode(b).decode() for b in buffers]
         replies = self.page.evaluate("([i, c, b]) => window.deliver(i, c, b)", [self.index, content, encoded])
         assert self.device is not None
+        returned = 0
         for reply, reply_buffers in replies:
-            self.device.receive(reply, [base64.b64decode(b) for b in reply_buffers])
+            data = [base64.b64decode(b) for b in reply_buffers]
+            returned += sum(len(d) for d in data)
+            self.device.receive(reply, data)
+        commands = content["commands"]
+        assert isinstance(commands, list)
+        self.log.append(Crossed(commands, sum(b.nbytes for b in buffers), returned))
 
 
 def connect(
     page: Any, name: str = "browser:webgpu", render: bool = False
 ) -> tuple[BrowserProxyDevice, dict[str, Any]]:
     """A fresh fake model in the page (its own GPUDevice) and the kernel-side device talking to it."""
+    device, _, state = connect_logged(page, name, render)
+    return device, state
+
+
+def connect_logged(
+    page: Any, name: str = "browser:webgpu", render: bool = False
+) -> tuple[BrowserProxyDevice, PageTransport, dict[str, Any]]:
+    """`connect`, also returning the transport, whose ``log`` shows what crossed."""
     connected = page.evaluate("(render) => window.connect(render)", render)
     state: dict[str, Any] = connected["state"]
     transport = PageTransport(page, connected["index"])
     device = BrowserProxyDevice(transport, name=name, summary=state)
     transport.device = device
-    return device, state
+    return device, transport, state
+
+
+T = TypeVar("T")
+
+
+def complete(awaitable: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never waits (here, the page has answered before it would)."""
+    try:
+        awaitable.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    awaitable.close()
+    raise AssertionError("the coroutine waited, but the test page answers every request at once")
 
 
 def host(t: Tensor) -> np.ndarray:

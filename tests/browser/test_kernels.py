@@ -35,6 +35,7 @@ IDS = np.array([[0, 3, 1], [4, 4, 2]], dtype=np.int32)
 CONV2 = {"stride": (2, 1), "padding": (1, 0), "dilation": (1, 2), "groups": 2}
 CONV1 = {"stride": (1,), "padding": (2,), "dilation": (1,), "groups": 1}
 Q, K, V = f32(2, 3, 4), f32(2, 5, 4), f32(2, 5, 6)
+Q8 = rng.integers(-127, 128, (35, 40), dtype=np.int8).view(np.int32)  # (35, 37) int8, packed and padded
 
 # (id, kernel, inputs, params, relative tolerance); inputs are arrays (uploaded) or Python scalars
 CASES: list[tuple[str, str, Sequence[Any], Mapping[str, object], float]] = [
@@ -65,6 +66,8 @@ CASES: list[tuple[str, str, Sequence[Any], Mapping[str, object], float]] = [
     ("matmul-batch-broadcast", "matmul", [f32(2, 1, 4, 6), f32(3, 6, 5)], {}, 1e-5),
     ("matmul-vector", "matmul", [f32(6), f32(6, 4)], {}, 1e-5),
     ("matmul-large-tile", "matmul", [f32(40, 33), f32(33, 37)], {}, 1e-5),
+    ("matmul_q8", "matmul_q8", [f32(40, 37), Q8, f32(35), f32(37), f32(35)], {}, 1e-4),
+    ("matmul_q8-no-bias", "matmul_q8", [f32(3, 37), Q8, f32(35), f32(37), None], {}, 1e-4),
     ("sum", "sum", [f32(3, 4, 5)], {"axis": (1,), "keepdims": False}, 1e-5),
     ("sum-all", "sum", [f32(3, 4, 5)], {"axis": None, "keepdims": False}, 1e-5),
     ("mean-keepdims", "mean", [f32(3, 4, 5)], {"axis": (0, 2), "keepdims": True}, 1e-5),

@@ -4,7 +4,7 @@
 // sends views already broadcast/permuted and the output's shape and dtype; here every input that a
 // shader reads as a dense array is made dense first (an elementwise copy into a scratch buffer).
 import { Program, classOf, copyInto, runProgram } from "./elementwise";
-import { BrowserError, GpuRuntime, STORAGE_BYTES, View, isDense, rowMajor, sizeOf } from "./gpu";
+import { BrowserError, GpuRuntime, LayoutKind, STORAGE_BYTES, View, isDense, rowMajor, sizeOf } from "./gpu";
 import { compose, prepare } from "./shaders";
 
 export interface Scalar {
@@ -96,22 +96,52 @@ function matmul(gpu: GpuRuntime, cmd: RunCommand): void {
   const b = view(cmd.inputs[1], "b");
   f32Only(cmd, [a, b]);
   // a: (outer, inner, M, K), b: (outer, inner, K, N): the kernel side pads batch axes to two
+  const bWords = [b.offset, b.strides[2], b.strides[3], b.strides[0], b.strides[1]];
+  dispatchMatmul(gpu, cmd, a, bWords, b.shape[3], [gpu.storage(b.id).buffer], null);
+}
+
+// ---- matmul_q8 (matmul.wgsl with its Q8 flag): int8 weights, dequantized inside the product --------
+function matmulQ8(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
+  const x = view(cmd.inputs[0], "x");
+  const weight = scratch.dense(view(cmd.inputs[1], "weight"), "int32", true);
+  const [scale, xScale] = [2, 3].map((i) => scratch.dense(view(cmd.inputs[i], "scales")));
+  const bias = cmd.inputs[4] ? scratch.dense(view(cmd.inputs[4], "bias")) : null;
+  f32Only(cmd, [x, scale, xScale, ...(bias ? [bias] : [])]);
+  // x (M, K) as a (1, 1, M, K) batch; the packed (N, ceil(K / 4)) bytes are B (K, N) with byte strides
+  const a = { ...x, shape: [1, 1, ...x.shape], strides: [0, 0, ...x.strides] };
+  const bWords = [4 * weight.offset, 1, 4 * weight.shape[1], 0, 0];
+  const vectors = [weight, xScale, scale, bias ?? scale].map((v) => gpu.storage(v.id).buffer);
+  dispatchMatmul(gpu, cmd, a, bWords, weight.shape[0], vectors, bias !== null);
+}
+
+/** One matmul.wgsl dispatch (as wgpu_kernels.py's _dispatch_matmul): `a` (outer, inner, M, K), B's
+ * buffers (B, or with Q8 the packed bytes, input and output scales, bias) and its five uniform words. */
+function dispatchMatmul(
+  gpu: GpuRuntime,
+  cmd: RunCommand,
+  a: View,
+  bWords: readonly number[],
+  n: number,
+  bBuffers: readonly GPUBuffer[],
+  q8Bias: boolean | null,
+): void {
   const [outer, inner, m, k] = a.shape;
-  const n = b.shape[3];
   const [ts, r, bk] = gpu.isSoftware ? [8, 4, 8] : [16, 8, 8];
   const tile = ts * r;
   const tilesN = Math.ceil(n / tile);
   const tilesM = Math.ceil(m / tile);
   const words = new Array<number>(64).fill(0);
   words.splice(0, 11, m, n, k, tilesN, tilesM, inner, a.offset, a.strides[2], a.strides[3], a.strides[0], a.strides[1]);
-  words.splice(28, 5, b.offset, b.strides[2], b.strides[3], b.strides[0], b.strides[1]);
+  words.splice(28, 5, ...bWords);
   words[34] = outer * inner;
+  words[35] = q8Bias ? 1 : 0;
   const source = compose(
-    prepare("matmul", { slots: { BINDINGS: "", EPILOGUE: "    return x;" } }),
+    prepare("matmul", { flags: q8Bias === null ? [] : ["Q8"], slots: { BINDINGS: "", EPILOGUE: "    return x;" } }),
     prepare("elementwise_ops"),
   );
-  const pipeline = gpu.pipeline(source, ["uniform", "read", "read", "write"], { TS: ts, R: r, BK: bk });
-  const buffers = [gpu.storage(a.id).buffer, gpu.storage(b.id).buffer, gpu.storage(cmd.out.id).buffer];
+  const layout: LayoutKind[] = ["uniform", "read", "read", "write", ...bBuffers.slice(1).map((): LayoutKind => "read")];
+  const pipeline = gpu.pipeline(source, layout, { TS: ts, R: r, BK: bk });
+  const buffers = [gpu.storage(a.id).buffer, bBuffers[0], gpu.storage(cmd.out.id).buffer, ...bBuffers.slice(1)];
   gpu.dispatch(pipeline, uniformWords(words), buffers, outer * inner * tilesN * tilesM);
 }
 
@@ -250,6 +280,7 @@ export function runKernel(gpu: GpuRuntime, cmd: RunCommand, errorFlags: GPUBuffe
   try {
     if (ELEMENTWISE.has(cmd.kernel)) elementwise(gpu, cmd);
     else if (cmd.kernel === "matmul") matmul(gpu, cmd);
+    else if (cmd.kernel === "matmul_q8") matmulQ8(gpu, cmd, scratch);
     else if (cmd.kernel in REDUCE_OP || cmd.kernel in NORMALIZE_OP) rows(gpu, cmd, scratch);
     else if (cmd.kernel === "embedding" || cmd.kernel === "embedding_backward") gather(gpu, cmd, scratch, errorFlags);
     else if (cmd.kernel.startsWith("conv")) conv(gpu, cmd, scratch);
