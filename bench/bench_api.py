@@ -132,10 +132,11 @@ async def _case(base: str, concurrency: int, stream: bool, n: int, repeats: int)
     async def raw_stream() -> int:
         count = 0
         async with raw.stream("POST", base + "/chat/completions", json={**body, "stream": True}) as r:
+            # On to the body's end, not `break` at [DONE]: the layer (like OpenAI's SDK) reads the end
+            # so the connection is reused, and both pools must see the same traffic.
             async for sse in EventSource(r).aiter_sse():
-                if sse.data == "[DONE]":
-                    break
-                count += bool(json.loads(sse.data)["choices"][0]["delta"].get("content"))
+                if sse.data != "[DONE]":
+                    count += bool(json.loads(sse.data)["choices"][0]["delta"].get("content"))
         return count
 
     async def our_stream() -> int:  # counts as raw_stream does: holding every chunk would cost GC time

@@ -27,16 +27,24 @@ fn word(i: u32) -> i32 {
     return P.w[i >> 2u][i & 3u];
 }
 
+// Element `linear` of the iteration space in operand k. Axes are peeled from the innermost with one
+// division each; the outermost needs none (linear < count), so a dense op, which the host merges
+// into one axis, costs a multiply-add per operand.
 fn offset_of(linear: u32, k: u32) -> u32 {
     let base = 28u + 9u * k;
     var rem = linear;
     var off = word(base);
-    for (var d = word(1u) - 1; d >= 0; d--) {
-        let n = u32(word(4u + u32(d)));
-        off += i32(rem % n) * word(base + 1u + u32(d));
-        rem = rem / n;
+    let rank = u32(word(1u));
+    if (rank == 1u) {
+        return u32(off + i32(linear) * word(base + 1u));
     }
-    return u32(off);
+    for (var d = rank - 1u; d > 0u; d--) {
+        let n = u32(word(4u + d));
+        let q = rem / n;
+        off += i32(rem - q * n) * word(base + 1u + d);
+        rem = q;
+    }
+    return u32(off + i32(rem) * word(base + 1u));
 }
 
 @compute @workgroup_size(WG)

@@ -1,11 +1,14 @@
 """The native WebGPU runtime under the ``wgpu`` device: adapter, buffer pool, pipeline cache, batching.
 
 One adapter and device per process. Buffers come from a pool keyed by size class and go back to
-it when their last view is garbage-collected; a full pool gives back its least recently freed buffers
-first, so the sizes a loop is using stay pooled (creating a large GPU buffer costs milliseconds). Pipelines are compiled once per (shader, entry point,
-constants). Dispatches are recorded and encoded into one command submission when data is read
-back (or every ``MAX_PENDING`` dispatches); uniforms of a submission share one buffer. wgpu errors
-(validation, out of memory, a lost device) become :class:`DeviceError` with the adapter's message.
+it when their last view is garbage-collected; a full pool gives back its least recently freed
+buffers first, so the sizes a loop is using stay pooled (creating a large GPU buffer costs
+milliseconds). Pipelines are compiled once per (shader, entry point, constants). Dispatches are
+recorded and encoded into one command submission when data is read back, every ``MAX_PENDING``
+dispatches, or once the buffers they hold pass half the pool: recorded work keeps its buffers
+alive, so results dropped meanwhile are recycled only after the submission. Uniforms of a
+submission share one buffer. wgpu errors (validation, out of memory, a lost device) become
+:class:`DeviceError` with the adapter's message.
 """
 
 from __future__ import annotations
@@ -167,6 +170,8 @@ class Runtime:
         self._modules: dict[str, Any] = {}
         self._pipelines: dict[tuple[object, ...], tuple[Any, Any]] = {}
         self._pending: list[_Dispatch | _Clear] = []
+        self._pending_storages: set[int] = set()
+        self._pending_bytes = 0
         self.matmul_config = self.profile.matmul_config
 
     # ---- errors -------------------------------------------------------------------------------
@@ -304,18 +309,29 @@ class Runtime:
             _Dispatch(pipeline[0], pipeline[1], list(bindings), uniform, self.grid(workgroups))
         )
         self.stats.dispatches += 1
-        if len(self._pending) >= MAX_PENDING:
-            self.flush()
+        self._hold(*(storage for storage, _, _ in bindings))
 
     def clear(self, storage: Storage) -> None:
         """Record zero-filling a whole buffer."""
         self._pending.append(_Clear(storage))
+        self._hold(storage)
+
+    def _hold(self, *storages: Storage) -> None:
+        """Count the buffers recorded work keeps alive; submit once they pass half the pool."""
+        for storage in storages:
+            if id(storage) not in self._pending_storages:
+                self._pending_storages.add(id(storage))
+                self._pending_bytes += storage.nbytes
+        if len(self._pending) >= MAX_PENDING or self._pending_bytes > _POOL_BYTES // 2:
+            self.flush()
 
     def flush(self) -> None:
         """Encode and submit everything recorded, as one command buffer."""
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        self._pending_storages.clear()
+        self._pending_bytes = 0
         device = self.device
         with self.guard("running kernels"):
             uniforms, offsets = self._uniform_block(pending)

@@ -166,16 +166,14 @@ def test_whisper_demo_transcribes_a_file_and_the_microphone(whisper: Whisper, sp
     demo = WhisperDemo(model=whisper)
     try:
         text = demo.transcribe(speech_wav)
-        # what the model's own streaming gives, window after window
-        assert demo.transcript == text == " ".join(whisper.transcribe_stream(speech_wav))
-        assert "lazy dog" in text.lower()
+        assert demo.transcript == text and "lazy dog" in text.lower()
         assert demo.audio_name == "speech.wav" and demo.audio_seconds > 3
         assert demo.timings[-1]["what"].startswith("transcribe ") and "real time" in demo.status
-        # the microphone: half-second buffers of 16 kHz float32 while recording, then stop
+        # the microphone: a buffer of 16 kHz float32 while recording starts a live pass; stop: the
+        # final pass transcribes all that was heard
         samples = load_audio(speech_wav)
         demo._on_msg(None, {"kind": "mic", "state": "start"}, [])
-        for start in range(0, samples.size, 8000):
-            demo._on_msg(None, {"kind": "pcm"}, [samples[start : start + 8000].astype("<f4").tobytes()])
+        demo._on_msg(None, {"kind": "pcm"}, [samples.astype("<f4").tobytes()])
         demo._on_msg(None, {"kind": "mic", "state": "stop"}, [])
         demo.wait()
         assert demo.transcript == text and demo.audio_name == "microphone" and not demo.recording

@@ -6,8 +6,9 @@ runs on ``browser:webgpu`` once a BrowserDevice is shown. Screenshots go to
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,17 @@ def _cells(vit: Path, clip: Path, photo: Path) -> dict[str, str]:
         "whisper": "whisper_demo = al.WhisperDemo()\nwhisper_demo",
         "browser": "dev = al.BrowserDevice()\ndev",
     }
+
+
+def write_notebook(path: Path, sources: Iterable[str]) -> None:
+    """A notebook of code cells (not run yet) for the python3 kernel."""
+    cells = [
+        {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
+        for source in sources
+    ]
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = {"cells": cells, "metadata": {"kernelspec": kernel}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(notebook))
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +115,25 @@ class Lab:
         _shot(locator, self.root, name)
 
 
+@contextlib.contextmanager
+def opened(page: Any, root: Path, address: str, order: list[str]) -> Iterator[Lab]:
+    """``page`` on the notebook at ``address`` (JupyterLab or Notebook 7) with its ``setup`` cell run;
+    what the page showed last is kept as page.png (for a failure)."""
+    try:
+        page.goto(address, timeout=90_000)
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=90_000)
+        page.wait_for_timeout(1_000)
+        # a kernel left by another server may be offered, and the news toast may cover the outputs
+        for button in (".jp-Dialog .jp-mod-accept", ".jp-toast-button:has-text('No')"):
+            if page.locator(button).count():
+                page.locator(button).first.click()
+        lab = Lab(page, root, order)
+        lab.run("setup", ":text('READY')")
+        yield lab
+    finally:
+        page.screenshot(path=str(root / "page.png"))
+
+
 @pytest.fixture(scope="module")
 def lab(
     chromium_with_mic: Any, tmp_path_factory: pytest.TempPathFactory, tiny_vit_dir: Path, tiny_clip_dir: Path
@@ -111,34 +142,16 @@ def lab(
     photo = _picture(root / "landscape.png", (90, 150, 230), (255, 214, 90))
     _picture(root / "dusk.png", (200, 90, 120), (255, 240, 200))
     cells = _cells(tiny_vit_dir, tiny_clip_dir, photo)
-    notebook = {
-        "cells": [
-            {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
-            for source in cells.values()
-        ],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    (root / "demos.ipynb").write_text(json.dumps(notebook))
+    write_notebook(root / "demos.ipynb", cells.values())
     with jupyterlab(root) as (url, token):
         context = chromium_with_mic.new_context(viewport={"width": 1280, "height": 1000})
         context.grant_permissions(["microphone"], origin=url)
-        page = context.new_page()
         try:
-            page.goto(f"{url}/lab/tree/demos.ipynb?token={token}", timeout=90_000)
-            page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=90_000)
-            page.wait_for_timeout(1_000)
-            dialog = page.locator(".jp-Dialog .jp-mod-accept")
-            if dialog.count():
-                dialog.first.click()
-            lab = Lab(page, root, list(cells))
-            cell = page.locator(".jp-Notebook .jp-Cell").nth(0)
-            lab.run("setup", "")
-            cell.locator(".jp-OutputArea-output", has_text="READY").wait_for(timeout=60_000)
-            yield lab
+            with opened(
+                context.new_page(), root, f"{url}/lab/tree/demos.ipynb?token={token}", list(cells)
+            ) as lab:
+                yield lab
         finally:
-            page.screenshot(path=str(root / "page.png"))  # what the page showed, for a failure
             context.close()
 
 
@@ -169,9 +182,9 @@ def test_picking_a_device_loads_there_with_progress_and_timings(lab: Lab) -> Non
     progress.wait_for(timeout=30_000)
     assert "tensors" in demo.locator(".al-demo-progress-text").inner_text()
     lab.shot(demo, "demo_bert_loading.png")
-    demo.locator(".al-demo-timing[data-device='wgpu']", has_text="load weights").wait_for(timeout=120_000)
+    demo.locator(".al-demo-timing[data-device='wgpu'][data-what^='load weights']").wait_for(timeout=120_000)
     demo.locator("button.al-demo-run").click()
-    demo.locator(".al-demo-timing[data-device='wgpu']", has_text="embed 3 sentences").wait_for(
+    demo.locator(".al-demo-timing[data-device='wgpu'][data-what^='embed 3 sentences']").wait_for(
         timeout=120_000
     )
     assert "on wgpu" in demo.locator(".al-demo-status").inner_text()
@@ -184,7 +197,7 @@ def test_vit_demo_classifies_a_chosen_image(lab: Lab) -> None:
     assert demo.locator(".al-demo-bar").count() == 5
     demo.locator("input[type='file']").set_input_files(str(lab.root / "dusk.png"))
     demo.locator(".al-demo-image-name", has_text="dusk.png").wait_for(timeout=60_000)
-    demo.locator(".al-demo-timing", has_text="classify 1 image").nth(1).wait_for(timeout=60_000)
+    demo.locator(".al-demo-timing[data-what='classify 1 image']").nth(1).wait_for(timeout=60_000)
     assert demo.locator("img.al-demo-image").evaluate("img => img.naturalWidth") == 320
     lab.shot(demo, "demo_vit.png")
 
@@ -216,14 +229,17 @@ def test_whisper_demo_transcribes_the_microphone(lab: Lab) -> None:
     demo = lab.page.locator(".al-demo-whisper")
     demo.locator("button.al-demo-record").click()
     demo.locator(".al-demo-audio-name", has_text="recording").wait_for(timeout=30_000)
-    # the fake microphone loops the sentence; live passes show the words while it records
-    demo.locator(".al-demo-timing", has_text="transcribe (live)").first.wait_for(timeout=120_000)
-    demo.locator(".al-demo-transcript", has_text="dog").wait_for(timeout=120_000)
+    # the fake microphone loops the sentence; a live pass shows what it heard so far while it records
+    demo.locator(".al-demo-timing[data-what='transcribe (live)']").first.wait_for(timeout=120_000)
+    lab.page.wait_for_function(
+        "(t) => t.textContent.trim().length > 0", arg=demo.locator(".al-demo-transcript").element_handle()
+    )
     lab.shot(demo, "demo_whisper_recording.png")
     demo.locator("button.al-demo-record").click()
     demo.locator(".al-demo-status", has_text="real time").wait_for(timeout=120_000)
     assert "microphone" in demo.locator(".al-demo-audio-name").inner_text()
-    assert "lazy dog" in demo.locator(".al-demo-transcript").inner_text().lower()
+    # tiny.en hears espeak's voice imperfectly (and the browser resampled it): the words it gets right
+    assert "over the lazy" in demo.locator(".al-demo-transcript").inner_text().lower()
 
 
 def test_vit_demo_runs_on_browser_webgpu(lab: Lab) -> None:
@@ -239,11 +255,11 @@ def test_vit_demo_runs_on_browser_webgpu(lab: Lab) -> None:
     )
     cpu_top = demo.locator(".al-demo-bar-top").get_attribute("data-label")
     picker.select_option("browser:webgpu")
-    demo.locator(".al-demo-timing[data-device='browser:webgpu']", has_text="load weights").wait_for(
+    demo.locator(".al-demo-timing[data-device='browser:webgpu'][data-what^='load weights']").wait_for(
         timeout=60_000
     )
     demo.locator("button.al-demo-run").click()
-    demo.locator(".al-demo-timing[data-device='browser:webgpu']", has_text="classify").wait_for(
+    demo.locator(".al-demo-timing[data-device='browser:webgpu'][data-what^='classify']").wait_for(
         timeout=120_000
     )
     assert not demo.locator(".al-banner-error").count()

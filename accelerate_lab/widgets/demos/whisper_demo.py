@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["WhisperDemo"]
 
+_LIVE_TOKENS_PER_S = 6  # speech is 2-4 tokens a second: room to spare, not for a loop of repeats
+
 
 def _joined(texts: Iterable[str]) -> str:
     return " ".join(text for text in texts if text)
@@ -96,10 +98,12 @@ class WhisperDemo(ModelDemo[Whisper]):
         them when ``final``) are committed, the last incomplete one is shown until the next pass."""
         todo = [np.zeros(0, np.float32)]
 
-        def take() -> np.ndarray:
+        def take() -> tuple[np.ndarray, int | None]:
             self._queued = False
             todo[0] = np.concatenate(self._heard)[self._committed :]
-            return todo[0]
+            # a live pass on a second of audio must not decode a hallucinated page: cap it by the audio
+            seconds = min(todo[0].size, CHUNK_SAMPLES) / SAMPLE_RATE
+            return todo[0], None if final else int(_LIVE_TOKENS_PER_S * seconds) + 8
 
         def add(index: int, text: str) -> None:
             left = todo[0].size - index * CHUNK_SAMPLES
@@ -112,13 +116,14 @@ class WhisperDemo(ModelDemo[Whisper]):
             self.transcript = _joined([*self._texts, tail])
 
         def run(model: Whisper) -> str:
-            for index, text in enumerate(model.transcribe_stream(take())):
+            samples, cap = take()
+            for index, text in enumerate(model.transcribe_stream(samples, cap)):
                 add(index, text)
             return self.transcript
 
         async def run_async(model: Whisper) -> str:
-            index = 0
-            async for text in model.transcribe_stream_async(take(), timeout=self.timeout):
+            (samples, cap), index = take(), 0
+            async for text in model.transcribe_stream_async(samples, cap, timeout=self.timeout):
                 add(index, text)
                 index += 1
             return self.transcript

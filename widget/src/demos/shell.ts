@@ -70,22 +70,27 @@ function progress(busy: string, counts: DemoState["progress"], status: string): 
   return box;
 }
 
+/** The measured times, grouped by what was done (latest first), so devices compare within a group. */
 function timings(rows: Timing[]): HTMLElement {
   const box = h("div", "al-demo-timings");
   if (rows.length === 0) return box;
   box.appendChild(h("div", "al-section-title", "Timings (measured)"));
-  const slowest = new Map<string, number>();
-  rows.forEach((row) => slowest.set(row.what, Math.max(slowest.get(row.what) ?? 0, row.seconds)));
+  const groups = new Map<string, Timing[]>();
+  [...rows].reverse().forEach((row) => groups.set(row.what, [...(groups.get(row.what) ?? []), row]));
   const table = h("div", "al-demo-timing-table");
-  [...rows].reverse().forEach((row) => {
-    const line = h("div", "al-demo-timing");
-    line.dataset.device = row.device;
-    const track = h("div", "al-bar-track");
-    const fill = h("div", "al-bar-fill");
-    fill.style.width = `${Math.max(1, (100 * row.seconds) / (slowest.get(row.what) || 1)).toFixed(1)}%`;
-    track.appendChild(fill);
-    line.append(h("span", "al-demo-timing-what", row.what), h("span", "al-mono al-demo-timing-device", row.device), track, h("span", "al-mono al-demo-timing-value", duration(row.seconds)));
-    table.appendChild(line);
+  groups.forEach((group, what) => {
+    const slowest = Math.max(...group.map((row) => row.seconds)) || 1;
+    group.forEach((row, i) => {
+      const line = h("div", i === 0 ? "al-demo-timing al-demo-timing-first" : "al-demo-timing");
+      line.dataset.device = row.device;
+      line.dataset.what = row.what;
+      const track = h("div", "al-bar-track");
+      const fill = h("div", "al-bar-fill");
+      fill.style.width = `${Math.max(1, (100 * row.seconds) / slowest).toFixed(1)}%`;
+      track.appendChild(fill);
+      line.append(h("span", "al-demo-timing-what", i === 0 ? what : ""), h("span", "al-mono al-demo-timing-device", row.device), track, h("span", "al-mono al-demo-timing-value", duration(row.seconds)));
+      table.appendChild(line);
+    });
   });
   box.appendChild(table);
   return box;
