@@ -91,7 +91,7 @@ def _notebook(path: Path, repeats: int) -> None:
 
 
 def _run_cell(page: Any, index: int, expect: str, timeout_ms: int) -> str:
-    """Run one cell (pressing again if JupyterLab missed the key); its output once ``expect`` or an error shows.
+    """Run one cell (pressing again if the key was missed); its output once ``expect`` or an error shows.
 
     A missed key leaves the prompt at ``[ ]:``; JupyterLab misses it now and then on a loaded machine.
     """

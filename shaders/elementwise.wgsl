@@ -11,7 +11,8 @@
 //   [4..12) shape of the iteration space (row-major; padded with 1)
 //   [12..28) scalars as raw bits (f32 / i32 / u32; an int64 takes two words)
 //   [28 + 9k] offset of operand k, [29 + 9k .. 37 + 9k) its strides (0 on broadcast axes)
-// Override constants: WG (threads per workgroup). Dispatch: (x, y) workgroups, flattened.
+// Override constants: WG (threads per workgroup), LINEAR (rank 1: offset + i * stride, no division).
+// Dispatch: (x, y) workgroups, flattened.
 //#if F16
 enable f16;
 //#endif
@@ -22,23 +23,23 @@ struct Params { w: array<vec4<i32>, 64> }
 //{{BINDINGS}}
 
 override WG: u32 = 64u;
+override LINEAR: bool = false;
 
 fn word(i: u32) -> i32 {
     return P.w[i >> 2u][i & 3u];
 }
 
-// Element `linear` of the iteration space in operand k. Axes are peeled from the innermost with one
-// division each; the outermost needs none (linear < count), so a dense op, which the host merges
-// into one axis, costs a multiply-add per operand.
+// Element `linear` of the iteration space in operand k. With LINEAR (the host merged the space into
+// one axis: every dense op) that is a multiply-add. Otherwise axes are peeled from the innermost, one
+// division each; the outermost needs none (linear < count).
 fn offset_of(linear: u32, k: u32) -> u32 {
     let base = 28u + 9u * k;
+    if (LINEAR) {
+        return u32(word(base) + i32(linear) * word(base + 1u));
+    }
     var rem = linear;
     var off = word(base);
-    let rank = u32(word(1u));
-    if (rank == 1u) {
-        return u32(off + i32(linear) * word(base + 1u));
-    }
-    for (var d = rank - 1u; d > 0u; d--) {
+    for (var d = u32(word(1u)) - 1u; d > 0u; d--) {
         let n = u32(word(4u + d));
         let q = rem / n;
         off += i32(rem - q * n) * word(base + 1u + d);

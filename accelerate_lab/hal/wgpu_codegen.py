@@ -9,6 +9,7 @@ Only names from the op library and operand numbers enter the source.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,15 +171,20 @@ class ElementwiseProgram:
 
     def source(self) -> str:
         """The complete WGSL module."""
-        flags = ("F16",) if self.uses_f16 else ()
-        template = wgpu_shaders.prepare(
-            wgpu_shaders.load("elementwise.wgsl"),
-            flags,
-            slots={"BINDINGS": self.bindings(1), "BODY": "\n".join(self.lines)},
-        )
-        return wgpu_shaders.compose(template, library(flags))
+        return _module(("F16",) if self.uses_f16 else (), self.bindings(1), "\n".join(self.lines))
 
 
+@functools.lru_cache(maxsize=256)
+def _module(flags: tuple[str, ...], bindings: str, body: str) -> str:
+    """The module for one generated kernel; cached since a loop builds the same kernel every step and
+    preparing the op library costs more host time than a large dispatch takes on a GPU."""
+    template = wgpu_shaders.prepare(
+        wgpu_shaders.load("elementwise.wgsl"), flags, slots={"BINDINGS": bindings, "BODY": body}
+    )
+    return wgpu_shaders.compose(template, library(flags))
+
+
+@functools.cache
 def library(flags: tuple[str, ...]) -> str:
     """The op library prepared for ``flags``."""
     return wgpu_shaders.prepare(wgpu_shaders.load("elementwise_ops.wgsl"), flags)

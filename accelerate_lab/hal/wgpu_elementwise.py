@@ -89,7 +89,7 @@ def run_program(runtime: Runtime, program: ElementwiseProgram, workgroup: int) -
     if len(dims) > MAX_RANK:
         raise Unsupported(f"more than {MAX_RANK} non-mergeable axes")
     layout = ("uniform", *("write" if w else "read" for w in program.writes))
-    pipeline = runtime.pipeline(program.source(), layout, {"WG": workgroup})
+    pipeline = runtime.pipeline(program.source(), layout, {"WG": workgroup, "LINEAR": int(len(dims) == 1)})
     box = _boxes(runtime, views, dims, strides)
     scalars = [*program.scalar_words, *([0] * (MAX_SCALAR_WORDS - len(program.scalar_words)))]
     for origin in itertools.product(*(range(0, n, b) for n, b in zip(dims, box, strict=True))):

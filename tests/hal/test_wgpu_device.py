@@ -37,6 +37,35 @@ def test_freed_buffers_return_to_the_pool(gpu: Any) -> None:
     assert gpu.memory().peak_bytes >= held
 
 
+def test_a_full_pool_gives_back_its_oldest_buffers_first(gpu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from accelerate_lab.hal import wgpu_runtime
+
+    gpu.runtime.flush()
+    monkeypatch.setattr(wgpu_runtime, "_POOL_BYTES", 4 << 20)
+    for _ in range(2):  # fill the pool with 1 MiB buffers, then free a 2 MiB one
+        small = [gpu.upload(np.ones(1 << 18, np.float32)) for _ in range(4)]
+        del small
+        large = gpu.upload(np.ones(1 << 19, np.float32))
+        buffer = large.storage.buffer
+        del large
+    assert gpu.upload(np.ones(1 << 19, np.float32)).storage.buffer is buffer
+
+
+def test_recorded_work_is_submitted_before_it_holds_half_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    from accelerate_lab.hal import wgpu_runtime
+    from accelerate_lab.hal.wgpu_device import WgpuDevice
+
+    monkeypatch.setattr(wgpu_runtime, "_POOL_BYTES", 8 << 20)
+    dev = WgpuDevice()
+    x = al.tensor(np.ones(1 << 18, np.float32), device=dev)  # 1 MiB
+    held = dev.memory().allocated_bytes
+    for _ in range(20):  # each result is computed, then dropped: its buffer is recycled
+        out = x + 1.0
+        dev.graph.concrete(out._buf)
+    assert dev.memory().peak_bytes <= held + (6 << 20)
+    np.testing.assert_array_equal(out.numpy(), 2.0)
+
+
 def test_many_dispatches_share_one_submission_and_readback_is_lazy(gpu: Any) -> None:
     x = al.tensor(rng.standard_normal(64).astype(np.float32), device=gpu)
     submissions = gpu.stats.submissions

@@ -245,6 +245,8 @@ def test_views_are_read_through_strides(gpu: Any) -> None:
     for fn in (
         lambda t: t.T,
         lambda t: t[1:, ::-2, 3],
+        lambda t: t[2, ::-1, 4],
+        lambda t: al.broadcast_to(t[0, 1, 2:3], (9,)),
         lambda t: t[..., None, 1],
         lambda t: t.transpose(1, 0, 2)[2],
         lambda t: al.broadcast_to(t[:, :1], (4, 6, 5)),

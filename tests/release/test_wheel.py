@@ -90,7 +90,8 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
 
 @pytest.fixture(scope="module")
 def installed(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """The wheel with its gpu and api extras (and anywidget) in a venv whose PATH is its bin alone."""
+    """The wheel with its gpu, api and models extras (and anywidget: every widget, the model demos
+    included, imports) in a venv whose PATH is its bin alone."""
     home = tmp_path_factory.mktemp("user")
     venv.EnvBuilder(with_pip=False).create(home / "venv")
     bin_dir = home / "venv" / "bin"
@@ -102,7 +103,7 @@ def installed(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Ins
     # this process's pip installs into the new interpreter (no ensurepip: faster); no .pyc compiling
     pip = [sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "--disable-pip-version-check"]
     subprocess.run(
-        [*pip, "install", "--quiet", "--no-compile", f"{release.wheel}[gpu,api]", "anywidget"],
+        [*pip, "install", "--quiet", "--no-compile", f"{release.wheel}[gpu,api,models]", "anywidget"],
         check=True,
         capture_output=True,
         env=env,

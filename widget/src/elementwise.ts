@@ -182,7 +182,7 @@ export function runProgram(gpu: GpuRuntime, program: Program): void {
   if (dims.length > MAX_RANK) throw new BrowserError("unsupported", `more than ${MAX_RANK} non-mergeable axes`);
   const layout = ["uniform" as const, ...program.writes.map((w) => (w ? ("write" as const) : ("read" as const)))];
   const wg = gpu.workgroup;
-  const pipeline = gpu.pipeline(program.source(), layout, { WG: wg });
+  const pipeline = gpu.pipeline(program.source(), layout, { WG: wg, LINEAR: dims.length === 1 ? 1 : 0 });
   const words = new Int32Array(UNIFORM_WORDS);
   words.set([count, dims.length, 0, 0]);
   words.set([...dims, ...new Array<number>(MAX_RANK - dims.length).fill(1)], 4);

@@ -14,6 +14,7 @@ far is transcribed again whenever the previous pass has finished, so the text fo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +90,8 @@ class WhisperDemo(ModelDemo[Whisper]):
 
     def _begin(self, name: str, heard: list[np.ndarray]) -> None:
         self._texts: list[str] = []
-        self._heard, self._committed, self._queued = heard, 0, False
+        self._heard, self._committed = heard, 0
+        self._waiting: Future[str] | None = None  # the last live pass queued
         self.audio_name, self.transcript = name, ""
         self.audio_seconds = sum(part.size for part in heard) / SAMPLE_RATE
 
@@ -99,7 +101,6 @@ class WhisperDemo(ModelDemo[Whisper]):
         todo = [np.zeros(0, np.float32)]
 
         def take() -> tuple[np.ndarray, int | None]:
-            self._queued = False
             todo[0] = np.concatenate(self._heard)[self._committed :]
             # a live pass on a second of audio must not decode a hallucinated page: cap it by the audio
             seconds = min(todo[0].size, CHUNK_SAMPLES) / SAMPLE_RATE
@@ -149,11 +150,14 @@ class WhisperDemo(ModelDemo[Whisper]):
         elif kind == "pcm" and samples is not None and self.recording:
             self._heard.append(samples)
             self.audio_seconds += samples.size / SAMPLE_RATE
-            if not self._queued:  # one live pass waits at most: it takes everything heard by then
-                self._queued = True
-                self._start(self._pass(final=False, what="transcribe (live)"))
+            # one live pass waits at most: when it starts, it takes everything heard by then
+            waiting = self._waiting
+            if waiting is None or waiting.running() or waiting.done():
+                self._waiting = self._start(self._pass(final=False, what="transcribe (live)"))
         elif kind == "mic" and content.get("state") == "stop":
             self.recording = False
+            if self._waiting is not None:  # the final pass hears all: a live pass not started is moot
+                self._waiting.cancel()
             if self._heard:
                 self._start(self._pass(final=True, what=f"transcribe {self.audio_seconds:.1f} s"))
         else:
