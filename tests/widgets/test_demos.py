@@ -174,6 +174,8 @@ def test_whisper_demo_transcribes_a_file_and_the_microphone(whisper: Whisper, sp
         samples = load_audio(speech_wav)
         demo._on_msg(None, {"kind": "mic", "state": "start"}, [])
         demo._on_msg(None, {"kind": "pcm"}, [samples.astype("<f4").tobytes()])
+        demo.wait()
+        assert demo.recording and "lazy" in demo.transcript  # the live pass's text, while recording
         demo._on_msg(None, {"kind": "mic", "state": "stop"}, [])
         demo.wait()
         assert demo.transcript == text and demo.audio_name == "microphone" and not demo.recording
