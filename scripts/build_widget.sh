@@ -16,7 +16,9 @@ if [[ ! -f "$modules/.installed" ]]; then
   echo "build_widget: installing npm packages into $modules"
   work=$(mktemp -d)
   cp widget/package.json widget/package-lock.json "$work/"
-  (cd "$work" && npm ci --no-audit --no-fund --loglevel=error)
+  # no install scripts: onnxruntime-node's (pulled in by @huggingface/transformers) downloads from the
+  # internet and fails offline; nothing here needs one (esbuild finds its platform binary without it)
+  (cd "$work" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   rm -rf "$CACHE/npm-$lock_hash"
   mkdir -p "$CACHE/npm-$lock_hash"
   mv "$work/node_modules" "$modules"

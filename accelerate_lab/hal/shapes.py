@@ -87,20 +87,17 @@ def normalize_axes(axis: int | Sequence[int] | None, rank: int) -> tuple[int, ..
 
 def reshape_shape(size: int, old: Sequence[int], new: Sequence[int]) -> Shape:
     """Resolve one ``-1`` in ``new`` and check that the element count is unchanged."""
-    new = tuple(int(d) for d in new)
-    if math.prod(new) == size and (not new or min(new) >= 0):  # the common case: nothing to resolve
+    new = tuple(map(int, new))
+    lowest = min(new, default=0)
+    if lowest >= 0 and math.prod(new) == size:  # the common case: nothing to resolve
         return new
-    unknown = [i for i, d in enumerate(new) if d == -1]
-    if len(unknown) > 1 or any(d < -1 for d in new):
+    if lowest < -1 or new.count(-1) > 1:
         raise ShapeError(f"cannot reshape {tuple(old)} to {new}: only one -1 and no negative sizes")
     known = math.prod(d for d in new if d != -1)
-    if unknown:
-        if known == 0 or size % known:
-            raise ShapeError(f"cannot reshape {tuple(old)} ({size} elements) to {new}")
-        new = tuple(size // known if d == -1 else d for d in new)
-    elif known != size:
-        raise ShapeError(f"cannot reshape {tuple(old)} ({size} elements) to {new} ({known} elements)")
-    return new
+    if lowest == -1 and known and size % known == 0:
+        return tuple(size // known if d == -1 else d for d in new)
+    listed = f"{new} ({known} elements)" if lowest >= 0 else str(new)
+    raise ShapeError(f"cannot reshape {tuple(old)} ({size} elements) to {listed}")
 
 
 def conv_output_shape(

@@ -42,15 +42,17 @@ def sum(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean over ``axis`` (integers give float64, as numpy)."""
     axes = shapes.normalize_axes(axis, x.rank)
-    n = _count(x, axes)
     return apply(
-        "mean", (x,), {"axis": axes, "keepdims": keepdims}, backward=lambda g: (div(_spread(g, x, axes), n),)
+        "mean",
+        (x,),
+        {"axis": axes, "keepdims": keepdims},
+        backward=lambda g: (div(_spread(g, x, axes), _count(x, axes)),),
     )
 
 
 def _extreme(kernel: str, x: Tensor, axis: Axis, keepdims: bool) -> Tensor:
     axes = shapes.normalize_axes(axis, x.rank)
-    if x.size == 0 or (axes is not None and builtins.any(x.shape[i] == 0 for i in axes)):
+    if 0 in x.shape and (axes is None or builtins.any(x.shape[i] == 0 for i in axes)):
         raise ShapeError(f"{kernel} of an empty axis of shape {x.shape} has no value")
 
     def rule(g: Tensor) -> tuple[Tensor]:
@@ -84,10 +86,9 @@ def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor
 def var(x: Tensor, axis: Axis = None, keepdims: bool = False, correction: int = 0) -> Tensor:
     """Variance over ``axis``; ``correction=1`` gives the unbiased estimate (numpy's ``ddof``)."""
     axes = shapes.normalize_axes(axis, x.rank)
-    n = _count(x, axes)
 
     def rule(g: Tensor) -> tuple[Tensor]:
         centered = sub(x, apply("mean", (x,), {"axis": axes, "keepdims": True}))
-        return (mul(centered, div(_spread(g, x, axes), (n - correction) / 2)),)
+        return (mul(centered, div(_spread(g, x, axes), (_count(x, axes) - correction) / 2)),)
 
     return apply("var", (x,), {"axis": axes, "keepdims": keepdims, "correction": correction}, backward=rule)

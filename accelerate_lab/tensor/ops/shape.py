@@ -70,8 +70,12 @@ def transpose(x: Tensor, axes: Sequence[int] | None = None) -> Tensor:
     )
     if sorted(perm) != list(range(x.rank)):
         raise ShapeError(f"transpose: axes {tuple(axes or ())} are not a permutation of {x.rank} axes")
-    inverse = tuple(perm.index(i) for i in range(x.rank))
-    return apply("transpose", (x,), {"axes": perm}, backward=lambda g: (transpose(g, inverse),))
+    return apply(
+        "transpose",
+        (x,),
+        {"axes": perm},
+        backward=lambda g: (transpose(g, [perm.index(i) for i in range(len(perm))]),),
+    )
 
 
 def squeeze(x: Tensor, axis: int | Sequence[int] | None = None) -> Tensor:
