@@ -107,7 +107,7 @@ def _run_cell(page: Any, index: int, expect: str, timeout_ms: int) -> str:
             break
     done = re.compile(f"{re.escape(expect)}|Error|Traceback")
     cell.locator(".jp-OutputArea-output", has_text=done).first.wait_for(timeout=timeout_ms)
-    return str(cell.locator(".jp-OutputArea-output").inner_text())
+    return "\n".join(cell.locator(".jp-OutputArea-output").all_inner_texts())
 
 
 def main() -> None:

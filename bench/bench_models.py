@@ -14,12 +14,17 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the ONNX export helper lives in tests/
+
+from tests.models.onnx_export import export_last_hidden_state
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -37,33 +42,6 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def export_onnx(model: object, folder: Path) -> Path:
-    import torch
-
-    class LastHiddenState(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # type: ignore[operator,no-any-return]
-
-    path = folder / "bert.onnx"
-    ids = torch.ones((2, 16), dtype=torch.int64)
-    torch.onnx.export(
-        LastHiddenState().eval(),
-        (ids, torch.ones_like(ids)),
-        str(path),
-        input_names=["input_ids", "attention_mask"],
-        output_names=["last_hidden_state"],
-        dynamic_axes={
-            name: {0: "batch", 1: "length"} for name in ("input_ids", "attention_mask", "last_hidden_state")
-        },
-        dynamo=False,
-    )
-    return path
-
-
 def bench_bert(repeats: int, rows: list[tuple[str, float, str, float]]) -> None:
     import onnxruntime
     import torch
@@ -78,7 +56,8 @@ def bench_bert(repeats: int, rows: list[tuple[str, float, str, float]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = os.cpu_count() or 1
-        session = onnxruntime.InferenceSession(str(export_onnx(reference, Path(tmp))), options)
+        onnx = export_last_hidden_state(reference, Path(tmp) / "bert.onnx")
+        session = onnxruntime.InferenceSession(str(onnx), options)
     rng = np.random.default_rng(0)
     for batch in (1, 8, 32):
         ids = rng.integers(1000, 30000, (batch, 128))

@@ -24,10 +24,9 @@ import asyncio
 import itertools
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,10 +57,23 @@ class _Request:
     version: int
     array: np.ndarray | None = None
     error: BrowserError | None = None
+    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
         return self.array is not None or self.error is not None
+
+    def settle(self, array: np.ndarray | None = None, error: BrowserError | None = None) -> None:
+        """Record the outcome and wake the awaiting coroutines (the reply may come on another thread)."""
+        self.array, self.error = array, error
+        for loop, waiter in self.waiters:
+            loop.call_soon_threadsafe(_wake, waiter)
+        self.waiters.clear()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class BrowserProxyDevice:
@@ -239,37 +251,42 @@ class BrowserProxyDevice:
         """Handle one reply from the front end (downloads, errors, memory)."""
         reply = parse_reply(content, buffers)
         self.browser_memory = reply.memory
+        if reply.error is not None:  # a failed batch's data may be wrong: never hand it out
+            log.warning(
+                "%s: batch %d failed at command %s: %s",
+                self.name,
+                reply.seq,
+                reply.failed_command,
+                reply.error,
+            )
+            self.fail(reply.error)
+            return
         with self._lock:
             for request_id, data in reply.downloads.items():
                 request = self._requests.pop(request_id, None)
                 if request is None:
                     continue
-                if reply.error is not None:  # a failed batch's data may be wrong: never hand it out
-                    request.error = reply.error
-                    continue
                 view = request.view
-                request.array = decode_array(data, view.shape, view.dtype)
-                assert view.storage is not None
+                request.settle(decode_array(data, view.shape, view.dtype))
+                assert view.storage is not None and request.array is not None
                 if self._versions.get(view.storage.buffer, 0) == request.version:
                     self._arrived[view] = (request.version, request.array)
-            if reply.error is not None:
-                log.warning(
-                    "%s: batch %d failed at command %s: %s",
-                    self.name,
-                    reply.seq,
-                    reply.failed_command,
-                    reply.error,
-                )
-                self._failure = reply.error
-                for request in list(self._requests.values()):
-                    request.error = reply.error
+
+    def fail(self, error: BrowserError) -> None:
+        """Pending downloads fail with ``error``, and so does the next call (a batch went wrong)."""
+        with self._lock:
+            self._failure = error
+            for request in self._requests.values():
+                request.settle(error=error)
+            self._requests.clear()
 
     def disconnect(self, reason: str) -> None:
         """The front end went away: pending downloads fail, later calls raise `BrowserDeviceLost`."""
         self._closed = reason
-        for request in self._requests.values():
-            request.error = BrowserDeviceLost(f"{self.name} disconnected: {reason}")
-        self._requests.clear()
+        with self._lock:
+            for request in self._requests.values():
+                request.settle(error=BrowserDeviceLost(f"{self.name} disconnected: {reason}"))
+            self._requests.clear()
 
     # ---- downloads ------------------------------------------------------------------------------
     def _cached(self, view: WgpuBuffer) -> np.ndarray | None:
@@ -314,15 +331,21 @@ class BrowserProxyDevice:
         if found is not None:
             return found
         request = self._request(buffer)
-        limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        while not request.done:
-            if time.monotonic() > deadline:
+        if not request.done:  # the reply resolves the future: no polling, no added latency
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            with self._lock:
+                if not request.done:
+                    request.waiters.append((loop, waiter))
+            limit = self.timeout if timeout is None else timeout
+            try:
+                if not request.done:
+                    await asyncio.wait_for(waiter, limit)
+            except TimeoutError:
                 raise BrowserTimeout(
                     f"{self.name} did not answer within {limit:g} s: is the BrowserDevice widget still shown "
                     "in an open browser tab? (re-run the cell that shows it)"
-                )
-            await asyncio.sleep(0.002)
+                ) from None
         if request.error is not None:
             self._failure = None
             raise request.error

@@ -23,6 +23,7 @@ __all__ = [
     "BrowserKernelError",
     "BrowserOutOfMemory",
     "BrowserTimeout",
+    "BrowserTransferError",
     "NoWebGPUError",
     "error_from_report",
 ]
@@ -56,6 +57,10 @@ class BrowserTimeout(BrowserError, TimeoutError):
     """The browser did not answer in time."""
 
 
+class BrowserTransferError(BrowserError):
+    """A message between the kernel and the browser arrived incomplete (a chunk of it went missing)."""
+
+
 class BrowserDataPending(BrowserError):
     """A tensor's data is still in the browser and cannot arrive while a cell runs synchronously."""
 
@@ -68,6 +73,7 @@ _KINDS: dict[str, tuple[type[BrowserError], str]] = {
     "device-lost": (BrowserDeviceLost, "the browser's GPU device was lost"),
     "no-webgpu": (NoWebGPUError, "the browser has no WebGPU"),
     "index": (BrowserIndexError, "an index was out of range in the browser"),
+    "transfer": (BrowserTransferError, "a message from the kernel arrived incomplete in the browser"),
 }
 
 _NEXT_STEP: dict[type[BrowserError], str] = {
@@ -76,6 +82,7 @@ _NEXT_STEP: dict[type[BrowserError], str] = {
     BrowserDeviceLost: "re-run the cell that shows al.BrowserDevice() to reconnect",
     NoWebGPUError: "tensors stay on the kernel's devices ('cpu', 'wgpu'); see notebooks/03_devices.ipynb",
     BrowserIndexError: "check that every id lies in [0, rows of the table)",
+    BrowserTransferError: "the tensors of that batch are missing; re-run the cell",
 }
 
 

@@ -92,7 +92,7 @@ def analyze(tensors: Sequence[SharedTensor]) -> SharingAnalysis:
         if len(matching) >= 2:
             by_type[tensor_type] = matching
     found = duplicate_storages(tensors)
-    duplicates = tuple(_duplicate_group(group, found) for group in found.groups)
+    duplicates = tuple(_duplicate_group(group, found) for group in found.groups())
     return SharingAnalysis(by_type, duplicates)
 
 

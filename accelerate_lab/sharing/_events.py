@@ -1,7 +1,8 @@
 """The event history of a sharing manager, and the listeners that follow it (the memory dashboard).
 
 History entries are kept as plain tuples in a bounded deque (the acquire/release path records one
-per call) and become :class:`SharingEvent` objects only when read or sent to a listener.
+per call) and become :class:`SharingEvent` objects only when read or sent to a listener. A batch (the
+tensors one ``optimize_memory_usage`` frees) is still one entry per tensor, made by ``zip`` in C.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Literal, TypeAlias
 
 __all__ = ["EventKind", "EventLog", "Listener", "SharingEvent"]
@@ -63,12 +65,34 @@ class EventLog:
         entry: _Entry = (kind, tensor, model, nbytes, device, time.time(), other)
         self._history.append(entry)
         if self._listeners:
-            event = SharingEvent(*entry)
-            for listener in tuple(self._listeners):
-                try:
-                    listener(event)
-                except Exception:  # a broken listener must not break memory management
-                    logger.exception("sharing event listener %r failed on %s", listener, event)
+            self._notify(entry)
+
+    def record_batch(
+        self,
+        kind: EventKind,
+        tensors: Iterable[str],
+        nbytes: Iterable[int],
+        devices: Iterable[str],
+        others: Iterable[str] | None = None,
+    ) -> None:
+        """One ``kind`` event per tensor (no model), all at the same time, in the order given."""
+        entries: Iterable[_Entry] = zip(
+            repeat(kind), tensors, repeat(None), nbytes, devices, repeat(time.time()), others or repeat(None)
+        )
+        if not self._listeners:
+            self._history.extend(entries)
+            return
+        for entry in entries:
+            self._history.append(entry)
+            self._notify(entry)
+
+    def _notify(self, entry: _Entry) -> None:
+        event = SharingEvent(*entry)
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not break memory management
+                logger.exception("sharing event listener %r failed on %s", listener, event)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)

@@ -74,12 +74,12 @@ class _Counters:
         self.alloc_count += 1
         self.peak_count = max(self.peak_count, self.current_count)
 
-    def remove(self, nbytes: int, evicted: bool) -> None:
+    def remove(self, nbytes: int, count: int, evicted: bool) -> None:
         self.current -= nbytes
         self.freed += nbytes
-        self.current_count -= 1
-        self.frees += 1
-        self.evictions += evicted
+        self.current_count -= count
+        self.frees += count
+        self.evictions += count if evicted else 0
 
     def snapshot(self, budget: int | None) -> MemoryCounters:
         return MemoryCounters(
@@ -122,9 +122,10 @@ class Ledger:
         self._for(device).add(nbytes)
         self._all.add(nbytes)
 
-    def freed(self, device: str, nbytes: int, *, evicted: bool) -> None:
-        self._devices[device].remove(nbytes, evicted)
-        self._all.remove(nbytes, evicted)
+    def freed(self, device: str, nbytes: int, *, count: int = 1, evicted: bool) -> None:
+        """``count`` allocations of ``nbytes`` together were given back."""
+        self._devices[device].remove(nbytes, count, evicted)
+        self._all.remove(nbytes, count, evicted)
 
     def refused(self, device: str) -> None:
         self._for(device).refusals += 1

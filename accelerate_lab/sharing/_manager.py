@@ -175,7 +175,7 @@ class TensorSharingManager:
                 raise ValueError(
                     f"{name!r} cannot be freed: {why_held(tensor)}; release, unpin or close it first"
                 )
-            return self._pool.free(tensor, "free", "freed by free_shared_tensor()")
+            return self._pool.free([tensor], "free", "freed by free_shared_tensor()")
 
     def __contains__(self, name: object) -> bool:
         return name in self._pool.tensors
@@ -193,25 +193,16 @@ class TensorSharingManager:
         pool = self._pool
         with pool.lock:
             initial = pool.ledger.total().current_bytes
-            freed_names, freed = [], 0
-            for tensor in pool.freeable():
-                freed += pool.free(tensor, "free", "freed by optimize_memory_usage()")
-                freed_names.append(tensor.name)
-            merged: list[tuple[str, str]] = []
-            merged_bytes = 0
-            duplicates = duplicate_storages(pool.tensors.values())
-            for group in duplicates.groups:
-                keep, keep_name = group[0], duplicates.users(group[0])[0].name
-                for tensor in (t for storage in group[1:] for t in duplicates.users(storage)):
-                    merged_bytes += pool.merge(tensor, keep, keep_name)
-                    merged.append((tensor.name, keep_name))
+            freeable = pool.freeable()
+            freed = pool.free(freeable, "free", "freed by optimize_memory_usage()")
+            merged, merged_bytes = pool.merge(duplicate_storages(pool.tensors.values()))
             final = pool.ledger.total().current_bytes
             return OptimizationResult(
                 initial_bytes=initial,
                 final_bytes=final,
                 freed_bytes=freed,
                 merged_bytes=merged_bytes,
-                freed_tensors=tuple(freed_names),
+                freed_tensors=tuple(tensor.name for tensor in freeable),
                 merged_tensors=tuple(merged),
                 reduction_percent=100.0 * (initial - final) / initial if initial else 0.0,
                 remaining_tensors=len(pool.tensors),

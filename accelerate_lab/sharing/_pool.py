@@ -7,18 +7,28 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import compress
+from operator import attrgetter, not_
 from typing import Literal
 
 from accelerate_lab.errors import MemoryBudgetExceeded
 from accelerate_lab.hal.device import Device
+from accelerate_lab.sharing._dedupe import Duplicates
 from accelerate_lab.sharing._events import EventKind, EventLog
 from accelerate_lab.sharing._ledger import Ledger, format_bytes
 from accelerate_lab.sharing._storage import Plan, Storage, release
 from accelerate_lab.sharing._tensor import SharedTensor
 
 __all__ = ["Pool", "why_held"]
+
+# attribute reads that run in C over a batch of 100,000 tensors or storages
+_REFERENCES = attrgetter("_refs.total")
+_NAME = attrgetter("name")
+_DEVICE = attrgetter("storage_type")
+_STORAGE_DEVICE = attrgetter("device.name")
+_NBYTES = attrgetter("nbytes")
 
 
 class Pool:
@@ -93,8 +103,7 @@ class Pool:
             users_left[id(storage)] = users_left.get(id(storage), storage.users) - 1
             gain += storage.nbytes if users_left[id(storage)] == 0 else 0
             if gain >= need:
-                for victim in victims:
-                    self.free(victim, "evict", f"evicted to make room for {name!r}")
+                self.free(victims, "evict", f"evicted to make room for {name!r}")
                 return
         self.ledger.refused(device)
         raise MemoryBudgetExceeded(self._refusal(device, nbytes, name, in_use, budget, gain))
@@ -102,30 +111,62 @@ class Pool:
     def freeable(self) -> list[SharedTensor]:
         """The tensors that could be freed now, least recently used first."""
         now = time.monotonic()
-        return [t for t in self.tensors.values() if t._freeable(now)]
+        tensors = self.tensors.values()
+        # reference counts are read in C: only the unreferenced tensors take the full check
+        unreferenced = compress(tensors, map(not_, map(_REFERENCES, tensors)))
+        return [tensor for tensor in unreferenced if tensor._freeable(now)]
 
-    def free(self, tensor: SharedTensor, kind: Literal["evict", "free"], fate: str) -> int:
-        """Drop ``tensor`` and its storage (when no other tensor shares it); the bytes released."""
-        storage = tensor._take_storage(fate)
-        del self.tensors[tensor.name]
-        released = self.unshare(storage, evicted=kind == "evict")
-        self.log.record(kind, tensor.name, None, released, storage.device.name)
-        return released
+    def free(self, tensors: Sequence[SharedTensor], kind: Literal["evict", "free"], fate: str) -> int:
+        """Drop ``tensors`` (each freeable) and the storages no other tensor reads; the bytes released.
 
-    def merge(self, duplicate: SharedTensor, keep: Storage, keep_name: str) -> int:
-        """Let ``duplicate`` read ``keep`` (identical contents, read by ``keep_name``); the bytes released."""
-        old = duplicate._share_storage(keep)
-        released = self.unshare(old, evicted=False)
-        self.log.record("dedupe", duplicate.name, None, released, old.device.name, keep_name)
-        return released
+        One batch: an event per tensor, all stamped alike, and one ledger entry per device.
+        """
+        registry = self.tensors
+        released: list[int] = []
+        emptied: list[Storage] = []
+        for tensor in tensors:
+            storage = tensor._take_storage(fate)
+            del registry[tensor.name]
+            storage.users -= 1
+            if storage.users:
+                released.append(0)
+            else:
+                released.append(storage.nbytes)
+                emptied.append(storage)
+        self._give_back(emptied, evicted=kind == "evict")
+        self.log.record_batch(kind, map(_NAME, tensors), released, map(_DEVICE, tensors))
+        return sum(released)
 
-    def unshare(self, storage: Storage, *, evicted: bool) -> int:
-        storage.users -= 1
-        if storage.users:
-            return 0
-        self.ledger.freed(storage.device.name, storage.nbytes, evicted=evicted)
-        release(storage)
-        return storage.nbytes
+    def merge(self, duplicates: Duplicates) -> tuple[list[tuple[str, str]], int]:
+        """Let the tensors of each copy read its original instead (identical contents).
+
+        Returns (tensor, tensor whose storage it now reads) pairs and the bytes released; one ``dedupe``
+        event per tensor.
+        """
+        moved: list[SharedTensor] = []
+        keepers: list[SharedTensor] = []
+        released: list[int] = []
+        for copy, original in zip(duplicates.copies, duplicates.originals, strict=True):
+            keeper = duplicates.first_user[original]
+            for tensor in duplicates.users(copy):
+                tensor._share_storage(original)
+                moved.append(tensor)
+                keepers.append(keeper)
+                copy.users -= 1
+                released.append(0 if copy.users else copy.nbytes)
+        self._give_back(duplicates.copies, evicted=False)
+        merged = list(zip(map(_NAME, moved), map(_NAME, keepers), strict=True))
+        self.log.record_batch("dedupe", map(_NAME, moved), released, map(_DEVICE, moved), map(_NAME, keepers))
+        return merged, sum(released)
+
+    def _give_back(self, storages: list[Storage], *, evicted: bool) -> None:
+        """Return the memory of ``storages``, which no tensor reads any more, to their devices."""
+        for storage in storages:
+            release(storage)
+        devices = list(map(_STORAGE_DEVICE, storages))
+        for device, count in Counter(devices).items():
+            nbytes = sum(compress(map(_NBYTES, storages), map(device.__eq__, devices)))
+            self.ledger.freed(device, nbytes, count=count, evicted=evicted)
 
     def _refusal(self, device: str, nbytes: int, name: str, in_use: int, budget: int, freeable: int) -> str:
         by_storage: dict[int, list[SharedTensor]] = {}

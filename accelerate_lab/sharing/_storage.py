@@ -29,7 +29,8 @@ __all__ = ["Plan", "Storage", "plan_adoption", "plan_allocation", "plan_copy", "
 class Storage:
     """Device memory shared by one or more shared tensors (``users``; more than one after dedupe).
 
-    ``serial`` orders storages by creation (dedupe keeps the oldest).
+    ``layout`` (device, dtype and shape) is what dedupe groups by; ``serial`` orders storages by
+    creation (dedupe keeps the oldest).
     """
 
     tensor: Tensor
@@ -37,6 +38,7 @@ class Storage:
     device: Device
     nbytes: int
     buffer: Buffer | None
+    layout: bytes
     users: int = 0
     serial: int = 0
 
@@ -57,7 +59,8 @@ def _storage(t: Tensor, device: Device, buffer: Buffer | None) -> Storage:
 
 
 def _shaped(flat: Tensor, shape: tuple[int, ...], device: Device, buffer: Buffer | None) -> Storage:
-    return Storage(ops.reshape(flat, shape), flat, device, flat.nbytes, buffer)
+    layout = f"{device.name}|{flat.dtype}|{shape}|".encode()
+    return Storage(ops.reshape(flat, shape), flat, device, flat.nbytes, buffer, layout)
 
 
 def _uploaded(host: np.ndarray, device: Device) -> Storage:

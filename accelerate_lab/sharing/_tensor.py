@@ -42,7 +42,6 @@ class SharedTensor:
         "__weakref__",
         "_fate",
         "_last_used",
-        "_layout",
         "_pinned",
         "_pool",
         "_refs",
@@ -82,7 +81,6 @@ class SharedTensor:
         self._pinned = False
         self._last_used = time.monotonic()
         self._fate = ""
-        self._layout = f"{self.storage_type}|{self.dtype}|{self.shape}|".encode()  # dedupe's grouping key
 
     # ---- state ----------------------------------------------------------------------------
     @property

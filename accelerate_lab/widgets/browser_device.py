@@ -3,7 +3,8 @@
 Showing it starts WebGPU and WebNN in the browser (the bundle in ``accelerate_lab/static``, built
 from ``widget/``); once the browser reports back (after the cell that shows it), ``browser:webgpu``
 is a device of the kernel, and so is ``browser:webnn`` where the browser has a WebNN context.
-Results come back with ``await t.numpy_async()``.
+Results come back with ``await t.numpy_async()``. Messages of any size cross in chunks that fit
+Jupyter's websocket message limit (:mod:`accelerate_lab.hal.browser_chunks`).
 
 >>> import accelerate_lab as al
 >>> dev = al.BrowserDevice()
@@ -14,6 +15,8 @@ Results come back with ``await t.numpy_async()``.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,8 +25,9 @@ from typing import Any
 import anywidget
 import traitlets
 
+from accelerate_lab.hal.browser_chunks import Assembler, split
 from accelerate_lab.hal.browser_device import BrowserProxyDevice
-from accelerate_lab.hal.browser_errors import BrowserTimeout, NoWebGPUError
+from accelerate_lab.hal.browser_errors import BrowserTimeout, BrowserTransferError, NoWebGPUError
 from accelerate_lab.hal.browser_webnn import BrowserWebnnDevice
 from accelerate_lab.hal.registry import register_device, unregister_device
 
@@ -72,6 +76,9 @@ class BrowserDevice(anywidget.AnyWidget):
         self.device: BrowserProxyDevice | None = None
         self.webnn_device: BrowserWebnnDevice | None = None
         self._shell: Any = None
+        self._transfers = itertools.count(1)
+        self._sending = threading.Lock()  # one transfer's messages go back to back
+        self._incoming = Assembler(timeout)
         super().__init__(**kwargs)
         self.on_msg(self._on_msg)
         self.observe(self._on_status, names="status")
@@ -114,14 +121,31 @@ class BrowserDevice(anywidget.AnyWidget):
             self.device = None
 
     def _send_batch(self, content: dict[str, object], buffers: list[memoryview]) -> None:
-        self.send(content, buffers)
+        with self._sending:
+            for message in split(content, buffers, transfer=next(self._transfers)):
+                self.send(*message)
 
     def _on_msg(
         self, _widget: object, content: dict[str, object], buffers: Sequence[bytes | memoryview]
     ) -> None:
-        device = self.webnn_device if content.get("device") == "webnn" else self.device
-        if device is not None and content.get("kind") == "reply":
-            device.receive(content, buffers)
+        message, lost = self._incoming.feed(content, buffers)
+        if lost is not None:
+            self._lost(lost)
+        if message is None:
+            return
+        if message[0].get("kind") == "lost":  # a batch reached the browser incomplete
+            self._lost(BrowserTransferError(f"in the browser: {message[0].get('message')}"))
+            return
+        reply, data = message
+        device = self.webnn_device if reply.get("device") == "webnn" else self.device
+        if device is not None and reply.get("kind") == "reply":
+            device.receive(reply, data)
+
+    def _lost(self, error: BrowserTransferError) -> None:
+        """A reply went missing in part: which downloads it carried is unknown, so all pending ones fail."""
+        for device in (self.device, self.webnn_device):
+            if device is not None:
+                device.fail(error)
 
     def _flush_after_cell(self, *_: object) -> None:
         for device in (self.device, self.webnn_device):

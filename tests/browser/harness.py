@@ -42,9 +42,12 @@ CHROMIUM_ARGS = [
 
 
 @contextlib.contextmanager
-def serve(folder: Path) -> Iterator[str]:
-    """Serve ``folder`` on a free port of 127.0.0.1 (a secure context, so WebGPU is exposed)."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
+def serve(folder: Path, isolated: bool = False) -> Iterator[str]:
+    """Serve ``folder`` on a free port of 127.0.0.1 (a secure context, so WebGPU is exposed).
+
+    ``isolated``: with COOP/COEP headers, so the page is cross-origin isolated (SharedArrayBuffer, hence
+    WASM threads, and ``performance.measureUserAgentSpecificMemory``)."""
+    handler = functools.partial(_IsolatingHandler if isolated else _QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -58,6 +61,13 @@ def serve(folder: Path) -> Iterator[str]:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the per-request log lines."""
+
+
+class _IsolatingHandler(_QuietHandler):
+    def end_headers(self) -> None:
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
 
 
 def page_folder(target: Path) -> Path:

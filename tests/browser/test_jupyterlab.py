@@ -1,6 +1,7 @@
 """The end-to-end tier: JupyterLab started here, a notebook that shows ``al.BrowserDevice()`` in headless
 Chromium, moves random tensors to ``browser:webgpu``, runs ops there and checks them against numpy in a
-later cell; the widget's screenshot is kept for a person to look at."""
+later cell, and sends a 24 MiB tensor there and back through JupyterLab's default 10 MiB websocket
+message limit (in chunks); the widget's screenshot is kept for a person to look at."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ CELLS = [
     "z = np.maximum(a_host @ a_host.T, 0)\n"
     "ref = np.exp(z - z.max(-1, keepdims=True)); ref /= ref.sum(-1, keepdims=True)\n"
     "print('MATCHES NUMPY:', bool(np.allclose(out, ref, rtol=1e-5, atol=1e-6)), float(abs(out - ref).max()))",
+    "big = rng.standard_normal(6 * 2**20).astype(np.float32)\n"
+    "back = await al.tensor(big, device='browser:webgpu').numpy_async(timeout=120)\n"
+    "print('LARGE ROUND TRIP:', bool(np.array_equal(back, big)), big.nbytes)",
 ]
 
 
@@ -116,11 +120,14 @@ def test_notebook_runs_ops_in_the_browser_and_matches_numpy(chromium: Any, tmp_p
             _run_cell(page, 1, "computed on browser:webgpu", 120_000)
             _run_cell(page, 2, "MATCHES NUMPY:", 60_000)
             text = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea-output").inner_text()
+            _run_cell(page, 3, "LARGE ROUND TRIP:", 120_000)
+            large = page.locator(".jp-Notebook .jp-Cell").nth(3).locator(".jp-OutputArea-output").inner_text()
             widget.screenshot(path=str(tmp_path / "browser_device.png"))
             shot = os.environ.get("ACCELERATE_LAB_SCREENSHOTS")
             if shot:
                 shutil.copy(tmp_path / "browser_device.png", Path(shot) / "browser_device.png")
             assert "MATCHES NUMPY: True" in text, text
+            assert f"LARGE ROUND TRIP: True {24 * 2**20}" in large, large
             assert "swiftshader" in widget.inner_text().lower()
         finally:
             page.close()

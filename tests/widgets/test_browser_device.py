@@ -1,6 +1,7 @@
 """The kernel side of the browser device without a browser: protocol, awaitable downloads, errors,
-freeing, and the widget's connection states. A small stand-in front end keeps uploaded bytes and
-answers downloads of them later, as the real one does between cells or while a cell awaits."""
+freeing, chunked transfers, and the widget's connection states. A small stand-in front end keeps
+uploaded bytes and answers downloads of them later, as the real one does between cells or while a cell
+awaits."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import pytest
 
 import accelerate_lab as al
 from accelerate_lab.hal import get_device, register_device, unregister_device
+from accelerate_lab.hal.browser_chunks import MESSAGE_BYTES, Assembler, split
 from accelerate_lab.hal.browser_device import BrowserProxyDevice
 from accelerate_lab.hal.browser_errors import (
     BrowserDataPending,
     BrowserDeviceLost,
     BrowserOutOfMemory,
     BrowserTimeout,
+    BrowserTransferError,
     NoWebGPUError,
 )
 from accelerate_lab.widgets import BrowserDevice
@@ -208,5 +211,111 @@ def test_replies_reach_the_device_through_the_widget_comm(monkeypatch: pytest.Mo
         }
         widget._on_msg(widget, reply, [np.array([4.0, 5.0], np.float32).tobytes()])
         np.testing.assert_array_equal(t.numpy(), [4.0, 5.0])
+    finally:
+        widget.close()
+
+
+@pytest.mark.parametrize("sizes", [[10], [9, 0, 3], [4, 4, 4, 1]])
+def test_chunked_messages_stay_within_the_limit_and_reassemble_by_offset(sizes: list[int]) -> None:
+    rng = np.random.default_rng(2)
+    buffers = [memoryview(rng.integers(0, 256, n, dtype=np.uint8).tobytes()) for n in sizes]
+    messages = split({"kind": "batch", "seq": 3}, buffers, transfer=7, chunk_bytes=2, message_bytes=5)
+    assert len(messages) > 2 and all(sum(b.nbytes for b in m[1]) <= 5 for m in messages)
+    assembler = Assembler()
+    delivered = [assembler.feed(*m) for m in messages]
+    assert all(d == (None, None) for d in delivered[:-1])
+    (content, data), lost = delivered[-1]  # type: ignore[misc]
+    assert lost is None and content == {"kind": "batch", "seq": 3}
+    assert [bytes(d) for d in data] == [bytes(b) for b in buffers]
+    assert assembler.pending_bytes == 0
+
+
+def test_a_message_within_the_limit_travels_as_it_is() -> None:
+    buffer = memoryview(bytes(5))
+    assert split({"kind": "batch"}, [buffer], transfer=1, message_bytes=5) == [({"kind": "batch"}, [buffer])]
+
+
+def test_a_missing_chunk_is_reported_at_the_end_marker_or_the_next_transfer() -> None:
+    first = split({"kind": "reply"}, [memoryview(bytes(12))], transfer=1, chunk_bytes=4, message_bytes=4)
+    second = split({"kind": "reply"}, [memoryview(bytes(12))], transfer=2, chunk_bytes=4, message_bytes=4)
+    assembler = Assembler()
+    for message in (first[0], first[2], first[3]):  # first[1] went missing
+        message_out, lost = assembler.feed(*message)
+    assert message_out is None and lost is not None and "8 of 12 bytes" in str(lost)
+    assembler.feed(*second[0])
+    _, lost = assembler.feed(*first[3][:1], [])  # an end marker of another transfer
+    assert lost is not None and "4 of 12 bytes" in str(lost)
+
+
+def test_a_stalled_transfer_times_out_with_a_clear_error() -> None:
+    now = [0.0]
+    assembler = Assembler(timeout=5, clock=lambda: now[0])
+    messages = split({"kind": "reply"}, [memoryview(bytes(12))], transfer=1, chunk_bytes=4, message_bytes=4)
+    assembler.feed(*messages[0])
+    now[0] = 10.0
+    _, lost = assembler.feed(*messages[1])
+    assert isinstance(lost, BrowserTransferError) and "nothing came for 10 s" in str(lost)
+
+
+def _ready_widget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[BrowserDevice, list[tuple[dict[str, object], list[memoryview]]]]:
+    widget = BrowserDevice(name="browser:widget-test")
+    sent: list[tuple[dict[str, object], list[memoryview]]] = []
+    monkeypatch.setattr(widget, "send", lambda content, buffers: sent.append((content, buffers)))
+    _report(widget, {"status": "ready"})
+    return widget, sent
+
+
+async def test_a_large_tensor_crosses_the_widget_comm_in_chunks_both_ways(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    widget, sent = _ready_widget(monkeypatch)
+    try:
+        data = np.random.default_rng(3).standard_normal(5 * 2**20).astype(np.float32)  # 20 MiB
+        t = al.tensor(data, device="browser:widget-test")
+        pending = asyncio.ensure_future(t.numpy_async())
+        await asyncio.sleep(0)
+        assert all(sum(b.nbytes for b in buffers) <= MESSAGE_BYTES for _, buffers in sent)
+        front = Assembler()
+        batches = [m for m in (front.feed(*message)[0] for message in sent) if m is not None]
+        commands = [c for content, _ in batches for c in content["commands"]]  # type: ignore[attr-defined]
+        upload = next(c for c in commands if c["op"] == "upload")
+        request = next(c for c in commands if c["op"] == "download")["request"]
+        uploaded = next(buffers for content, buffers in batches if upload in content["commands"])  # type: ignore[operator]
+        assert bytes(uploaded[upload["buffer"]]) == data.tobytes()
+        reply = {"kind": "reply", "seq": 1, "downloads": [{"request": request, "buffer": 0}], "error": None}
+        for message in split(reply, [memoryview(data).cast("B")], transfer=1):
+            widget._on_msg(widget, *message)
+        np.testing.assert_array_equal(await asyncio.wait_for(pending, 5), data)
+    finally:
+        widget.close()
+
+
+async def test_a_reply_that_lost_a_chunk_fails_the_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    widget, _ = _ready_widget(monkeypatch)
+    try:
+        t = al.tensor(np.ones(2**22, np.float32), device="browser:widget-test")
+        pending = asyncio.ensure_future(t.numpy_async())
+        await asyncio.sleep(0)
+        request = next(iter(widget.device._requests))  # type: ignore[union-attr]
+        reply = {"kind": "reply", "seq": 1, "downloads": [{"request": request, "buffer": 0}], "error": None}
+        messages = split(reply, [memoryview(bytes(2**24))], transfer=1)
+        for message in messages[1:]:  # the first chunk went missing
+            widget._on_msg(widget, *message)
+        with pytest.raises(BrowserTransferError, match=r"of 16777216 bytes had arrived"):
+            await asyncio.wait_for(pending, 5)
+    finally:
+        widget.close()
+
+
+async def test_a_batch_the_browser_got_incomplete_fails_the_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    widget, _ = _ready_widget(monkeypatch)
+    try:
+        pending = asyncio.ensure_future(al.tensor([1.0], device="browser:widget-test").numpy_async())
+        await asyncio.sleep(0)
+        widget._on_msg(widget, {"kind": "lost", "message": "transfer 1: the end marker came ..."}, [])
+        with pytest.raises(BrowserTransferError, match="in the browser: transfer 1"):
+            await asyncio.wait_for(pending, 5)
     finally:
         widget.close()

@@ -1,8 +1,9 @@
 // One BrowserDevice model's connection: creates the WebGPU runtime and the WebNN context, publishes
 // what the browser has (adapter, features, limits, WebNN) in the model's state, runs the kernel's
 // batches one at a time (a batch marked `device: "webnn"` on the WebNN runtime) and sends replies
-// with binary buffers.
+// with binary buffers, chunked both ways where they exceed Jupyter's message limit (./chunks).
 import type { AnyModel } from "@anywidget/types";
+import { Assembler, split } from "./chunks";
 import { BrowserError, GpuRuntime } from "./gpu";
 import { Batch, memoryReport, runBatch } from "./protocol";
 import { WebnnReport, openWebnn } from "./webnn";
@@ -23,6 +24,8 @@ export class Session {
   private webnn: WebnnRuntime | null = null;
   private queue: Promise<void> = Promise.resolve();
   private timer: number | undefined;
+  private incoming = new Assembler();
+  private transfers = 0;
 
   constructor(private readonly model: AnyModel<DeviceState>) {}
 
@@ -74,8 +77,21 @@ export class Session {
     }
   }
 
+  /** Send a message to the kernel, in chunks if it is large (its messages go back to back). */
+  private send(content: object, buffers: ArrayBuffer[] = []): void {
+    for (const [part, pieces] of split(content, buffers, ++this.transfers)) {
+      this.model.send(part, undefined, pieces);
+    }
+  }
+
   /** A message from the kernel: batches run in arrival order, each answered with one reply. */
   receive(content: unknown, buffers: readonly DataView[]): void {
+    const [message, lost] = this.incoming.feed(content, buffers);
+    if (lost) this.model.send({ kind: "lost", message: lost });
+    if (message) this.run(...message);
+  }
+
+  private run(content: unknown, buffers: readonly DataView[]): void {
     const batch = content as Batch | WebnnBatch;
     if (batch.kind !== "batch") return;
     if ("device" in batch) {
@@ -86,22 +102,22 @@ export class Session {
       if (!this.gpu) {
         const message = this.model.get("message") || "WebGPU is not ready in this browser";
         const error = { kind: "no-webgpu", message, command: 0 };
-        this.model.send({ kind: "reply", seq: batch.seq, downloads: [], error, memory: null });
+        this.send({ kind: "reply", seq: batch.seq, downloads: [], error, memory: null });
         return;
       }
       const [reply, out] = await runBatch(this.gpu, batch, buffers);
-      this.model.send(reply, undefined, out);
+      this.send(reply, out);
     });
   }
 
   private async runWebnn(batch: WebnnBatch, buffers: readonly DataView[]): Promise<void> {
     if (!this.webnn) {
       const error = { kind: "unsupported", message: this.model.get("webnn").reason, command: 0 };
-      this.model.send({ kind: "reply", device: "webnn", seq: batch.seq, downloads: [], error, memory: null });
+      this.send({ kind: "reply", device: "webnn", seq: batch.seq, downloads: [], error, memory: null });
       return;
     }
     const [reply, out] = await this.webnn.run(batch, buffers);
-    this.model.send(reply, undefined, out);
+    this.send(reply, out);
   }
 
   dispose(): void {
