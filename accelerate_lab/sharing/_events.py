@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Literal, TypeAlias
@@ -70,12 +70,16 @@ class EventLog:
     def record_batch(
         self,
         kind: EventKind,
-        tensors: Iterable[str],
-        nbytes: Iterable[int],
-        devices: Iterable[str],
-        others: Iterable[str] | None = None,
+        tensors: Sequence[str],
+        nbytes: Sequence[int],
+        devices: Sequence[str],
+        others: Sequence[str] | None = None,
     ) -> None:
         """One ``kind`` event per tensor (no model), all at the same time, in the order given."""
+        if not self._listeners and self._history.maxlen is not None and len(tensors) > self._history.maxlen:
+            keep = slice(-self._history.maxlen, None)  # older ones would be dropped as soon as added
+            tensors, nbytes, devices = tensors[keep], nbytes[keep], devices[keep]
+            others = None if others is None else others[keep]
         entries: Iterable[_Entry] = zip(
             repeat(kind), tensors, repeat(None), nbytes, devices, repeat(time.time()), others or repeat(None)
         )

@@ -175,7 +175,7 @@ class TensorSharingManager:
                 raise ValueError(
                     f"{name!r} cannot be freed: {why_held(tensor)}; release, unpin or close it first"
                 )
-            return self._pool.free([tensor], "free", "freed by free_shared_tensor()")
+            return self._pool.free([tensor], "free", "freed by free_shared_tensor()")[1]
 
     def __contains__(self, name: object) -> bool:
         return name in self._pool.tensors
@@ -193,8 +193,7 @@ class TensorSharingManager:
         pool = self._pool
         with pool.lock:
             initial = pool.ledger.total().current_bytes
-            freeable = pool.freeable()
-            freed = pool.free(freeable, "free", "freed by optimize_memory_usage()")
+            freed_names, freed = pool.free(pool.freeable(), "free", "freed by optimize_memory_usage()")
             merged, merged_bytes = pool.merge(duplicate_storages(pool.tensors.values()))
             final = pool.ledger.total().current_bytes
             return OptimizationResult(
@@ -202,7 +201,7 @@ class TensorSharingManager:
                 final_bytes=final,
                 freed_bytes=freed,
                 merged_bytes=merged_bytes,
-                freed_tensors=tuple(tensor.name for tensor in freeable),
+                freed_tensors=tuple(freed_names),
                 merged_tensors=tuple(merged),
                 reduction_percent=100.0 * (initial - final) / initial if initial else 0.0,
                 remaining_tensors=len(pool.tensors),

@@ -116,16 +116,23 @@ class Pool:
         unreferenced = compress(tensors, map(not_, map(_REFERENCES, tensors)))
         return [tensor for tensor in unreferenced if tensor._freeable(now)]
 
-    def free(self, tensors: Sequence[SharedTensor], kind: Literal["evict", "free"], fate: str) -> int:
-        """Drop ``tensors`` (each freeable) and the storages no other tensor reads; the bytes released.
+    def free(
+        self, tensors: Sequence[SharedTensor], kind: Literal["evict", "free"], fate: str
+    ) -> tuple[list[str], int]:
+        """Drop ``tensors`` (each freeable) and the storages no other tensor reads; their names and
+        the bytes released.
 
         One batch: an event per tensor, all stamped alike, and one ledger entry per device.
         """
         registry = self.tensors
+        names: list[str] = []
+        devices: list[str] = []
         released: list[int] = []
         emptied: list[Storage] = []
         for tensor in tensors:
             storage = tensor._take_storage(fate)
+            names.append(tensor.name)
+            devices.append(tensor.storage_type)
             del registry[tensor.name]
             storage.users -= 1
             if storage.users:
@@ -134,30 +141,23 @@ class Pool:
                 released.append(storage.nbytes)
                 emptied.append(storage)
         self._give_back(emptied, evicted=kind == "evict")
-        self.log.record_batch(kind, map(_NAME, tensors), released, map(_DEVICE, tensors))
-        return sum(released)
+        self.log.record_batch(kind, names, released, devices)
+        return names, sum(released)
 
     def merge(self, duplicates: Duplicates) -> tuple[list[tuple[str, str]], int]:
-        """Let the tensors of each copy read its original instead (identical contents).
+        """Let the readers of each copy read its original instead (identical contents).
 
-        Returns (tensor, tensor whose storage it now reads) pairs and the bytes released; one ``dedupe``
-        event per tensor.
+        Returns (tensor, tensor whose storage it now reads) pairs, with a ``dedupe`` event each, and
+        the bytes released.
         """
-        moved: list[SharedTensor] = []
-        keepers: list[SharedTensor] = []
-        released: list[int] = []
-        for copy, original in zip(duplicates.copies, duplicates.originals, strict=True):
-            keeper = duplicates.first_user[original]
-            for tensor in duplicates.users(copy):
-                tensor._share_storage(original)
-                moved.append(tensor)
-                keepers.append(keeper)
-                copy.users -= 1
-                released.append(0 if copy.users else copy.nbytes)
+        moved, targets, released = duplicates.moves()
+        for tensor, original in zip(moved, targets, strict=True):
+            tensor._share_storage(original).users -= 1
         self._give_back(duplicates.copies, evicted=False)
-        merged = list(zip(map(_NAME, moved), map(_NAME, keepers), strict=True))
-        self.log.record_batch("dedupe", map(_NAME, moved), released, map(_DEVICE, moved), map(_NAME, keepers))
-        return merged, sum(released)
+        names = list(map(_NAME, moved))
+        keepers = list(map(_NAME, map(duplicates.first_user.__getitem__, targets)))
+        self.log.record_batch("dedupe", names, released, list(map(_DEVICE, moved)), keepers)
+        return list(zip(names, keepers, strict=True)), sum(released)
 
     def _give_back(self, storages: list[Storage], *, evicted: bool) -> None:
         """Return the memory of ``storages``, which no tensor reads any more, to their devices."""

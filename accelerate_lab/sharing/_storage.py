@@ -10,6 +10,7 @@ enforced first.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ class Storage:
     device: Device
     nbytes: int
     buffer: Buffer | None
-    layout: bytes
+    layout: str
     users: int = 0
     serial: int = 0
 
@@ -59,7 +60,7 @@ def _storage(t: Tensor, device: Device, buffer: Buffer | None) -> Storage:
 
 
 def _shaped(flat: Tensor, shape: tuple[int, ...], device: Device, buffer: Buffer | None) -> Storage:
-    layout = f"{device.name}|{flat.dtype}|{shape}|".encode()
+    layout = sys.intern(f"{device.name} {flat.dtype} {shape}")  # one object per layout, not per storage
     return Storage(ops.reshape(flat, shape), flat, device, flat.nbytes, buffer, layout)
 
 

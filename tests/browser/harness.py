@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from accelerate_lab import Tensor
+from accelerate_lab.hal.browser_chunks import Assembler
 from accelerate_lab.hal.browser_device import BrowserProxyDevice
 from accelerate_lab.hal.browser_errors import BrowserDataPending
 
@@ -95,6 +96,7 @@ class PageTransport:
         self.page = page
         self.index = index
         self.device: BrowserProxyDevice | None = None
+        self.incoming = Assembler()
         self.log: list[Crossed] = []
 
     def __call__(self, content: dict[str, object], buffers: list[memoryview]) -> None:
@@ -105,7 +107,10 @@ class PageTransport:
         for reply, reply_buffers in replies:
             data = [base64.b64decode(b) for b in reply_buffers]
             returned += sum(len(d) for d in data)
-            self.device.receive(reply, data)
+            message, lost = self.incoming.feed(reply, data)  # large replies come in chunks
+            assert lost is None, lost
+            if message is not None:
+                self.device.receive(*message)
         commands = content["commands"]
         assert isinstance(commands, list)
         self.log.append(Crossed(commands, sum(b.nbytes for b in buffers), returned))

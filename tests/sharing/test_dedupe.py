@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 import accelerate_lab as al
+from accelerate_lab.hal import register_device
+from accelerate_lab.hal.device import Buffer
+from tests.sharing.conftest import CopyingDevice
 
 
 @pytest.fixture
@@ -72,3 +75,75 @@ def test_a_group_of_three_keeps_the_oldest_storage(mgr: al.TensorSharingManager)
     result = mgr.optimize_memory_usage()
     assert sorted(result.merged_tensors) == [("second", "first"), ("third", "first")]
     assert mgr.get_stats().memory["cpu"].current_bytes == 10
+
+
+def test_a_shared_storage_that_became_a_copy_moves_with_all_its_readers(mgr: al.TensorSharingManager) -> None:
+    zeros = mgr.register_shared_tensor("zeros", data=np.zeros(8, np.float32), producer_model="m")
+    ones = mgr.register_shared_tensor("ones", data=np.ones(8, np.float32), producer_model="m")
+    mgr.register_shared_tensor("ones-again", data=np.ones(8, np.float32), producer_model="m")
+    assert mgr.optimize_memory_usage().merged_tensors == (("ones-again", "ones"),)
+    ones.data.numpy()[:] = 0  # written through: "ones" and "ones-again" now hold what "zeros" holds
+    result = mgr.optimize_memory_usage()
+    assert sorted(result.merged_tensors) == [("ones", "zeros"), ("ones-again", "zeros")]
+    assert result.merged_bytes == 32
+    assert [e.bytes for e in mgr.events("dedupe")][-2:] == [0, 32]  # released with its last reader
+    assert mgr.get_stats().memory["cpu"].current_allocations == 1
+    assert np.shares_memory(zeros.data.numpy(), mgr.get_shared_tensor("ones-again").data.numpy())
+
+
+def test_copies_of_several_layouts_are_merged_oldest_first(mgr: al.TensorSharingManager) -> None:
+    for name, data in [
+        ("small", np.ones(4, np.float32)),
+        ("large", np.ones(2000, np.float64)),  # > 4 KiB: digest path
+        ("large-copy", np.ones(2000, np.float64)),
+        ("small-copy", np.ones(4, np.float32)),
+        ("int", np.ones(4, np.int32)),
+        ("int-copy", np.ones(4, np.int32)),
+    ]:
+        mgr.register_shared_tensor(name, data=data, producer_model="m")
+    groups = mgr.analyze_sharing_opportunities().duplicates
+    assert [g.tensors for g in groups] == [
+        ("large", "large-copy"),
+        ("small", "small-copy"),
+        ("int", "int-copy"),
+    ]
+    result = mgr.optimize_memory_usage()
+    assert result.merged_tensors == (("large-copy", "large"), ("small-copy", "small"), ("int-copy", "int"))
+
+
+def test_empty_tensors_of_one_layout_share_one_storage(mgr: al.TensorSharingManager) -> None:
+    mgr.register_shared_tensor("a", [0, 3], producer_model="m")
+    mgr.register_shared_tensor("b", [0, 3], producer_model="m")
+    result = mgr.optimize_memory_usage()
+    assert result.merged_tensors == (("b", "a"),) and result.merged_bytes == 0
+    assert mgr.get_stats().memory["cpu"].current_allocations == 1
+
+
+class _PendingDevice(CopyingDevice):
+    """A device some of whose buffers cannot be read on the host yet (like a browser's before it answers)."""
+
+    def __init__(self) -> None:
+        super().__init__("pending")
+        self.pending: list[np.ndarray] = []
+
+    def download(self, buffer: Buffer) -> np.ndarray:
+        if any(np.shares_memory(buffer, p) for p in self.pending):
+            raise al.DeviceError("not read back yet")
+        return super().download(buffer)
+
+
+def test_storages_not_readable_on_the_host_are_left_out(mgr: al.TensorSharingManager) -> None:
+    device = _PendingDevice()
+    register_device("pending", lambda: device)
+    first, *_ = [
+        mgr.register_shared_tensor(
+            name, data=np.ones(4, np.float32), storage_type="pending", producer_model="m"
+        )
+        for name in ("first", "second", "third")
+    ]
+    buffer = first._storage.buffer if first._storage else None
+    assert isinstance(buffer, np.ndarray)
+    device.pending.append(buffer)
+    assert mgr.optimize_memory_usage().merged_tensors == (("third", "second"),)
+    device.pending.clear()
+    assert mgr.optimize_memory_usage().merged_tensors == (("second", "first"), ("third", "first"))

@@ -66,3 +66,25 @@ def test_history_is_bounded() -> None:
     for _ in range(5):
         st.acquire("m")
     assert [e.kind for e in mgr.events()] == ["acquire"] * 3
+
+
+def test_a_batch_of_frees_is_one_event_per_tensor_with_one_time_for_listeners_and_history() -> None:
+    mgr = al.TensorSharingManager()
+    seen: list[al.SharingEvent] = []
+    for name in ("a", "b", "c"):
+        mgr.register_shared_tensor(name, [4])
+    mgr.register_shared_tensor("held", [4], producer_model="m")
+    mgr.subscribe(seen.append)
+    mgr.optimize_memory_usage()
+    frees = mgr.events("free")
+    assert [(e.tensor, e.bytes, e.device, e.model) for e in frees] == [(n, 16, "cpu", None) for n in "abc"]
+    assert len({e.time for e in frees}) == 1 and seen == frees
+    assert mgr.memory_stats()["allocation.all.freed"] == 3
+
+
+def test_a_batch_longer_than_the_history_keeps_its_latest_events() -> None:
+    mgr = al.TensorSharingManager(max_events=4)
+    for i in range(10):
+        mgr.register_shared_tensor(f"t{i}", [2])
+    assert mgr.optimize_memory_usage().freed_tensors == tuple(f"t{i}" for i in range(10))
+    assert [e.tensor for e in mgr.events()] == ["t6", "t7", "t8", "t9"]

@@ -67,11 +67,7 @@ class SharingMachine(RuleBasedStateMachine):
         try:
             tensor = make()  # type: ignore[operator]
         except al.MemoryBudgetExceeded:
-            freeable = sum(
-                e.tensor.get_memory_usage()
-                for e in before.values()
-                if e.freeable() and e.tensor.storage_type == device
-            )
+            freeable = _freeable_bytes([e for e in before.values() if e.tensor.storage_type == device])
             assert in_use + nbytes - freeable > BUDGET_MB * MIB, (
                 "refused although eviction would have made room"
             )
@@ -254,6 +250,16 @@ class SharingMachine(RuleBasedStateMachine):
         assert self.mgr.get_stats().current_bytes == sum(
             {id(e.tensor._storage): e.tensor.get_memory_usage() for e in self.live.values()}.values()
         )
+
+
+def _freeable_bytes(entries: list[Expected]) -> int:
+    """Bytes eviction could release: a storage (shared after a dedupe) only when all its readers go."""
+    readers: dict[int, list[Expected]] = {}
+    for e in entries:
+        readers.setdefault(id(e.tensor._storage), []).append(e)
+    return sum(
+        group[0].tensor.get_memory_usage() for group in readers.values() if all(e.freeable() for e in group)
+    )
 
 
 def multiple() -> object:

@@ -285,7 +285,7 @@ async def test_a_large_tensor_crosses_the_widget_comm_in_chunks_both_ways(
         uploaded = next(buffers for content, buffers in batches if upload in content["commands"])  # type: ignore[operator]
         assert bytes(uploaded[upload["buffer"]]) == data.tobytes()
         reply = {"kind": "reply", "seq": 1, "downloads": [{"request": request, "buffer": 0}], "error": None}
-        for message in split(reply, [memoryview(data).cast("B")], transfer=1):
+        for message in split(reply, [data.data.cast("B")], transfer=1):
             widget._on_msg(widget, *message)
         np.testing.assert_array_equal(await asyncio.wait_for(pending, 5), data)
     finally:
