@@ -133,10 +133,10 @@ class BrowserDevice(anywidget.AnyWidget):
             self._lost(lost)
         if message is None:
             return
-        if message[0].get("kind") == "lost":  # a batch reached the browser incomplete
-            self._lost(BrowserTransferError(f"in the browser: {message[0].get('message')}"))
-            return
         reply, data = message
+        if reply.get("kind") == "lost":  # a batch reached the browser incomplete
+            self._lost(BrowserTransferError(f"in the browser: {reply.get('message')}"))
+            return
         device = self.webnn_device if reply.get("device") == "webnn" else self.device
         if device is not None and reply.get("kind") == "reply":
             device.receive(reply, data)
