@@ -238,8 +238,10 @@ def test_whisper_demo_transcribes_the_microphone(lab: Lab) -> None:
     demo.locator("button.al-demo-record").click()
     demo.locator(".al-demo-status", has_text="real time").wait_for(timeout=120_000)
     assert "microphone" in demo.locator(".al-demo-audio-name").inner_text()
-    # tiny.en hears espeak's voice imperfectly (and the browser resampled it): the words it gets right
-    assert "over the lazy" in demo.locator(".al-demo-transcript").inner_text().lower()
+    # tiny.en hears espeak's voice imperfectly (and the browser resampled it), and where the loop was cut
+    # changes the tail ("over the lazy log", "over the land"): check the words it always gets right
+    heard = demo.locator(".al-demo-transcript").inner_text().lower()
+    assert "quick" in heard and "over the" in heard, heard
 
 
 def test_vit_demo_runs_on_browser_webgpu(lab: Lab) -> None:
