@@ -62,7 +62,9 @@ class ImageDemo(ModelDemo[M]):
         return list(ranked)
 
     def _image_task(self, image: Image.Image | None, name: str, content: dict[str, Any]) -> Task[M, Any]:
-        raise NotImplementedError
+        """The task running this demo's model on ``image`` (None: the last one); each demo defines it
+        (an abstract method: traitlets' metaclass rules out `abc.abstractmethod` here)."""
+        raise NotImplementedError(f"{type(self).__name__} must define _image_task")
 
     def _on_action(self, content: dict[str, Any], buffers: list[bytes]) -> None:
         kind = content.get("kind")
