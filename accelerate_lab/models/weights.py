@@ -17,7 +17,9 @@ and a model loaded twice into one manager reuses the first copy.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -37,6 +39,35 @@ from accelerate_lab.tensor import Tensor, tensor
 
 if TYPE_CHECKING:
     from accelerate_lab.sharing import TensorSharingManager
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+class _Listeners(threading.local):
+    callbacks: tuple[ProgressCallback, ...] = ()
+
+
+_listeners = _Listeners()
+
+
+@contextmanager
+def loading_progress(callback: ProgressCallback) -> Iterator[None]:
+    """Call ``callback(model_name, done, total)`` for every tensor loaded in this thread inside the block
+    (the numbers the ``tqdm`` bar shows; a widget's progress bar reads them here).
+
+    >>> seen = []
+    >>> with loading_progress(lambda name, done, total: seen.append((name, done, total))):
+    ...     pass
+    >>> seen
+    []
+    """
+    previous = _listeners.callbacks
+    _listeners.callbacks = (*previous, callback)
+    try:
+        yield
+    finally:
+        _listeners.callbacks = previous
+
 
 __all__ = ["SafetensorsFile", "StateDict", "Weights", "open_safetensors"]
 
@@ -126,6 +157,8 @@ class Weights:
                 f"{expected}: the config and the weights file do not belong together"
             )
         self._bar.update(1)
+        for callback in _listeners.callbacks:
+            callback(self.model_name, int(self._bar.n), len(self._available))
         return np.ascontiguousarray(array, dtype=np.float32)
 
     def upload(self, array: np.ndarray, name: str) -> Tensor:
@@ -163,6 +196,9 @@ class Weights:
 
     def close(self) -> None:
         self._bar.close()
+        total = len(self._available)  # loading is over: tensors the architecture does not read count as done
+        for callback in _listeners.callbacks:
+            callback(self.model_name, total, total)
 
     def __enter__(self) -> Weights:
         return self

@@ -253,7 +253,7 @@ def test_vit_demo_runs_on_browser_webgpu(lab: Lab) -> None:
     lab.page.wait_for_function(
         "(s) => !s.querySelector(\"option[value='browser:webgpu']\").disabled",
         arg=picker.element_handle(),
-        timeout=30_000,
+        timeout=90_000,
     )
     cpu_top = demo.locator(".al-demo-bar-top").get_attribute("data-label")
     picker.select_option("browser:webgpu")

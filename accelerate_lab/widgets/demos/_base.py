@@ -197,8 +197,6 @@ class ModelDemo(anywidget.AnyWidget, Generic[M]):
             with watch_loading(model_name(self._folder), self._on_progress):
                 model = self._loader(self._folder, device, sharing=self._sharing, dtype=self._dtype)
             seconds = time.perf_counter() - started
-            total = int(self.progress.get("total", 0))
-            self.progress = {"done": total, "total": total}  # the bar closed before its last poll
             self._models[device] = model
             self._record("load weights", device, seconds)
             self.status = f"loaded on {device} in {seconds_text(seconds)}"

@@ -1,58 +1,39 @@
-"""Loading progress read from the model's own ``tqdm`` bar: how many tensors its weights loader has read.
+"""Loading progress from the model's weights loader: how many of its tensors have been read.
 
-`~accelerate_lab.models.weights.Weights` ticks a bar named ``"loading <model name>"`` once per tensor
-it reads. `watch_loading` polls tqdm's live bars on a daemon thread and reports that bar's
-``(done, total)`` whenever it moves. Nothing is estimated: where tqdm is disabled there is no live
-bar, nothing is reported, and the view shows a progress bar without a fraction.
+`~accelerate_lab.models.weights.Weights` reports each tensor it loads to the callbacks registered
+in its thread with `~accelerate_lab.models.weights.loading_progress` (the same numbers its ``tqdm``
+bar shows). `watch_loading` forwards those of one model, at most one report per ``every`` seconds
+so a widget is not flooded, and always the last one. Nothing is estimated.
 
->>> import io, time
 >>> seen = []
->>> with watch_loading("tiny", lambda done, total: seen.append((done, total)), every=0.01):
-...     bar = tqdm(total=3, desc="loading tiny", file=io.StringIO())
-...     bar.update(3); time.sleep(0.1); bar.close()
->>> seen[-1]
-(3, 3)
+>>> with watch_loading("tiny", lambda done, total: seen.append((done, total))):
+...     pass
+>>> seen
+[]
 """
 
 from __future__ import annotations
 
-import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from tqdm.std import tqdm  # type: ignore[import-untyped]
+from accelerate_lab.models.weights import loading_progress
 
 __all__ = ["watch_loading"]
 
 
-def _bar_progress(desc: str) -> tuple[int, int] | None:
-    # tqdm.auto's classes (console, notebook) all register their live bars in the base class's set
-    with tqdm.get_lock():
-        bars = list(tqdm._instances)
-    for bar in bars:
-        if getattr(bar, "desc", None) == desc and getattr(bar, "total", None):
-            return int(bar.n), int(bar.total)
-    return None
-
-
 @contextmanager
 def watch_loading(name: str, report: Callable[[int, int], None], every: float = 0.1) -> Iterator[None]:
-    """Call ``report(done, total)`` while the block runs, each time the bar of model ``name`` moves."""
-    desc = f"loading {name}"
-    stop = threading.Event()
+    """Call ``report(done, total)`` while the block loads model ``name`` in this thread."""
+    last = -every
 
-    def poll() -> None:
-        last: tuple[int, int] | None = None
-        while not stop.wait(every):
-            now = _bar_progress(desc)
-            if now is not None and now != last:
-                report(*now)
-                last = now
+    def forward(model: str, done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if model == name and (done == total or now - last >= every):
+            last = now
+            report(done, total)
 
-    thread = threading.Thread(target=poll, name="accelerate_lab-load-progress", daemon=True)
-    thread.start()
-    try:
+    with loading_progress(forward):
         yield
-    finally:
-        stop.set()
-        thread.join()
