@@ -19,7 +19,7 @@ from accelerate_lab.errors import ShapeError, UnsupportedKernelError
 from accelerate_lab.hal import shapes
 from accelerate_lab.hal.cpu import CpuDevice
 from accelerate_lab.hal.kernels import KERNELS, matmul_q8_shape
-from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, getitem_view, row_major
+from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, concat_views, getitem_view, row_major
 from accelerate_lab.hal.wgpu_codegen import CLASS_OF
 from accelerate_lab.hal.wgpu_elementwise import collapse
 from accelerate_lab.hal.wgpu_shaders import library_ops
@@ -271,21 +271,9 @@ def layout(
 def _concat(dev: BrowserProxyDevice, inputs: Sequence[Any], axis: int) -> WgpuBuffer:
     dtype = np.result_type(*(x.dtype for x in inputs))
     _cls(dev, dtype)
-    first = inputs[0].shape
-    for t in inputs:
-        if (
-            len(t.shape) != len(first)
-            or t.shape[:axis] + t.shape[axis + 1 :] != first[:axis] + first[axis + 1 :]
-        ):
-            raise ShapeError(
-                f"concat along axis {axis}: shapes {', '.join(str(u.shape) for u in inputs)} differ"
-            )
-    out = dev.new_zeros((*first[:axis], sum(t.shape[axis] for t in inputs), *first[axis + 1 :]), dtype)
-    start = 0
-    for t in inputs:
-        index = (*(slice(None),) * axis, slice(start, start + t.shape[axis]))
-        dev.write_view(getitem_view(out, index), t)
-        start += t.shape[axis]
+    out = dev.new_zeros(shapes.concat_shape([t.shape for t in inputs], axis), dtype)
+    for view, t in zip(concat_views(out, [t.shape[axis] for t in inputs], axis), inputs, strict=True):
+        dev.write_view(view, t)
     return out
 
 

@@ -18,6 +18,7 @@ from accelerate_lab.errors import ShapeError
 
 __all__ = [
     "broadcast_shapes",
+    "concat_shape",
     "conv_output_shape",
     "matmul_shape",
     "normalize_axes",
@@ -63,6 +64,23 @@ def matmul_shape(a: Sequence[int], b: Sequence[int]) -> Shape:
     if len(a) == 1:
         out.pop(-1 if len(b) == 1 else -2)
     return tuple(out)
+
+
+def concat_shape(parts: Sequence[Sequence[int]], axis: int) -> Shape:
+    """The shape of ``parts`` joined along ``axis`` (non-negative); the other dimensions must match.
+
+    >>> concat_shape([(2, 3), (2, 4)], 1)
+    (2, 7)
+    """
+    first = tuple(parts[0])
+    for part in parts:
+        if (
+            len(part) != len(first)
+            or tuple(part[:axis]) + tuple(part[axis + 1 :]) != first[:axis] + first[axis + 1 :]
+        ):
+            listed = ", ".join(str(tuple(p)) for p in parts)
+            raise ShapeError(f"concat along axis {axis}: shapes {listed} differ outside that axis")
+    return (*first[:axis], sum(part[axis] for part in parts), *first[axis + 1 :])
 
 
 def normalize_axis(axis: int, rank: int) -> int:

@@ -23,7 +23,15 @@ from accelerate_lab.hal.wgpu_runtime import Storage
 if TYPE_CHECKING:
     from accelerate_lab.hal.fusion import Lazy
 
-__all__ = ["WgpuBuffer", "broadcast_view", "getitem_view", "row_major", "span", "storage_dtype"]
+__all__ = [
+    "WgpuBuffer",
+    "broadcast_view",
+    "concat_views",
+    "getitem_view",
+    "row_major",
+    "span",
+    "storage_dtype",
+]
 
 _STORAGE = {"uint8": np.dtype(np.uint32), "bool": np.dtype(np.uint32)}
 
@@ -143,3 +151,12 @@ def getitem_view(buf: WgpuBuffer, index: tuple[object, ...]) -> WgpuBuffer:
             offset += (position % size) * stride
         axis += 1
     return buf.view(tuple(shape), tuple(strides), offset)
+
+
+def concat_views(out: WgpuBuffer, sizes: Sequence[int], axis: int) -> list[WgpuBuffer]:
+    """The views of ``out`` that parts of these ``sizes`` along ``axis`` fill, in order."""
+    views, start = [], 0
+    for size in sizes:
+        views.append(getitem_view(out, (*(slice(None),) * axis, slice(start, start + size))))
+        start += size
+    return views

@@ -16,7 +16,7 @@ from accelerate_lab.hal import shapes, wgpu_kernels
 from accelerate_lab.hal.cpu import CpuDevice
 from accelerate_lab.hal.fusion import apply_op
 from accelerate_lab.hal.kernels import matmul_q8_shape
-from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, getitem_view
+from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, concat_views, getitem_view
 from accelerate_lab.hal.wgpu_codegen import ElementwiseProgram, Unsupported, class_of
 
 if TYPE_CHECKING:
@@ -268,24 +268,13 @@ def _setitem(dev: WgpuDevice, x: WgpuBuffer, value: Any, index: tuple[object, ..
 
 def _concat(dev: WgpuDevice, inputs: Sequence[Any], axis: int) -> WgpuBuffer:
     dtype = np.result_type(*(x.dtype for x in inputs))
-    first = inputs[0].shape
-    for t in inputs:
-        if (
-            len(t.shape) != len(first)
-            or t.shape[:axis] + t.shape[axis + 1 :] != first[:axis] + first[axis + 1 :]
-        ):
-            raise ShapeError(
-                f"concat along axis {axis}: shapes {', '.join(str(u.shape) for u in inputs)} differ"
-            )
+    out_shape = shapes.concat_shape([t.shape for t in inputs], axis)
     dry = ElementwiseProgram((), dev.f16)
     for t in inputs:
         dry.convert(dry.given("v", class_of(t.dtype, dev.f16)), class_of(dtype, dev.f16))
-    out = dev.new_dense((*first[:axis], sum(t.shape[axis] for t in inputs), *first[axis + 1 :]), dtype)
-    start = 0
-    for t in inputs:
-        index = (*(slice(None),) * axis, slice(start, start + t.shape[axis]))
-        dev.write_view(getitem_view(out, index), dev.graph.concrete(t))
-        start += t.shape[axis]
+    out = dev.new_dense(out_shape, dtype)
+    for view, t in zip(concat_views(out, [t.shape[axis] for t in inputs], axis), inputs, strict=True):
+        dev.write_view(view, dev.graph.concrete(t))
     return out
 
 

@@ -101,12 +101,8 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("concat needs at least one tensor")
     device_of(tensors)
-    first = tensors[0].shape
-    dim = shapes.normalize_axis(axis, len(first))
-    for t in tensors[1:]:
-        if t.rank != len(first) or t.shape[:dim] + t.shape[dim + 1 :] != first[:dim] + first[dim + 1 :]:
-            listed = ", ".join(str(u.shape) for u in tensors)
-            raise ShapeError(f"concat along axis {axis}: shapes {listed} differ outside that axis")
+    dim = shapes.normalize_axis(axis, tensors[0].rank)
+    shapes.concat_shape([t.shape for t in tensors], dim)
     bounds = [0]
     for t in tensors:
         bounds.append(bounds[-1] + t.shape[dim])
