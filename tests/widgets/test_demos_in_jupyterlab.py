@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -239,10 +240,11 @@ def test_whisper_demo_transcribes_the_microphone(lab: Lab) -> None:
     demo.locator("button.al-demo-record").click()
     demo.locator(".al-demo-status", has_text="real time").wait_for(timeout=120_000)
     assert "microphone" in demo.locator(".al-demo-audio-name").inner_text()
-    # tiny.en hears espeak's voice imperfectly (and the browser resampled it), and where the loop was cut
-    # changes the tail ("over the lazy log", "over the land"): check the words it always gets right
+    # tiny.en hears espeak's voice imperfectly (and the browser resampled it), and where the recording was
+    # cut changes what it hears ("jumps over the lazy dog", "jump so we're the late"): ask for a few words
     heard = demo.locator(".al-demo-transcript").inner_text().lower()
-    assert "quick" in heard and "over the" in heard, heard
+    sentence = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "whisper", "speech", "text"}
+    assert "quick" in heard and len(sentence & set(re.findall(r"[a-z]+", heard))) >= 4, heard
 
 
 def test_vit_demo_runs_on_browser_webgpu(lab: Lab) -> None:
