@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 # Optional parts register their own set-up scripts; each is idempotent and cheap when done.
 SETUP_SCRIPTS := $(wildcard scripts/install_model_weights.sh scripts/install_llm_weights.sh \
-	scripts/setup_servers.sh scripts/setup_llama_server.sh scripts/build_widget.sh)
+	scripts/setup_servers.sh scripts/setup_llama_server.sh scripts/setup_vllm.sh scripts/build_widget.sh)
 
 setup: $(VENV)/.installed
 	bash scripts/setup_system.sh

@@ -9,8 +9,8 @@ import pytest
 
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 
-# a model served by a separate kserve process, not a test module (it imports kserve, absent here)
-collect_ignore = ["api/kserve_model.py"]
+# scripts that the servers' own pythons run (kserve's model, vLLM's checkpoint writer), not test modules
+collect_ignore = ["api/kserve_model.py", "api/vllm_model.py"]
 
 
 @pytest.fixture(autouse=True)

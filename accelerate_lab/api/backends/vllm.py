@@ -31,8 +31,11 @@ class LoraAdapter:
     path: str
 
 
-def load_lora_request(name: str, path: str) -> HttpRequest:
-    return HttpRequest("POST", "/load_lora_adapter", json={"lora_name": name, "lora_path": path})
+def load_lora_request(name: str, path: str, inplace: bool = False) -> HttpRequest:
+    body: dict[str, object] = {"lora_name": name, "lora_path": path}
+    if inplace:
+        body["load_inplace"] = True
+    return HttpRequest("POST", "/load_lora_adapter", json=body)
 
 
 def unload_lora_request(name: str) -> HttpRequest:
@@ -60,16 +63,29 @@ class VllmBackend(OpenAICompatible):
     health_path = "/health"
 
     def load_lora(
-        self, name: str, path: str, *, priority: Priority = P, timeout: float | None = None
+        self,
+        name: str,
+        path: str,
+        *,
+        inplace: bool = False,
+        priority: Priority = P,
+        timeout: float | None = None,
     ) -> list[str]:
         """Loads the adapter at `path` (on the servers' disks) as model `name` on every replica;
-        returns each server's message."""
-        return self._call_each(load_lora_request(name, path), _text, priority, timeout)
+        returns each server's message. A name already loaded is `InvalidRequest` unless `inplace`,
+        which replaces that adapter's weights under the same name."""
+        return self._call_each(load_lora_request(name, path, inplace), _text, priority, timeout)
 
     async def aload_lora(
-        self, name: str, path: str, *, priority: Priority = P, timeout: float | None = None
+        self,
+        name: str,
+        path: str,
+        *,
+        inplace: bool = False,
+        priority: Priority = P,
+        timeout: float | None = None,
     ) -> list[str]:
-        return await self._acall_each(load_lora_request(name, path), _text, priority, timeout)
+        return await self._acall_each(load_lora_request(name, path, inplace), _text, priority, timeout)
 
     def unload_lora(self, name: str, *, priority: Priority = P, timeout: float | None = None) -> list[str]:
         return self._call_each(unload_lora_request(name), _text, priority, timeout)
