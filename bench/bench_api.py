@@ -8,6 +8,10 @@ hold the same connections); each case alternates which client goes first; every 
 of the repeats.
 CPU is the client process's time (`time.process_time`) per request or chunk: on a shared, loaded
 machine it is much steadier than wall time, which the server and other processes also spend.
+At c=200 both clients are bound by httpcore's pool, not by the layer: its request assignment scans every
+queued request against every connection (72% of raw httpx's client CPU there, measured with cProfile), so
+the cost per request grows with how many requests pile up at once, which the server's share of 2 loaded
+cores decides; expect that row's ratio to swing from run to run.
 
 usage: python bench/bench_api.py [--repeats 5] [--requests 600]
 """
@@ -30,6 +34,7 @@ import httpx
 from httpx_sse import EventSource
 
 from accelerate_lab.api import create_api_backend
+from accelerate_lab.api._transport import POOL_LIMITS
 
 STREAM_CHUNKS = 200
 SERVER = f"""
@@ -52,8 +57,8 @@ asyncio.run(server.serve_forever())
 """
 
 Call = Callable[[], Awaitable[int]]
-# The pool and timeouts `Transport` gives its httpx client, so the baseline's pool behaves the same.
-LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+# The baseline's client gets the very pool limits `Transport` gives its own (POOL_LIMITS) and the timeouts
+# the backend is given below, so that both pools behave the same.
 TIMEOUT = httpx.Timeout(30, connect=10)
 
 
@@ -107,7 +112,7 @@ async def main(repeats: int, total: int) -> None:
 
 
 async def _case(base: str, concurrency: int, stream: bool, n: int, repeats: int) -> list[str]:
-    raw = httpx.AsyncClient(timeout=TIMEOUT, limits=LIMITS)
+    raw = httpx.AsyncClient(timeout=TIMEOUT, limits=POOL_LIMITS)
     backend = create_api_backend(
         "openai",
         metadata={

@@ -11,12 +11,32 @@ from accelerate_lab.api._errors import MalformedResponse
 __all__ = ["Frame", "SseParser", "expect_dict", "expect_list", "parse_json"]
 
 
+_raw_decode = json.JSONDecoder().raw_decode
+
+
 class Frame(NamedTuple):
     """One unit of a stream: an SSE event (`event`, `data`) or one NDJSON line (`event` is "").
     A NamedTuple: streams make one per chunk, and a tuple is the cheapest immutable record."""
 
     data: str
     event: str = ""
+
+    def json_object(self, what: str) -> dict[str, Any]:
+        """The data as a JSON object (else MalformedResponse naming `what`). The usual event, a value with
+        no whitespace around it, goes straight to the C scanner: `json.loads` adds two regex scans and
+        three calls, over a third of the parsing time of a short chunk.
+
+        >>> Frame('{"a": 1}').json_object("an event")
+        {'a': 1}
+        """
+        text = self.data
+        try:
+            value, end = _raw_decode(text)
+        except ValueError:
+            end = -1
+        if end != len(text):
+            value = json.loads(text)  # whitespace around the value, or json.loads's own error
+        return value if type(value) is dict else expect_dict(value, what)
 
 
 class SseParser:
@@ -61,17 +81,22 @@ class SseParser:
 
     def _lines(self, lines: list[str]) -> list[Frame]:
         out = []
+        data = self._data
         for line in lines:
+            if line[:6] == "data: ":  # most lines: checked before the general field parsing
+                data.append(line[6:])
+                continue
             if not line:
-                if self._data or self._event or self._id or self._retry:
-                    out.append(Frame("\n".join(self._data), self._event or "message"))
-                    self._event, self._data, self._retry = "", [], False
+                if data or self._event or self._id or self._retry:
+                    out.append(Frame("\n".join(data), self._event or "message"))
+                    data = self._data = []
+                    self._event, self._retry = "", False
                 continue
             name, _, value = line.partition(":")
             if value[:1] == " ":
                 value = value[1:]
             if name == "data":
-                self._data.append(value)
+                data.append(value)
             elif name == "event":
                 self._event = value
             elif name == "id" and "\0" not in value:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
 from accelerate_lab.api._config import ResilienceConfig
@@ -42,12 +42,13 @@ T_co = TypeVar("T_co", covariant=True)
 
 
 class StreamDecoder(Protocol[T_co]):
-    """A sans-I/O stream parser: fed one frame at a time, returns what to deliver, knows when done."""
+    """A sans-I/O stream parser: fed one frame at a time, returns what to deliver (a list, built before
+    it returns, so that a malformed event fails inside `feed`), knows when done."""
 
     @property
     def done(self) -> bool: ...
 
-    def feed(self, frame: Frame) -> Iterable[T_co]: ...
+    def feed(self, frame: Frame) -> Sequence[T_co]: ...
 
 
 def outcome_of(exc: BaseException) -> Outcome | None:
@@ -75,20 +76,16 @@ def _parsed(parse: Callable[[HttpResponse], T], response: HttpResponse) -> T:
         ) from exc
 
 
-def _decoded(decoder: StreamDecoder[T], frames: list[Frame], url: str) -> Iterator[T]:
-    """What one read's frames deliver, frame by frame, up to the decoder's final event."""
-    for frame in frames:
-        try:
-            items = list(decoder.feed(frame))
-        except ApiError:
-            raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            raise MalformedResponse(
-                f"{url}: stream event not in the expected format: {frame.data[:200]!r}"
-            ) from exc
-        yield from items
-        if decoder.done:
-            return
+def _fed(decoder: StreamDecoder[T], frame: Frame, url: str) -> Sequence[T]:
+    """What one frame delivers, with a malformed event as a typed error."""
+    try:
+        return decoder.feed(frame)
+    except ApiError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise MalformedResponse(
+            f"{url}: stream event not in the expected format: {frame.data[:200]!r}"
+        ) from exc
 
 
 class Resilience:
@@ -222,9 +219,12 @@ class Resilience:
                     with self.transport.stream(req, endpoint, timeout) as batches:
                         decoder = new_decoder()
                         for frames in batches:
-                            for item in _decoded(decoder, frames, endpoint.url):
-                                yielded = True
-                                yield item
+                            for frame in frames:  # frame by frame: what precedes a bad event is delivered
+                                for item in _fed(decoder, frame, endpoint.url):
+                                    yielded = True
+                                    yield item
+                                if decoder.done:
+                                    break
                             if decoder.done:
                                 break
                         if not decoder.done:
@@ -264,9 +264,12 @@ class Resilience:
                     async with self.transport.astream(req, endpoint, timeout) as batches:
                         decoder = new_decoder()
                         async for frames in batches:
-                            for item in _decoded(decoder, frames, endpoint.url):
-                                yielded = True
-                                yield item
+                            for frame in frames:  # frame by frame: what precedes a bad event is delivered
+                                for item in _fed(decoder, frame, endpoint.url):
+                                    yielded = True
+                                    yield item
+                                if decoder.done:
+                                    break
                             if decoder.done:
                                 break
                         if not decoder.done:

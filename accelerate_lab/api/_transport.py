@@ -35,13 +35,15 @@ from accelerate_lab.api._retry import parse_retry_after
 from accelerate_lab.api._secret import Secret, redact
 from accelerate_lab.api._types import HttpRequest, HttpResponse
 
-__all__ = ["Signer", "Transport", "error_for_status"]
+__all__ = ["POOL_LIMITS", "Signer", "Transport", "error_for_status"]
 
 logger = logging.getLogger(__name__)
 
 Signer = Callable[[httpx.Request], None]
 """Adds authentication to a fully built request (SigV4 needs the final URL and body)."""
 
+POOL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+"""The connection pool of every backend's httpx clients (bench/bench_api.py gives its baseline the same)."""
 _BODY_EXCERPT = 2000
 _END_GRACE = 0.1  # seconds a complete stream gets to end its body, so that its connection is reused
 
@@ -160,7 +162,7 @@ class Transport:
     def _options(self) -> dict[str, object]:
         return {
             "timeout": httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout),
-            "limits": httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            "limits": POOL_LIMITS,
             "verify": self._verify,
         }
 

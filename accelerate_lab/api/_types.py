@@ -73,7 +73,7 @@ class ChatResponse:
     raw: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class StreamChunk:
     """One piece of a streamed answer; the last chunk has `done=True` (and usage / tool calls if any)."""
 
@@ -83,6 +83,25 @@ class StreamChunk:
     usage: Usage | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     raw: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
+
+    def __init__(
+        self,
+        text: str = "",
+        done: bool = False,
+        finish_reason: str | None = None,
+        usage: Usage | None = None,
+        tool_calls: tuple[ToolCall, ...] = (),
+        raw: Mapping[str, object] | None = None,
+    ) -> None:
+        # Written into __dict__ directly: the frozen dataclass's own __init__ calls object.__setattr__
+        # once per field, which doubled the cost of the one object a stream makes per token.
+        fields = self.__dict__
+        fields["text"] = text
+        fields["done"] = done
+        fields["finish_reason"] = finish_reason
+        fields["usage"] = usage
+        fields["tool_calls"] = tool_calls
+        fields["raw"] = {} if raw is None else raw
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,11 @@ async def test_models_and_no_embeddings(serve: Serve) -> None:
     assert await b.alist_models() == ["claude-3-5-haiku-20241022"]
     with pytest.raises(UnsupportedOperation, match="claude has no embed"):
         b.embed(None, "x")
+
+
+def test_usage_counts_cached_prompt_tokens(serve: Serve) -> None:
+    cached = {"input_tokens": 3, "cache_read_input_tokens": 400, "cache_creation_input_tokens": 69}
+    message = {**rec.CLAUDE_MESSAGE, "usage": {**cached, "output_tokens": 91}}
+    server = serve({"POST /v1/messages": lambda r: Reply.json(message)})
+    r = backend_for("claude", server.url).chat(None, "hi")
+    assert r.usage == Usage(3 + 400 + 69, 91)  # every prompt token, as OpenAI's prompt_tokens counts them

@@ -31,8 +31,7 @@ The sample wire protocol (served by `accelerate_lab.api.testing.sample_routes()`
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from accelerate_lab.api._base import ApiBackend
@@ -71,8 +70,8 @@ class ChatStreamDecoder:
 
     done: bool = False
 
-    def feed(self, frame: Frame) -> Iterable[StreamChunk]:
-        data = expect_dict(json.loads(frame.data), "a sample stream line")
+    def feed(self, frame: Frame) -> list[StreamChunk]:
+        data = frame.json_object("a sample stream line")
         if "error" in data:
             raise ProviderError(f"error in stream: {data['error']}", status=500, body=frame.data)
         if data.get("done"):

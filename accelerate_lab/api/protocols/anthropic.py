@@ -13,7 +13,7 @@ become `input_schema` tools.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +123,15 @@ def messages_request(
     return HttpRequest("POST", "/v1/messages", json=body, stream="sse" if stream else None)
 
 
+_INPUT_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def _input_tokens(usage: Mapping[str, Any]) -> int:
+    """All the prompt's tokens: `input_tokens` counts only those neither read from nor written to the
+    prompt cache, which the other two fields count (as OpenAI's `prompt_tokens` includes cached ones)."""
+    return sum(int(usage.get(k) or 0) for k in _INPUT_FIELDS)
+
+
 def parse_message(response: HttpResponse) -> ChatResponse:
     data = expect_dict(response.json(), "a message")
     blocks = expect_list(data["content"], "content")
@@ -130,7 +139,7 @@ def parse_message(response: HttpResponse) -> ChatResponse:
     return ChatResponse(
         text="".join(b.get("text", "") for b in blocks if b.get("type") == "text"),
         model=str(data.get("model", "")),
-        usage=Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))),
+        usage=Usage(_input_tokens(usage), int(usage.get("output_tokens", 0))),
         finish_reason=data.get("stop_reason"),
         tool_calls=tuple(
             ToolCall(b["id"], b["name"], b.get("input") or {}) for b in blocks if b.get("type") == "tool_use"
@@ -150,13 +159,13 @@ class MessagesStreamDecoder:
     _stop: str | None = None
     _tools: dict[int, dict[str, str]] = field(default_factory=dict)
 
-    def feed(self, frame: Frame) -> Iterable[StreamChunk]:
-        data = expect_dict(json.loads(frame.data), "a stream event")
+    def feed(self, frame: Frame) -> list[StreamChunk]:
+        data = frame.json_object("a stream event")
         kind = data.get("type", frame.event)
         if kind == "message_start":
             message = data["message"]
             self._model = message.get("model", "")
-            self._input_tokens = int((message.get("usage") or {}).get("input_tokens", 0))
+            self._input_tokens = _input_tokens(message.get("usage") or {})
         elif kind == "content_block_start":
             block = data["content_block"]
             if block.get("type") == "tool_use":

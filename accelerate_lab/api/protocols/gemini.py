@@ -11,7 +11,7 @@ embedContent / batchEmbedContents, inline image parts, function declarations, an
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,8 +169,8 @@ class GenerateStreamDecoder:
 
     done: bool = False
 
-    def feed(self, frame: Frame) -> Iterable[StreamChunk]:
-        data = expect_dict(json.loads(frame.data), "a stream event")
+    def feed(self, frame: Frame) -> list[StreamChunk]:
+        data = frame.json_object("a stream event")
         text, calls, finish = _candidate(data)
         out = [StreamChunk(text=text, raw=data)] if text else []
         if finish:

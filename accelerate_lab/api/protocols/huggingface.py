@@ -7,8 +7,7 @@ Text Generation Inference (/generate, /generate_stream SSE, /info; its Messages 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,8 +96,8 @@ class GenerateStreamDecoder:
 
     done: bool = False
 
-    def feed(self, frame: Frame) -> Iterable[StreamChunk]:
-        data = expect_dict(json.loads(frame.data), "a stream event")
+    def feed(self, frame: Frame) -> list[StreamChunk]:
+        data = frame.json_object("a stream event")
         if "error" in data:
             raise ProviderError(f"tgi: {data['error']}", status=500, body=frame.data[:2000])
         token = data.get("token") or {}

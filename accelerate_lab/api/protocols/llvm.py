@@ -20,8 +20,7 @@ Tensors use the KServe V2 JSON form `{"shape": [int], "datatype": "FP32", "data"
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -114,8 +113,8 @@ def parse_generate(response: HttpResponse) -> ChatResponse:
 class GenerateStreamDecoder:
     done: bool = False
 
-    def feed(self, frame: Frame) -> Iterable[StreamChunk]:
-        data = expect_dict(json.loads(frame.data), "a stream line")
+    def feed(self, frame: Frame) -> list[StreamChunk]:
+        data = frame.json_object("a stream line")
         if "error" in data:
             raise ProviderError(f"llvm: {data['error']}", status=500, body=frame.data[:2000])
         if data.get("done"):

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,8 +131,8 @@ class ChatStreamDecoder:
     done: bool = False
     field: str = "message"  # "response" for /api/generate
 
-    def feed(self, frame: Frame) -> Iterable[StreamChunk]:
-        data = expect_dict(json.loads(frame.data), "a stream line")
+    def feed(self, frame: Frame) -> list[StreamChunk]:
+        data = frame.json_object("a stream line")
         _error(data)
         if self.field == "message":
             message = data.get("message") or {}
@@ -210,8 +210,8 @@ class PullStreamDecoder:
 
     done: bool = False
 
-    def feed(self, frame: Frame) -> Iterable[PullProgress]:
-        data = expect_dict(json.loads(frame.data), "a pull progress line")
+    def feed(self, frame: Frame) -> list[PullProgress]:
+        data = frame.json_object("a pull progress line")
         _error(data)
         status = str(data["status"])
         self.done = status == "success"

@@ -113,15 +113,17 @@ class ChatStreamDecoder:
     _usage: Usage | None = None
     _tools: dict[int, dict[str, str]] = field(default_factory=dict)
 
-    def feed(self, frame: Frame) -> Iterable[StreamChunk]:
-        if frame.data.strip() == "[DONE]":
+    def feed(self, frame: Frame) -> list[StreamChunk]:
+        text = frame.data
+        # Chunks are JSON objects; only the final "[DONE]" is not (checked without a strip per token).
+        if not text.endswith("}") and text.strip() == "[DONE]":
             self.done = True
             calls = tuple(
                 ToolCall(t["id"], t["name"], json.loads(t["arguments"] or "{}"))
                 for _, t in sorted(self._tools.items())
             )
             return [StreamChunk(done=True, finish_reason=self._finish, usage=self._usage, tool_calls=calls)]
-        data = expect_dict(json.loads(frame.data), "a stream chunk")
+        data = frame.json_object("a stream chunk")
         if "error" in data:
             raise stream_error(data)
         if usage := data.get("usage"):
@@ -131,17 +133,19 @@ class ChatStreamDecoder:
             delta = choice.get("delta") or {}
             if finish := choice.get("finish_reason"):
                 self._finish = finish
-            for call in delta.get("tool_calls") or ():
-                slot = self._tools.setdefault(
-                    int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""}
-                )
-                slot["id"] = call.get("id") or slot["id"]
-                fn = call.get("function") or {}
-                slot["name"] += fn.get("name") or ""
-                slot["arguments"] += fn.get("arguments") or ""
-            if text := delta.get("content"):
-                out.append(StreamChunk(text=text, finish_reason=finish, raw=data))
+            if "tool_calls" in delta:
+                self._add_tool_calls(delta["tool_calls"] or ())
+            if content := delta.get("content"):  # positional: a class call with keywords builds a dict
+                out.append(StreamChunk(content, False, finish, None, (), data))
         return out
+
+    def _add_tool_calls(self, calls: Iterable[Mapping[str, Any]]) -> None:
+        for call in calls:
+            slot = self._tools.setdefault(int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""})
+            slot["id"] = call.get("id") or slot["id"]
+            fn = call.get("function") or {}
+            slot["name"] += fn.get("name") or ""
+            slot["arguments"] += fn.get("arguments") or ""
 
 
 def embeddings_request(model: str, texts: list[str], opts: Mapping[str, object]) -> HttpRequest:
