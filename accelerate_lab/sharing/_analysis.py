@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
-from accelerate_lab.sharing._dedupe import Duplicates, duplicate_storages
+from accelerate_lab.sharing._dedupe import Duplicates
 from accelerate_lab.sharing._ledger import format_bytes
 from accelerate_lab.sharing._patterns import model_matches, tensor_types
 from accelerate_lab.sharing._reports import (
@@ -76,14 +76,15 @@ def unshared_bytes(tensors: Sequence[SharedTensor]) -> int:
     return sum(t.get_memory_usage() * max(1, len(t._refs.models())) for t in tensors)
 
 
-def _duplicate_group(storages: list[Storage], found: Duplicates) -> DuplicateGroup:
-    names = tuple(t.name for s in storages for t in sorted(found.users(s), key=lambda t: t.name))
+def _duplicate_group(storages: list[Storage]) -> DuplicateGroup:
+    names = tuple(t.name for s in storages for t in sorted(s.readers, key=lambda t: t.name))
     first = storages[0]
     return DuplicateGroup(names, first.device.name, first.nbytes, first.nbytes * (len(storages) - 1))
 
 
-def analyze(tensors: Sequence[SharedTensor]) -> SharingAnalysis:
-    """Tensor types two or more active models could share, and groups of identical contents."""
+def analyze(tensors: Sequence[SharedTensor], found: Duplicates) -> SharingAnalysis:
+    """Tensor types two or more active models could share, and the groups of identical contents
+    ``found`` among their storages."""
     active = {m for t in tensors for m in t._refs.models()}
     active.update(t.producer_model for t in tensors if t.producer_model is not None)
     by_type = {}
@@ -91,8 +92,7 @@ def analyze(tensors: Sequence[SharedTensor]) -> SharingAnalysis:
         matching = tuple(m for m in sorted(active) if any(model_matches(m, f) for f in families))
         if len(matching) >= 2:
             by_type[tensor_type] = matching
-    found = duplicate_storages(tensors)
-    duplicates = tuple(_duplicate_group(group, found) for group in found.groups())
+    duplicates = tuple(map(_duplicate_group, found.groups()))
     return SharingAnalysis(by_type, duplicates)
 
 

@@ -1,20 +1,19 @@
 """Finding storages with bit-identical contents: grouped by layout (device, dtype and shape), then by
-their bytes (small storages, all of a layout read at once) or a digest of them confirmed byte for byte
-(large ones).
+their bytes (small storages) or a digest of them confirmed byte for byte (large ones).
 
-Built for 100,000 tensors: one Python pass over the tensors (each visit of 100,000 scattered objects
-costs milliseconds), then per layout the work per storage (sorting, reading, comparing bytes) runs in C
-through ``map``, ``compress``, ``sorted`` and ``dict``; a Python loop only for storages large enough
-that their digest dominates.
+Built for 100,000 tensors: the pool keeps its live storages indexed by layout, so only layouts that
+more than one storage share are read (no pass over the tensors), and per layout the work per storage
+(reading, comparing bytes) runs in C through ``map``, ``compress`` and ``dict``; a Python loop only
+for storages large enough that their digest dominates.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import attrgetter, methodcaller, ne
+from operator import attrgetter, itemgetter, methodcaller, ne
 
 import numpy as np
 
@@ -28,8 +27,10 @@ _INLINE_BYTES = 4096  # up to this size the bytes themselves are the key: no dig
 
 _SERIAL = attrgetter("serial")
 _NBYTES = attrgetter("nbytes")
+_READERS = attrgetter("readers")
+_FIRST = itemgetter(0)
 _HOST = methodcaller("numpy")
-_FLAT = attrgetter("flat")
+_TENSOR = attrgetter("tensor")
 
 
 @dataclass(frozen=True)
@@ -39,27 +40,20 @@ class Duplicates:
 
     copies: list[Storage]
     originals: list[Storage]
-    first_user: dict[Storage, SharedTensor]
-    _more_users: dict[Storage, list[SharedTensor]]
-
-    def users(self, storage: Storage) -> list[SharedTensor]:
-        """The tensors that read ``storage``."""
-        return [self.first_user[storage], *self._more_users.get(storage, ())]
 
     def moves(self) -> tuple[list[SharedTensor], list[Storage], list[int]]:
         """Each reader of a copy, the original it is to read, and the bytes its move releases (the
         copy's size for the copy's last reader, 0 for the others)."""
-        if not self._more_users:  # one reader per storage, the usual case: all in C
-            readers = list(map(self.first_user.__getitem__, self.copies))
-            return readers, self.originals, list(map(_NBYTES, self.copies))
+        readers = list(map(_READERS, self.copies))
+        if max(map(len, readers), default=1) == 1:  # one reader per copy, the usual case: all in C
+            return list(map(_FIRST, readers)), self.originals, list(map(_NBYTES, self.copies))
         moved: list[SharedTensor] = []
         targets: list[Storage] = []
         released: list[int] = []
-        for copy, original in zip(self.copies, self.originals, strict=True):
-            readers = self.users(copy)
-            moved += readers
-            targets += repeat(original, len(readers))
-            released += [*repeat(0, len(readers) - 1), copy.nbytes]
+        for copy, original, users in zip(self.copies, self.originals, readers, strict=True):
+            moved += users
+            targets += repeat(original, len(users))
+            released += [*repeat(0, len(users) - 1), copy.nbytes]
         return moved, targets, released
 
     def groups(self) -> list[list[Storage]]:
@@ -70,34 +64,18 @@ class Duplicates:
         return list(groups.values())
 
 
-def duplicate_storages(tensors: Iterable[SharedTensor]) -> Duplicates:
-    """The live storages of ``tensors`` that hold the same contents as an older one."""
-    first_user: dict[Storage, SharedTensor] = {}
-    more_users: dict[Storage, list[SharedTensor]] = {}  # storages read by several tensors (after a dedupe)
-    by_layout: dict[str, list[Storage]] = {}
-    for tensor in tensors:  # one pass: at 100,000 tensors every further visit of each costs milliseconds
-        storage = tensor._storage
-        if storage is None:
-            continue
-        if storage in first_user:
-            more_users.setdefault(storage, []).append(tensor)
-            continue
-        first_user[storage] = tensor
-        same_layout = by_layout.get(storage.layout)
-        if same_layout is None:
-            by_layout[storage.layout] = [storage]
-        else:
-            same_layout.append(storage)
+def duplicate_storages(layouts: Mapping[str, Collection[Storage]]) -> Duplicates:
+    """The storages (each layout's oldest first, as the pool indexes them) that hold the same
+    contents as an older one of their layout."""
     copies: list[Storage] = []
     originals: list[Storage] = []
-    crowded = [storages for storages in by_layout.values() if len(storages) > 1]
+    crowded = [list(storages) for storages in layouts.values() if len(storages) > 1]
     for storages in crowded:
-        storages.sort(key=_SERIAL)
         _find_copies(storages, copies, originals)
     if len(crowded) > 1:  # copies of each layout are in age order; interleave the layouts by age
         order = sorted(range(len(copies)), key=list(map(_SERIAL, copies)).__getitem__)
         copies, originals = list(map(copies.__getitem__, order)), list(map(originals.__getitem__, order))
-    return Duplicates(copies, originals, first_user, more_users)
+    return Duplicates(copies, originals)
 
 
 def _find_copies(storages: list[Storage], copies: list[Storage], originals: list[Storage]) -> None:
@@ -108,7 +86,7 @@ def _find_copies(storages: list[Storage], copies: list[Storage], originals: list
         return
     nbytes = storages[0].nbytes
     if nbytes <= _INLINE_BYTES:
-        keys = _contents(hosts, nbytes)
+        keys = list(map(bytes, hosts))  # each array's bytes in C order
         first = dict(zip(reversed(keys), reversed(range(len(keys))), strict=True))  # the oldest wins
         found = list(compress(range(len(keys)), map(ne, map(first.__getitem__, keys), range(len(keys)))))
         copies += map(storages.__getitem__, found)
@@ -123,26 +101,19 @@ def _find_copies(storages: list[Storage], copies: list[Storage], originals: list
 
 
 def _on_host(storages: list[Storage]) -> tuple[list[Storage], list[np.ndarray]]:
-    """The storages readable on the host, and their data as flat arrays."""
+    """The storages readable on the host, and their data as arrays."""
     try:
-        return storages, list(map(_HOST, map(_FLAT, storages)))
+        return storages, list(map(_HOST, map(_TENSOR, storages)))
     except DeviceError:  # some data not readable on the host yet (browser tensors): those are not compared
         readable, hosts = [], []
         for storage in storages:
             try:
-                hosts.append(storage.flat.numpy())
+                hosts.append(storage.tensor.numpy())
             except DeviceError:
                 continue
             readable.append(storage)
         return readable, hosts
 
 
-def _contents(hosts: list[np.ndarray], nbytes: int) -> list[bytes]:
-    """The bytes of each of ``hosts`` (flat arrays of one dtype, ``nbytes`` each), copied out together."""
-    if not nbytes:
-        return [b""] * len(hosts)
-    return list(np.concatenate(hosts).view(np.dtype((np.void, nbytes))).tolist())
-
-
 def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
-    return bool(np.array_equal(a.view(np.uint8), b.view(np.uint8)))
+    return bool(np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8)))

@@ -194,7 +194,7 @@ class TensorSharingManager:
         with pool.lock:
             initial = pool.ledger.total().current_bytes
             freed_names, freed = pool.free(pool.freeable(), "free", "freed by optimize_memory_usage()")
-            merged, merged_bytes = pool.merge(duplicate_storages(pool.tensors.values()))
+            merged, merged_bytes = pool.merge(duplicate_storages(pool.layouts))
             final = pool.ledger.total().current_bytes
             return OptimizationResult(
                 initial_bytes=initial,
@@ -212,7 +212,7 @@ class TensorSharingManager:
         """Tensor types that two or more active models could share (from the tensor-type table,
         see `register_tensor_type`), and groups of tensors with identical contents."""
         with self._pool.lock:
-            return analyze(list(self._pool.tensors.values()))
+            return analyze(list(self._pool.tensors.values()), duplicate_storages(self._pool.layouts))
 
     def get_tensor_memory_usage(self) -> dict[str, TensorUsage]:
         """Memory, holders and views of each tensor, by name."""
@@ -228,7 +228,7 @@ class TensorSharingManager:
         """Concrete actions (free, deduplicate, unpin, share) with the bytes each would save."""
         with self._pool.lock:
             tensors = list(self._pool.tensors.values())
-            return recommend(tensors, analyze(tensors))
+            return recommend(tensors, analyze(tensors, duplicate_storages(self._pool.layouts)))
 
     def get_stats(self) -> SharingStats:
         """Counts, cache hits, the bytes held and saved by sharing, and counters per device."""

@@ -1,5 +1,10 @@
-"""The core of a sharing manager: its tensors in least-recently-used order, their storages,
-the budget each device may hold, and the event log. Every method runs under ``lock``.
+"""The core of a sharing manager: its tensors, those no model holds in least-recently-used order
+(the candidates for freeing), the storages by layout, the budget each device may hold, and the event
+log. Every method runs under ``lock``.
+
+Built for 100,000 tensors: both indexes are kept up to date as tensors and references come and go,
+so freeing and eviction visit only unreferenced tensors and dedupe only layouts that several storages
+share; plain dicts, as an ``OrderedDict`` costs a hash lookup per entry on every pass.
 """
 
 from __future__ import annotations
@@ -7,10 +12,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import compress
-from operator import attrgetter, not_
+from operator import attrgetter, itemgetter
 from typing import Literal
 
 from accelerate_lab.errors import MemoryBudgetExceeded
@@ -24,21 +29,25 @@ from accelerate_lab.sharing._tensor import SharedTensor
 __all__ = ["Pool", "why_held"]
 
 # attribute reads that run in C over a batch of 100,000 tensors or storages
-_REFERENCES = attrgetter("_refs.total")
 _NAME = attrgetter("name")
 _DEVICE = attrgetter("storage_type")
 _STORAGE_DEVICE = attrgetter("device.name")
 _NBYTES = attrgetter("nbytes")
+_READERS = attrgetter("readers")
+_FIRST = itemgetter(0)
 
 
 class Pool:
-    """Tensors by name (least recently used first), their storages and the per-device budget."""
+    """Tensors by name, the unreferenced ones least recently used first, live storages by layout
+    (oldest first) and the per-device budget."""
 
     def __init__(
         self, max_memory_mb: float | Mapping[str, float] | None, grace_period_s: float, max_events: int
     ):
         self.lock = threading.RLock()
-        self.tensors: OrderedDict[str, SharedTensor] = OrderedDict()
+        self.tensors: dict[str, SharedTensor] = {}
+        self.unreferenced: dict[str, SharedTensor] = {}  # SharedTensor._touch moves a tensor to the end
+        self.layouts: dict[str, dict[Storage, None]] = {}
         self.ledger = Ledger(max_memory_mb)
         self.log = EventLog(max_events)
         self.grace_period_s = grace_period_s
@@ -67,6 +76,7 @@ class Pool:
             storage = plan.make()
             storage.serial = next(self._serial)
             self.ledger.allocated(device.name, storage.nbytes)
+            self.layouts.setdefault(storage.layout, {})[storage] = None
             tensor = SharedTensor(
                 name,
                 storage,
@@ -75,7 +85,7 @@ class Pool:
                 tensor_type=tensor_type,
                 grace_period_s=self.grace_period_s,
             )
-            self.tensors[name] = tensor
+            self.tensors[name] = self.unreferenced[name] = tensor
             self.log.record(kind, name, producer, storage.nbytes, device.name, source)
             for model in dict.fromkeys(m for m in (producer, *consumers) if m is not None):
                 tensor.acquire(model)
@@ -92,16 +102,16 @@ class Pool:
             return
         need = in_use + nbytes - budget
         victims: list[SharedTensor] = []
-        users_left: dict[int, int] = {}
+        readers_left: dict[int, int] = {}
         gain = 0
         now = time.monotonic()
-        for tensor in self.tensors.values():
+        for tensor in self.unreferenced.values():
             storage = tensor._storage
             if storage is None or tensor.storage_type != device or not tensor._freeable(now):
                 continue
             victims.append(tensor)
-            users_left[id(storage)] = users_left.get(id(storage), storage.users) - 1
-            gain += storage.nbytes if users_left[id(storage)] == 0 else 0
+            readers_left[id(storage)] = readers_left.get(id(storage), len(storage.readers)) - 1
+            gain += storage.nbytes if readers_left[id(storage)] == 0 else 0
             if gain >= need:
                 self.free(victims, "evict", f"evicted to make room for {name!r}")
                 return
@@ -111,10 +121,7 @@ class Pool:
     def freeable(self) -> list[SharedTensor]:
         """The tensors that could be freed now, least recently used first."""
         now = time.monotonic()
-        tensors = self.tensors.values()
-        # reference counts are read in C: only the unreferenced tensors take the full check
-        unreferenced = compress(tensors, map(not_, map(_REFERENCES, tensors)))
-        return [tensor for tensor in unreferenced if tensor._freeable(now)]
+        return [tensor for tensor in self.unreferenced.values() if tensor._freeable(now)]
 
     def free(
         self, tensors: Sequence[SharedTensor], kind: Literal["evict", "free"], fate: str
@@ -124,24 +131,20 @@ class Pool:
 
         One batch: an event per tensor, all stamped alike, and one ledger entry per device.
         """
-        registry = self.tensors
-        names: list[str] = []
-        devices: list[str] = []
+        registry, unreferenced = self.tensors, self.unreferenced
+        names = list(map(_NAME, tensors))
         released: list[int] = []
         emptied: list[Storage] = []
-        for tensor in tensors:
+        for tensor, name in zip(tensors, names, strict=True):
             storage = tensor._take_storage(fate)
-            names.append(tensor.name)
-            devices.append(tensor.storage_type)
-            del registry[tensor.name]
-            storage.users -= 1
-            if storage.users:
+            del registry[name], unreferenced[name]
+            if storage.readers:
                 released.append(0)
             else:
                 released.append(storage.nbytes)
                 emptied.append(storage)
         self._give_back(emptied, evicted=kind == "evict")
-        self.log.record_batch(kind, names, released, devices)
+        self.log.record_batch(kind, names, released, list(map(_DEVICE, tensors)))
         return names, sum(released)
 
     def merge(self, duplicates: Duplicates) -> tuple[list[tuple[str, str]], int]:
@@ -151,18 +154,24 @@ class Pool:
         the bytes released.
         """
         moved, targets, released = duplicates.moves()
+        keepers = list(map(_NAME, map(_FIRST, map(_READERS, targets))))  # before the moved join them
         for tensor, original in zip(moved, targets, strict=True):
-            tensor._share_storage(original).users -= 1
+            tensor._share_storage(original)
         self._give_back(duplicates.copies, evicted=False)
         names = list(map(_NAME, moved))
-        keepers = list(map(_NAME, map(duplicates.first_user.__getitem__, targets)))
         self.log.record_batch("dedupe", names, released, list(map(_DEVICE, moved)), keepers)
         return list(zip(names, keepers, strict=True)), sum(released)
 
     def _give_back(self, storages: list[Storage], *, evicted: bool) -> None:
         """Return the memory of ``storages``, which no tensor reads any more, to their devices."""
+        layouts = self.layouts
         for storage in storages:
-            release(storage)
+            if storage.buffer is not None:  # adopted buffers stay with their owner: no call for those
+                release(storage)
+            same_layout = layouts[storage.layout]
+            del same_layout[storage]
+            if not same_layout:
+                del layouts[storage.layout]
         devices = list(map(_STORAGE_DEVICE, storages))
         for device, count in Counter(devices).items():
             nbytes = sum(compress(map(_NBYTES, storages), map(device.__eq__, devices)))

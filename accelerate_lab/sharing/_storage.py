@@ -1,8 +1,10 @@
 """Storages: the device memory behind shared tensors, made only through the Device protocol.
 
-A storage keeps its data twice over the same memory: ``tensor`` (its shape) and ``flat`` (1-D, for
-views by element offset). Buffers this layer obtained from the device (``allocate``/``upload``) are
-returned with ``device.free`` when the storage goes; an adopted tensor's buffer stays with its owner.
+A storage keeps its data as ``tensor`` (its shape) and, once a view by element offset needs it,
+``flat`` (1-D, over the same memory; most storages never need it, and each object a storage holds
+costs time when 100,000 of them are freed at once). Buffers this layer obtained from the device
+(``allocate``/``upload``) are returned with ``device.free`` when the storage goes; an adopted tensor's
+buffer stays with its owner.
 Each step is a :class:`Plan` whose size is known before any memory is taken, so the budget can be
 enforced first.
 """
@@ -12,7 +14,8 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,25 +26,36 @@ from accelerate_lab.tensor.creation import tensor as make_tensor
 from accelerate_lab.tensor.dtypes import DTypeLike, to_numpy_dtype
 from accelerate_lab.tensor.tensor import Tensor
 
+if TYPE_CHECKING:
+    from accelerate_lab.sharing._tensor import SharedTensor
+
 __all__ = ["Plan", "Storage", "plan_adoption", "plan_allocation", "plan_copy", "release"]
 
 
 @dataclass(eq=False, slots=True)
 class Storage:
-    """Device memory shared by one or more shared tensors (``users``; more than one after dedupe).
+    """Device memory read by one or more shared tensors (``readers``, oldest first; more than one
+    after dedupe).
 
     ``layout`` (device, dtype and shape) is what dedupe groups by; ``serial`` orders storages by
     creation (dedupe keeps the oldest).
     """
 
     tensor: Tensor
-    flat: Tensor
     device: Device
     nbytes: int
     buffer: Buffer | None
     layout: str
-    users: int = 0
+    readers: list[SharedTensor] = field(default_factory=list)
     serial: int = 0
+    _flat: Tensor | None = None
+
+    @property
+    def flat(self) -> Tensor:
+        """The data as one axis, over the same memory (made on first use)."""
+        if self._flat is None:
+            self._flat = ops.reshape(self.tensor, (-1,))
+        return self._flat
 
 
 @dataclass(frozen=True)
@@ -61,7 +75,7 @@ def _storage(t: Tensor, device: Device, buffer: Buffer | None) -> Storage:
 
 def _shaped(flat: Tensor, shape: tuple[int, ...], device: Device, buffer: Buffer | None) -> Storage:
     layout = sys.intern(f"{device.name} {flat.dtype} {shape}")  # one object per layout, not per storage
-    return Storage(ops.reshape(flat, shape), flat, device, flat.nbytes, buffer, layout)
+    return Storage(ops.reshape(flat, shape), device, flat.nbytes, buffer, layout)
 
 
 def _uploaded(host: np.ndarray, device: Device) -> Storage:

@@ -73,7 +73,7 @@ class SharedTensor:
         self.producer_model = producer_model
         self.tensor_type = tensor_type
         self.grace_period_s = grace_period_s
-        storage.users += 1
+        storage.readers.append(self)
         self._storage: Storage | None = storage
         self._pool = pool
         self._refs = RefCounts()
@@ -238,24 +238,35 @@ class SharedTensor:
         return storage
 
     def _touch(self) -> None:
+        """Mark as used now: the most recently used of the pool's unreferenced tensors when no model
+        holds it (every change of references touches, so that list stays exact)."""
         self._last_used = time.monotonic()
-        self._pool.tensors.move_to_end(self.name)
+        unreferenced = self._pool.unreferenced
+        unreferenced.pop(self.name, None)
+        if not self._refs.total:
+            unreferenced[self.name] = self
 
     def _close_view(self, name: str) -> None:
         del self._views[name]
         self._touch()
 
     def _take_storage(self, fate: str) -> Storage:
-        """Give up the storage (the caller checked `_freeable`, so no model holds this tensor)."""
-        storage = self._live()
+        """Give up the storage (the caller checked `_freeable`, so no model holds this tensor); the
+        caller releases it when no other tensor reads it."""
+        storage = self._storage
+        assert storage is not None, "freeing a freed tensor"
+        storage.readers.remove(self)
         self._storage = None
         self._fate = fate
         return storage
 
     def _share_storage(self, storage: Storage) -> Storage:
-        """Read ``storage`` from now on (identical contents); the old one, for the caller to release."""
-        old = self._live()
-        storage.users += 1
+        """Read ``storage`` from now on (identical contents); the old one, for the caller to release
+        when no other tensor reads it (dedupe only reads live storages)."""
+        old = self._storage
+        assert old is not None, "merging a freed tensor"
+        old.readers.remove(self)
+        storage.readers.append(self)
         self._storage = storage
         return old
 

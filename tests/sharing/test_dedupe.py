@@ -147,3 +147,20 @@ def test_storages_not_readable_on_the_host_are_left_out(mgr: al.TensorSharingMan
     assert mgr.optimize_memory_usage().merged_tensors == (("third", "second"),)
     device.pending.clear()
     assert mgr.optimize_memory_usage().merged_tensors == (("second", "first"), ("third", "first"))
+
+
+@pytest.mark.parametrize("shape", [(), (3, 4), (2, 3, 700)])  # a scalar, small, and > 4 KiB (digest path)
+def test_copies_of_any_rank_are_merged_whatever_the_source_order(
+    mgr: al.TensorSharingManager, shape: tuple[int, ...]
+) -> None:
+    data = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    other = data + np.float32(1)
+    a = mgr.register_shared_tensor("a", data=data, producer_model="m")
+    mgr.register_shared_tensor("b", data=np.asfortranarray(data).reshape(shape), producer_model="m")
+    mgr.register_shared_tensor("c", data=other, producer_model="m")
+    view = mgr.create_tensor_view("b", "all", 0, data.size)
+    result = mgr.optimize_memory_usage()
+    assert result.merged_tensors == (("b", "a"),) and result.merged_bytes == data.nbytes
+    np.testing.assert_array_equal(mgr.get_shared_tensor("b").data.numpy(), data)
+    assert np.shares_memory(view.get_data().numpy(), a.data.numpy())
+    np.testing.assert_array_equal(mgr.get_shared_tensor("c").data.numpy(), other)

@@ -251,6 +251,23 @@ class SharingMachine(RuleBasedStateMachine):
             {id(e.tensor._storage): e.tensor.get_memory_usage() for e in self.live.values()}.values()
         )
 
+    @invariant()
+    def the_pool_indexes_agree_with_its_tensors(self) -> None:
+        pool = self.mgr._pool
+        tensors = list(pool.tensors.values())
+        unreferenced = list(pool.unreferenced.values())
+        assert {id(t) for t in unreferenced} == {id(t) for t in tensors if not t.reference_count}
+        used = [t._last_used for t in unreferenced]
+        assert used == sorted(used), "unreferenced tensors are not least recently used first"
+        storages = {id(t._storage): t._storage for t in tensors}
+        for layout, same in pool.layouts.items():
+            assert [s.serial for s in same] == sorted(s.serial for s in same) and same
+            for storage in same:
+                assert storage is storages.pop(id(storage)) and storage.layout == layout
+                assert {id(t) for t in storage.readers} == {id(t) for t in tensors if t._storage is storage}
+                assert len(storage.readers) == len(set(map(id, storage.readers)))
+        assert not storages, "live storages missing from the layout index"
+
 
 def _freeable_bytes(entries: list[Expected]) -> int:
     """Bytes eviction could release: a storage (shared after a dedupe) only when all its readers go."""
