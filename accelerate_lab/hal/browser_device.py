@@ -4,7 +4,9 @@ Buffers are the strided views of the ``wgpu`` device (:class:`WgpuBuffer`) over 
 handle is the browser's buffer id: views (reshape, transpose, broadcast, indexing) cost nothing, and
 a buffer is freed in the browser when its last view is garbage-collected here. Work is batched into
 command lists (:mod:`browser_protocol`) sent with binary payloads; a batch goes when a download
-needs it, when it is large, on :meth:`BrowserProxyDevice.flush`, and after each cell.
+needs it, when it is large, on :meth:`BrowserProxyDevice.flush`, and after each cell. Weights (uploads
+inside :func:`~accelerate_lab.hal.browser_cache.cacheable_uploads`) travel as content hashes first:
+the browser keeps them across sessions and asks only for those it lacks (:mod:`browser_cache`).
 
 A running cell cannot receive the browser's replies unless it awaits (see DESIGN.md), so downloads
 are awaitable: ``await t.numpy_async()``. ``t.numpy()`` returns at once when the data has arrived
@@ -32,13 +34,14 @@ from typing import Any
 import numpy as np
 
 from accelerate_lab.hal import browser_ops
+from accelerate_lab.hal.browser_cache import content_hash, uploads_cacheable
 from accelerate_lab.hal.browser_errors import (
     BrowserDataPending,
     BrowserDeviceLost,
     BrowserError,
     BrowserTimeout,
 )
-from accelerate_lab.hal.browser_protocol import Batch, ScalarArg, decode_array, parse_reply
+from accelerate_lab.hal.browser_protocol import Batch, ScalarArg, decode_array, encode_array, parse_reply
 from accelerate_lab.hal.device import Buffer, DeviceInfo, DeviceStats, KernelInput, MemoryInfo
 from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, storage_dtype
 from accelerate_lab.hal.wgpu_runtime import Storage
@@ -83,6 +86,9 @@ class BrowserProxyDevice:
     the browser reported (``adapter``, ``features``, ``limits``); ``timeout`` bounds every wait.
     """
 
+    caches_weights = True
+    """Whether cacheable uploads go as hashes first (the front end keeps a weight cache)."""
+
     def __init__(
         self,
         transport: Transport,
@@ -110,6 +116,9 @@ class BrowserProxyDevice:
             weakref.WeakKeyDictionary()
         )
         self._requests: dict[int, _Request] = {}
+        self._held: dict[int, dict[str, memoryview]] = {}  # seq -> bytes the browser may ask for
+        self.cache_sent_bytes = 0
+        """Bytes of cacheable uploads the browser asked for (its cache lacked them)."""
         self._failure: BrowserError | None = None
         self._closed: str | None = None
         self.allocated_bytes = 0
@@ -167,12 +176,19 @@ class BrowserProxyDevice:
     def free(self, buffer: Buffer) -> None:
         """Nothing to do at once: the browser frees a buffer when its last view here is collected."""
 
-    def upload(self, array: np.ndarray) -> Buffer:
+    def upload(self, array: np.ndarray, *, cacheable: bool | None = None) -> Buffer:
+        """A new buffer holding ``array``; ``cacheable`` (default: inside ``cacheable_uploads()``) sends
+        its hash first, and its bytes only if the browser's weight cache lacks them."""
         array = np.asarray(array)
         storage = self._new_storage(array.size * storage_dtype(array.dtype).itemsize)
+        cached = self.caches_weights and (uploads_cacheable() if cacheable is None else cacheable)
+        data = encode_array(array) if cached else None
         with self._lock:
             self._check()
-            self._batch.upload(storage.buffer, array)
+            if data is not None:
+                self._batch.upload_cached(storage.buffer, data, content_hash(array, data))
+            else:
+                self._batch.upload(storage.buffer, array)
             self._maybe_flush()
         return WgpuBuffer(tuple(array.shape), array.dtype, storage)
 
@@ -244,13 +260,20 @@ class BrowserProxyDevice:
             batch, self._batch = self._batch, Batch(seq=0)
             batch.seq = next(self._seqs)
             self.stats.submissions += 1
+            if batch.held:
+                self._held[batch.seq] = batch.held
         self._transport(batch.content(), batch.buffers)
 
     # ---- receiving ------------------------------------------------------------------------------
     def receive(self, content: Mapping[str, object], buffers: Sequence[bytes | memoryview]) -> None:
-        """Handle one reply from the front end (downloads, errors, memory)."""
+        """Handle one message from the front end: a reply (downloads, errors, memory) or a need."""
+        if content.get("kind") == "need":
+            self._fill(int(content["seq"]), content["hashes"])  # type: ignore[call-overload, arg-type]
+            return
         reply = parse_reply(content, buffers)
         self.browser_memory = reply.memory
+        with self._lock:
+            self._held.pop(reply.seq, None)
         if reply.error is not None:  # a failed batch's data may be wrong: never hand it out
             log.warning(
                 "%s: batch %d failed at command %s: %s",
@@ -272,6 +295,15 @@ class BrowserProxyDevice:
                 if self._versions.get(view.storage.buffer, 0) == request.version:
                     self._arrived[view] = (request.version, request.array)
 
+    def _fill(self, seq: int, hashes: Sequence[str]) -> None:
+        """Send the bytes of the cacheable uploads of batch ``seq`` that the browser's cache lacks."""
+        with self._lock:
+            held = self._held.get(seq, {})
+            # the browser asks only for hashes of batch ``seq``; one not held here fails that batch there
+            sent = [h for h in hashes if h in held]
+            self.cache_sent_bytes += sum(held[h].nbytes for h in sent)
+        self._transport({"kind": "fill", "seq": seq, "hashes": sent}, [held[h] for h in sent])
+
     def fail(self, error: BrowserError) -> None:
         """Pending downloads fail with ``error``, and so does the next call (a batch went wrong)."""
         with self._lock:
@@ -284,6 +316,7 @@ class BrowserProxyDevice:
         """The front end went away: pending downloads fail, later calls raise `BrowserDeviceLost`."""
         self._closed = reason
         with self._lock:
+            self._held.clear()
             for request in self._requests.values():
                 request.settle(error=BrowserDeviceLost(f"{self.name} disconnected: {reason}"))
             self._requests.clear()

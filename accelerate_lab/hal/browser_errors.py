@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from accelerate_lab.errors import DeviceError
 
 __all__ = [
+    "BrowserCancelled",
     "BrowserDataPending",
     "BrowserDeviceLost",
     "BrowserError",
@@ -61,6 +62,10 @@ class BrowserTransferError(BrowserError):
     """A message between the kernel and the browser arrived incomplete (a chunk of it went missing)."""
 
 
+class BrowserCancelled(BrowserError):
+    """A batch was cancelled in the browser (the widget's cancel button, or ``BrowserDevice.cancel()``)."""
+
+
 class BrowserDataPending(BrowserError):
     """A tensor's data is still in the browser and cannot arrive while a cell runs synchronously."""
 
@@ -74,6 +79,7 @@ _KINDS: dict[str, tuple[type[BrowserError], str]] = {
     "no-webgpu": (NoWebGPUError, "the browser has no WebGPU"),
     "index": (BrowserIndexError, "an index was out of range in the browser"),
     "transfer": (BrowserTransferError, "a message from the kernel arrived incomplete in the browser"),
+    "cancelled": (BrowserCancelled, "cancelled in the browser"),
 }
 
 _NEXT_STEP: dict[type[BrowserError], str] = {
@@ -83,6 +89,7 @@ _NEXT_STEP: dict[type[BrowserError], str] = {
     NoWebGPUError: "tensors stay on the kernel's devices ('cpu', 'wgpu'); see notebooks/03_devices.ipynb",
     BrowserIndexError: "check that every id lies in [0, rows of the table)",
     BrowserTransferError: "the tensors of that batch are missing; re-run the cell",
+    BrowserCancelled: "the tensors of that batch and of those after it are incomplete; re-run the cell",
 }
 
 

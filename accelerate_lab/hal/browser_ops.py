@@ -18,7 +18,7 @@ import numpy as np
 from accelerate_lab.errors import ShapeError, UnsupportedKernelError
 from accelerate_lab.hal import shapes
 from accelerate_lab.hal.cpu import CpuDevice
-from accelerate_lab.hal.kernels import KERNELS, matmul_q8_shape
+from accelerate_lab.hal.kernels import KERNELS, matmul_gguf_shape, matmul_q8_shape
 from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, concat_views, getitem_view, row_major
 from accelerate_lab.hal.wgpu_codegen import CLASS_OF
 from accelerate_lab.hal.wgpu_elementwise import collapse
@@ -127,6 +127,12 @@ def matmul_q8(
     if any(t is not None and t.dtype != _F32 for t in (x, scale, x_scale, bias)):
         raise _unsupported(f"matmul_q8 of {x.dtype.name} (float32 activations, scales and bias only)")
     return dev.submit_run(kernel, shape, _F32, list(inputs), {}, None)
+
+
+def matmul_gguf(
+    dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
+) -> WgpuBuffer:
+    return dev.submit_run(kernel, matmul_gguf_shape(kernel, *inputs), _F32, list(inputs), {}, None)
 
 
 def reduce(
@@ -283,6 +289,7 @@ _FAMILIES: dict[str, Handler] = {
     "ternary": elementwise,
     "linalg": matmul,
     "quantized": matmul_q8,
+    "gguf": matmul_gguf,
     "reduce": reduce,
     "normalize": normalize,
     "gather": gather,

@@ -2,8 +2,9 @@
 
 A *batch* is one message: JSON content ``{"kind": "batch", "seq", "commands"}`` plus binary buffers
 (the upload payloads, referenced by index). Commands, in order: ``upload`` (new buffer from
-payload), ``alloc`` (new zero-filled buffer), ``run`` (a kernel writing into a view), ``free`` and
-``download`` (a view's bytes, row-major). The browser answers each batch with one *reply*:
+payload), ``cached`` (new buffer from the browser's weight cache, by content hash; see
+:mod:`browser_cache`), ``alloc`` (new zero-filled buffer), ``run`` (a kernel writing into a view),
+``free`` and ``download`` (a view's bytes, row-major). The browser answers each batch with one *reply*:
 ``{"kind": "reply", "seq", "downloads": [{"request", "buffer"}], "error", "memory"}`` plus the
 downloaded bytes as binary buffers. Numbers of tensors never travel as JSON, nor as base64.
 
@@ -80,10 +81,13 @@ class Batch:
     seq: int
     commands: list[Json] = field(default_factory=list)
     buffers: list[memoryview] = field(default_factory=list)
+    held: dict[str, memoryview] = field(default_factory=dict)
+    """The bytes of the ``cached`` uploads by hash, sent only if the browser asks for them."""
 
     @property
     def payload_bytes(self) -> int:
-        return sum(b.nbytes for b in self.buffers)
+        """Bytes this batch sends, or may send on request."""
+        return sum(b.nbytes for b in self.buffers) + sum(b.nbytes for b in self.held.values())
 
     def upload(self, buffer_id: int, array: np.ndarray) -> None:
         data = encode_array(array)
@@ -91,6 +95,11 @@ class Batch:
             {"op": "upload", "id": buffer_id, "nbytes": data.nbytes, "buffer": len(self.buffers)}
         )
         self.buffers.append(data)
+
+    def upload_cached(self, buffer_id: int, data: memoryview, digest: str) -> None:
+        """An upload of ``data`` (already encoded) that the browser may take from its cache by ``digest``."""
+        self.commands.append({"op": "cached", "id": buffer_id, "nbytes": data.nbytes, "hash": digest})
+        self.held[digest] = data
 
     def alloc(self, buffer_id: int, nbytes: int) -> None:
         self.commands.append({"op": "alloc", "id": buffer_id, "nbytes": nbytes})

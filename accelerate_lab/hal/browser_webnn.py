@@ -147,6 +147,8 @@ class BrowserWebnnDevice(BrowserProxyDevice):
     ops WebNN cannot run (without it they fail with a clear error).
     """
 
+    caches_weights = False  # the WebNN runtime keeps no weight cache: weights go as plain uploads
+
     def __init__(
         self,
         transport: Transport,

@@ -17,7 +17,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from accelerate_lab.errors import ShapeError, UnsupportedKernelError
 from accelerate_lab.hal import shapes
 from accelerate_lab.hal.device import Buffer, DeviceInfo, DeviceStats, KernelInput, MemoryInfo
-from accelerate_lab.hal.kernels import matmul_q8_shape
+from accelerate_lab.hal.gguf_quant import GGUF_KERNELS, dequantize_words
+from accelerate_lab.hal.kernels import matmul_gguf_shape, matmul_q8_shape
 
 __all__ = ["CpuDevice"]
 
@@ -25,7 +26,80 @@ Array = np.ndarray
 Kernel = Callable[..., Any]
 
 
+# erf(x) ~ x * P(x^2) / Q(x^2) on |x| <= 4 (erf(4) = 1 - 1.5e-8): the rational fit of XLA's and Eigen's
+# float32 erf, highest power first. Evaluated in float64 it is within 1e-7 of erf (test_cpu_kernels.py).
+_ERF_P = (
+    -2.72614225801306e-10,
+    2.77068142495902e-08,
+    -2.10102402082508e-06,
+    -5.69250639462346e-05,
+    -7.34990630326855e-04,
+    -2.95459980854025e-03,
+    -1.60960333262415e-02,
+)
+_ERF_Q = (
+    -1.45660718464996e-05,
+    -2.13374055278905e-04,
+    -1.68282697438203e-03,
+    -7.37332916720468e-03,
+    -1.42647390514189e-02,
+)
+# gelu(x) = x * (1/2 + erf(x / sqrt 2) / 2) = x * (1/2 + x * P'(x^2) / Q'(x^2)): the same fit, rescaled
+_GELU_P = tuple(c / 2**power * 0.5 / math.sqrt(2) for power, c in zip(range(6, -1, -1), _ERF_P, strict=True))
+_GELU_Q = tuple(c / 2**power for power, c in zip(range(4, -1, -1), _ERF_Q, strict=True))
+_FITTED = (np.dtype(np.float32), np.dtype(np.float16))  # float64 (and the rest): scipy's erf
+_BLOCK = 1 << 14  # elements per block of the float64 work of erf and gelu: it stays in the L2 cache
+
+
+def _horner(x2: Array, coefficients: tuple[float, ...], out: Array) -> None:
+    """``out`` <- the polynomial with ``coefficients`` (highest power first) at ``x2``, in place."""
+    np.multiply(x2, coefficients[0], out=out)
+    out += coefficients[1]
+    for c in coefficients[2:]:
+        out *= x2
+        out += c
+
+
+def _odd_rational(
+    t: Array, p: Array, q: Array, numerator: tuple[float, ...], denominator: tuple[float, ...]
+) -> None:
+    """``t`` <- ``t * numerator(t^2) / denominator(t^2)`` for a float64 block; ``p``, ``q`` scratch blocks."""
+    np.multiply(t, t, out=q)
+    _horner(q, numerator, p)
+    p *= t
+    _horner(q, denominator, t)
+    np.divide(p, t, out=t)
+
+
+def _blockwise(x: Array, step: Callable[[Array, Array, Array, Array, Array], None]) -> Array:
+    """``x``'s shape and dtype, computed block by block by ``step(x_block, out_block, t, p, q)`` with
+    float64 scratch blocks ``t``, ``p``, ``q``: no full-size temporary is made."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty(flat.shape, x.dtype)
+    t, p, q = np.empty((3, min(_BLOCK, flat.size)))
+    for start in range(0, flat.size, _BLOCK):
+        n = min(_BLOCK, flat.size - start)
+        step(flat[start : start + n], out[start : start + n], t[:n], p[:n], q[:n])
+    return out.reshape(x.shape)
+
+
+def _erf_step(x: Array, out: Array, t: Array, p: Array, q: Array) -> None:
+    np.clip(x, -4.0, 4.0, out=t)
+    _odd_rational(t, p, q, _ERF_P, _ERF_Q)
+    out[...] = t
+
+
+def _gelu_step(x: Array, out: Array, t: Array, p: Array, q: Array) -> None:
+    np.clip(x, -4 * math.sqrt(2), 4 * math.sqrt(2), out=t)
+    _odd_rational(t, p, q, _GELU_P, _GELU_Q)
+    t += 0.5
+    np.maximum(t, 0.0, out=t)  # the fit overshoots erf(-4) = -1 + 1.5e-8 by 6e-8: gelu(-30) is 0, not 1e-6
+    np.multiply(t, x, out=out)
+
+
 def _erf(x: Array) -> Array:
+    if x.dtype in _FITTED:
+        return _blockwise(x, _erf_step)
     from scipy.special import erf  # imported on first use: scipy is slow to import
 
     return np.asarray(erf(x))
@@ -42,12 +116,23 @@ def _gelu(x: Array, approximate: str = "none") -> Array:
     if approximate == "tanh":
         c = x.dtype.type(math.sqrt(2 / math.pi))
         return half * x * (1 + np.tanh(c * (x + x.dtype.type(0.044715) * x**3)))
-    return half * x * (1 + _erf(x / x.dtype.type(math.sqrt(2))).astype(x.dtype, copy=False))
+    if x.dtype in _FITTED:
+        return _blockwise(x, _gelu_step)
+    return half * x * (1 + _erf(x / math.sqrt(2)))
 
 
 def _softmax(x: Array, axis: int) -> Array:
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    if shifted.dtype.kind != "f":  # integers: float64, as numpy's exp gives them
+        shifted = shifted.astype(np.float64)
+    return _exp_normalize(shifted, axis)
+
+
+def _exp_normalize(shifted: Array, axis: int) -> Array:
+    """``exp(shifted) / sum(exp(shifted))`` along ``axis``, in ``shifted``'s own memory."""
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=axis, keepdims=True)
+    return shifted
 
 
 def _log_softmax(x: Array, axis: int) -> Array:
@@ -57,13 +142,14 @@ def _log_softmax(x: Array, axis: int) -> Array:
 
 def _layer_norm(x: Array, weight: Array | None, bias: Array | None, eps: float) -> Array:
     work = x.astype(np.float32) if x.dtype == np.float16 else x
-    mean = work.mean(axis=-1, keepdims=True)
-    var = work.var(axis=-1, keepdims=True)
-    out = (work - mean) / np.sqrt(var + eps)
+    out = work - work.mean(axis=-1, keepdims=True)  # the result, computed in place from here
+    var = np.square(out).mean(axis=-1, keepdims=True)
+    var += eps
+    out *= 1 / np.sqrt(var)
     if weight is not None:
-        out = out * weight
+        out *= weight
     if bias is not None:
-        out = out + bias
+        out += bias
     return out.astype(x.dtype, copy=False)
 
 
@@ -193,17 +279,86 @@ def _matmul_q8(x: Array, weight: Array, scale: Array, x_scale: Array, bias: Arra
     return out.astype(x.dtype, copy=False)
 
 
-def _sdpa(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None) -> Array:
-    factor = q.dtype.type(1 / math.sqrt(q.shape[-1]) if scale is None else scale)
+def _matmul_gguf(kernel: str) -> Kernel:
+    """``x @ W.T`` for the GGUF block-format weight of ``kernel``, dequantized whole in numpy first."""
+
+    def run(x: Array, weight: Array) -> Array:
+        matmul_gguf_shape(kernel, x, weight)
+        return x @ dequantize_words(weight, GGUF_KERNELS[kernel], x.shape[1]).T
+
+    return run
+
+
+def _attend(
+    q: Array,
+    k: Array,
+    v1: Array,
+    added: Array | None,
+    hidden: Array | None,
+    factor: np.generic,
+    rowwise: bool,
+) -> Array:
+    """``exp(scores - shift) @ v1`` for one slice, ``v1`` being ``v`` with a column of ones (the last
+    column of the result holds the softmax's denominators); ``shift`` the slice's maximum score (one
+    cheap reduction) or, ``rowwise``, each row's own."""
     # a contiguous k.T: numpy's batched matmul takes a slow path (~100x) for a swapped-axes operand
-    scores = (q @ np.ascontiguousarray(np.swapaxes(k, -1, -2))) * factor
+    scores = np.matmul(q, np.ascontiguousarray(np.swapaxes(k, -1, -2)))
+    scores *= factor
+    if added is not None:
+        scores += added
+    if hidden is not None:
+        np.copyto(scores, scores.dtype.type(-np.inf), where=hidden)
+    scores -= scores.max(axis=-1, keepdims=True) if rowwise else scores.max()
+    np.exp(scores, out=scores)
+    return np.matmul(scores, v1)
+
+
+def _sdpa(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None) -> Array:
+    """Fused attention: one slice of the first batch axis at a time (its scores stay in the cache), with
+    the scale, the mask and the exponentials applied in place on the scores, and the softmax's division
+    done on the (smaller) output."""
+    factor = q.dtype.type(1 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    operands = (q, k, v) if mask is None else (q, k, v, mask)
+    lead = np.broadcast_shapes(*(a.shape[:-2] for a in operands))
+    if not lead:
+        return _sdpa(q[None], k[None], v[None], mask, is_causal, scale)[0]
+
+    def full(a: Array) -> Array:
+        """``a`` broadcast over the batch axes, its last two axes kept (a 1-D mask is one row)."""
+        return (
+            np.broadcast_to(a, (*lead, *a.shape[-2:]))
+            if a.ndim > 1
+            else np.broadcast_to(a, (*lead, 1, *a.shape))
+        )
+
+    length, source = q.shape[-2], k.shape[-2]
+    added = None if mask is None or mask.dtype == np.bool_ else full(mask)
+    hide = None if mask is None or mask.dtype != np.bool_ else ~mask
     if is_causal:
-        length, source = scores.shape[-2:]
-        keep = np.tril(np.ones((length, source), dtype=bool))
-        scores = np.where(keep, scores, -np.inf)
-    if mask is not None:
-        scores = np.where(mask, scores, -np.inf) if mask.dtype == np.bool_ else scores + mask
-    return np.asarray(_softmax(scores, -1) @ v, dtype=q.dtype)
+        above = ~np.tril(np.ones((length, source), dtype=bool))
+        hide = above if hide is None else hide | above
+    hidden = None if hide is None or not hide.any() else full(hide)
+    q, k = full(q), full(k)
+    v1 = np.ones((*lead, source, v.shape[-1] + 1), np.result_type(q, k, v))
+    v1[..., :-1] = v
+    # a row whose maximum lies this far below its slice's has exponentials near underflow: redo the slice
+    # shifting each row by its own maximum
+    floor = np.sqrt(np.finfo(v1.dtype).tiny)
+    # (..., L, heads, Ev) in memory: merging the heads back, (..., L, heads * Ev), is then a free reshape
+    out = np.swapaxes(np.empty((*lead[:-1], length, lead[-1], v.shape[-1]), q.dtype), -3, -2)
+    for i in range(lead[0] if length else 0):
+        parts = (
+            q[i],
+            k[i],
+            v1[i],
+            None if added is None else added[i],
+            None if hidden is None else hidden[i],
+        )
+        weighted = _attend(*parts, factor, rowwise=False)
+        if (weighted[..., -1] < floor).any():
+            weighted = _attend(*parts, factor, rowwise=True)
+        np.divide(weighted[..., :-1], weighted[..., -1:], out=out[i])
+    return out
 
 
 def _setitem(x: Array, value: Array | float, index: tuple[object, ...]) -> Array:
@@ -256,6 +411,7 @@ _KERNELS: dict[str, Kernel] = {
     "where": np.where,
     "matmul": np.matmul,
     "matmul_q8": _matmul_q8,
+    **{name: _matmul_gguf(name) for name in GGUF_KERNELS},
     "sum": _reduce("sum"),
     "mean": _reduce("mean"),
     "max": _reduce("max"),

@@ -14,6 +14,10 @@ or float16, ``weight`` ``(N, ceil(K / 4))`` int32 holding the signed bytes of ``
 (little-endian, four to a word, rows padded with zeros), ``scale`` ``(N,)`` the float32 step of each
 output channel, ``x_scale`` ``(K,)`` a float32 factor per input channel (applied to ``x``), ``bias``
 ``(N,)`` optional; the result is ``(M, N)`` in ``x``'s dtype.
+
+``matmul_q4_1`` and ``matmul_q8_0`` are ``x @ W.T`` with the ``(N, K)`` weight ``W`` in GGUF's block
+format (`accelerate_lab.hal.gguf_quant`): ``x`` is ``(M, K)`` float32 (``K`` a multiple of 32),
+``weight`` ``(N, row_words)`` int32 holding each row's packed blocks; the result is ``(M, N)`` float32.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ import numpy as np
 
 from accelerate_lab.errors import ShapeError
 from accelerate_lab.hal.device import Buffer
+from accelerate_lab.hal.gguf_quant import BLOCK_SIZE, GGUF_KERNELS, row_words
 
-__all__ = ["KERNELS", "KernelSpec", "kernel_names", "matmul_q8_shape"]
+__all__ = ["KERNELS", "KernelSpec", "kernel_names", "matmul_gguf_shape", "matmul_q8_shape"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ KERNELS: dict[str, KernelSpec] = {
         KernelSpec("where", "ternary", ("condition", "a", "b")),
         KernelSpec("matmul", "linalg", ("a", "b")),
         KernelSpec("matmul_q8", "quantized", ("x", "weight", "scale", "x_scale", "bias?")),
+        *_family("gguf", " ".join(GGUF_KERNELS), ("x", "weight")),
         *_family("reduce", "sum mean max min", ("x",), ("axis", "keepdims")),
         KernelSpec("var", "reduce", ("x",), ("axis", "keepdims", "correction")),
         KernelSpec("argmax", "reduce", ("x",), ("axis", "keepdims")),
@@ -115,5 +121,28 @@ def matmul_q8_shape(
             f"matmul_q8: x {x.shape} needs a packed weight (N, {-(-k // 4)}), scale and bias (N,) and "
             f"x_scale ({k},); got weight {weight.shape}, scale {scale.shape}, x_scale {x_scale.shape}, "
             f"bias {None if bias is None else bias.shape}"
+        )
+    return m, n
+
+
+def matmul_gguf_shape(kernel: str, x: Buffer, weight: Buffer) -> tuple[int, int]:
+    """``(M, N)`` of ``matmul_q4_1``/``matmul_q8_0``; `ShapeError` (`TypeError`: dtypes) when they do not fit.
+
+    >>> import numpy as np
+    >>> matmul_gguf_shape("matmul_q4_1", np.ones((2, 64), np.float32), np.ones((3, 10), np.int32))
+    (2, 3)
+    """
+    if weight.dtype != np.dtype(np.int32) or x.dtype != np.dtype(np.float32):
+        raise TypeError(
+            f"{kernel} takes float32 x and int32 words of packed blocks, not {x.dtype.name} and "
+            f"{weight.dtype.name}: pack the blocks with accelerate_lab.hal.gguf_quant.pack_rows"
+        )
+    if len(x.shape) != 2 or len(weight.shape) != 2:
+        raise ShapeError(f"{kernel} takes a 2-D x and packed weight, got {x.shape} and {weight.shape}")
+    (m, k), (n, words) = x.shape, weight.shape
+    if k % BLOCK_SIZE or words != row_words(GGUF_KERNELS[kernel], k):
+        raise ShapeError(
+            f"{kernel}: x {x.shape} needs K a multiple of {BLOCK_SIZE} and a packed weight "
+            f"(N, {row_words(GGUF_KERNELS[kernel], k - k % BLOCK_SIZE)}); got weight {weight.shape}"
         )
     return m, n

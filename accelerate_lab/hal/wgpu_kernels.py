@@ -24,7 +24,9 @@ __all__ = [
     "attention",
     "conv",
     "gather",
+    "gguf_lanes",
     "matmul",
+    "matmul_gguf",
     "matmul_q8",
     "matmul_workgroup_bytes",
     "normalize",
@@ -161,6 +163,27 @@ def matmul_q8(
     _dispatch_matmul(
         dev, wgsl, x, [0, 0], (1, 1), bindings, b_words, weight.shape[0], out, None, None, bias is not None
     )
+
+
+def gguf_lanes(dev: WgpuDevice) -> int:
+    """Threads per output column of quant_gguf.wgsl: 1 on software adapters (barriers are costly), else 32."""
+    return 1 if dev.runtime.profile.is_software else 32
+
+
+def matmul_gguf(dev: WgpuDevice, qtype: str, x: WgpuBuffer, weight: WgpuBuffer, out: WgpuBuffer) -> None:
+    """``out = x @ W.T`` with quant_gguf.wgsl: ``x`` a ``(M, K)`` float32 view, ``weight`` the ``(N, words)``
+    int32 rows of ``qtype`` blocks (read packed), ``out`` dense ``(M, N)``."""
+    (m, k), n = x.shape, weight.shape[0]
+    x = dev.dense(x)
+    x_bind, x_off = _bind(dev, x)
+    groups = -(-m // 4)
+    words = [m, n, k, weight.shape[1], x_off, groups, 0, 0]
+    source = kernel_source("quant_gguf.wgsl", ("Q8_0",) if qtype == "Q8_0" else (), (), ())
+    lanes = gguf_lanes(dev)
+    constants = {"WG": dev.workgroup, "LANES": lanes}
+    pipeline = dev.runtime.pipeline(source, ("uniform", "read", "read", "write"), constants)
+    bindings = [x_bind, _bind0(dev, dev.dense(weight)), _bind0(dev, out)]
+    dev.runtime.dispatch(pipeline, bindings, pack_words(words, 8), -(-n // (dev.workgroup // lanes)) * groups)
 
 
 def _dispatch_matmul(

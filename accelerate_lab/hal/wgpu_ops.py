@@ -15,7 +15,8 @@ from accelerate_lab.errors import ShapeError
 from accelerate_lab.hal import shapes, wgpu_kernels
 from accelerate_lab.hal.cpu import CpuDevice
 from accelerate_lab.hal.fusion import apply_op
-from accelerate_lab.hal.kernels import matmul_q8_shape
+from accelerate_lab.hal.gguf_quant import GGUF_KERNELS
+from accelerate_lab.hal.kernels import matmul_gguf_shape, matmul_q8_shape
 from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, broadcast_view, concat_views, getitem_view
 from accelerate_lab.hal.wgpu_codegen import ElementwiseProgram, Unsupported, class_of
 
@@ -98,6 +99,15 @@ def matmul_q8(dev: WgpuDevice, kernel: str, inputs: Sequence[Any], params: Mappi
     out = dev.new_dense(shape, x.dtype)
     wgpu_kernels.matmul_q8(
         dev, dev.graph.concrete(x), dev.graph.concrete(weight), (scale, x_scale, bias), out
+    )
+    return out
+
+
+def matmul_gguf(dev: WgpuDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> WgpuBuffer:
+    x, weight = inputs
+    out = dev.new_dense(matmul_gguf_shape(kernel, x, weight), x.dtype)
+    wgpu_kernels.matmul_gguf(
+        dev, GGUF_KERNELS[kernel], dev.graph.concrete(x), dev.graph.concrete(weight), out
     )
     return out
 
@@ -284,6 +294,7 @@ OPS: dict[str, Handler] = {
     "ternary": elementwise,
     "linalg": matmul,
     "quantized": matmul_q8,
+    "gguf": matmul_gguf,
     "reduce": reduce,
     "normalize": normalize,
     "gather": gather,

@@ -1,5 +1,6 @@
-"""What every model shares: reading its config, checking the architecture, taking inputs onto its device,
-and running its host-facing methods both synchronously and awaitably from one implementation.
+"""What every model shares: its name, config, device and precision (`PretrainedModel`), reading its config
+and opening its weights, checking the architecture, taking inputs onto its device, and running its
+host-facing methods both synchronously and awaitably from one implementation.
 
 A method whose result crosses back to the host is written once as *steps*: a generator that yields
 each tensor whose data it needs and receives that data as a numpy array. `run_steps` answers with
@@ -17,23 +18,30 @@ each tensor whose data it needs and receives that data as a numpy array. `run_st
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import numpy as np
 
 from accelerate_lab.hal.device import Device
 from accelerate_lab.models.errors import ModelNotFoundError, WeightsCorruptError, WrongArchitectureError
+from accelerate_lab.models.precision import Precision
+from accelerate_lab.models.weights import StateDict, Weights
 from accelerate_lab.tensor import Tensor, ops, tensor
 from accelerate_lab.tensor.dtypes import DTypeLike
 
+if TYPE_CHECKING:
+    from accelerate_lab.sharing import TensorSharingManager
+
 __all__ = [
+    "PretrainedModel",
     "Steps",
     "as_input",
     "fetched",
     "float32",
     "model_name",
+    "open_weights",
     "read_config",
     "read_json",
     "run_steps",
@@ -76,6 +84,36 @@ def read_config(folder: Path, model_type: str) -> dict[str, Any]:
             f"{folder} holds a {found!r} model, not {model_type!r}: load it with the class for {found!r}"
         )
     return config
+
+
+def open_weights(
+    state: StateDict,
+    name: str,
+    device: str | Device,
+    sharing: TensorSharingManager | None,
+    dtype: str,
+    prefixes: Sequence[str] = ("",),
+    probe: str = "",
+) -> Weights:
+    """`Weights` of the model ``name`` under the first of ``prefixes`` that holds ``probe`` (checkpoints of
+    a task model keep the base model under a prefix), else the last: its errors name what is missing."""
+    w = Weights(state, device=device, model_name=name, sharing=sharing, precision=dtype)
+    for prefix in prefixes:
+        w.prefix = prefix
+        if w.has(probe):
+            break
+    return w
+
+
+class PretrainedModel:
+    """What every model holds: its ``name`` and ``config``, the ``device`` it runs on, ``dtype`` (the
+    precision it runs in) and ``weight_bytes`` (what its weights take on the device)."""
+
+    def __init__(
+        self, name: str, config: dict[str, Any], device: Device, dtype: Precision, weight_bytes: int
+    ) -> None:
+        self.name, self.config, self.device = name, config, device
+        self.dtype, self.weight_bytes = dtype, weight_bytes
 
 
 def as_input(x: ArrayLike, device: Device, dtype: DTypeLike) -> Tensor:

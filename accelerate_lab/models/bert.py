@@ -23,16 +23,18 @@ from accelerate_lab.errors import ShapeError
 from accelerate_lab.hal.device import Device
 from accelerate_lab.models.base import (
     ArrayLike,
+    PretrainedModel,
     Steps,
     as_input,
     float32,
     model_name,
+    open_weights,
     read_config,
     read_json,
     run_steps,
     run_steps_async,
 )
-from accelerate_lab.models.errors import ModelNotFoundError, WrongArchitectureError
+from accelerate_lab.models.errors import WrongArchitectureError
 from accelerate_lab.models.hub import resolve_model_dir
 from accelerate_lab.models.layers import (
     EncoderLayer,
@@ -40,12 +42,13 @@ from accelerate_lab.models.layers import (
     LayerNames,
     LayerNorm,
     Linear,
+    load_layers,
     padding_mask,
     run_layers,
 )
 from accelerate_lab.models.precision import Precision
-from accelerate_lab.models.text import TextTokenizer
-from accelerate_lab.models.weights import Weights, open_safetensors
+from accelerate_lab.models.text import TextTokenizer, require_tokenizer
+from accelerate_lab.models.weights import open_safetensors
 from accelerate_lab.tensor import Tensor, no_grad, ops
 
 if TYPE_CHECKING:
@@ -97,7 +100,7 @@ def _pooling(folder: Path) -> str:
     )
 
 
-class BERT:
+class BERT(PretrainedModel):
     """A BERT encoder (``BertModel``) with its tokenizer; ``embed`` gives sentence embeddings.
 
     ``dtype`` is the precision it runs in (``"fp32"``, ``"fp16"``, ``"q8"``: see
@@ -117,8 +120,7 @@ class BERT:
         dtype: Precision = "fp32",
         weight_bytes: int = 0,
     ) -> None:
-        self.name, self.config, self.device = name, config, device
-        self.dtype, self.weight_bytes = dtype, weight_bytes
+        super().__init__(name, config, device, dtype, weight_bytes)
         self.tokenizer, self.pooling = tokenizer, pooling
         self._embeddings, self._layers, self._pooler = embeddings, layers, pooler
 
@@ -139,20 +141,11 @@ class BERT:
         config = read_config(folder, "bert")
         if config.get("position_embedding_type", "absolute") != "absolute":
             raise WrongArchitectureError(f"{folder}: only absolute position embeddings are supported")
-        d = int(config["hidden_size"])
-        spec = EncoderSpec(
-            hidden=d,
-            heads=int(config["num_attention_heads"]),
-            intermediate=int(config["intermediate_size"]),
-            eps=float(config.get("layer_norm_eps", 1e-12)),
-            act=str(config.get("hidden_act", "gelu")),
-            pre_norm=False,
-        )
+        spec = EncoderSpec.from_config(config, default_eps=1e-12, default_act="gelu", pre_norm=False)
+        d, name = spec.hidden, model_name(folder)
         state = open_safetensors(folder)
-        name = model_name(folder)
-        with Weights(state, device=device, model_name=name, sharing=sharing, precision=dtype) as w:
-            if not w.has("embeddings.word_embeddings.weight"):
-                w.prefix = "bert."
+        prefixes, probe = ("", "bert."), "embeddings.word_embeddings.weight"
+        with open_weights(state, name, device, sharing, dtype, prefixes, probe) as w:
             embeddings = _Embeddings(
                 w.tensor("embeddings.word_embeddings.weight", (int(config["vocab_size"]), d)),
                 w.tensor(
@@ -163,10 +156,7 @@ class BERT:
                 ),
                 LayerNorm.load(w, "embeddings.LayerNorm", d, spec.eps),
             )
-            layers = [
-                EncoderLayer.load(w, f"encoder.layer.{i}", _LAYER, spec)
-                for i in range(int(config["num_hidden_layers"]))
-            ]
+            layers = load_layers(w, "encoder.layer", int(config["num_hidden_layers"]), _LAYER, spec)
             pooler = Linear.load(w, "pooler.dense", d, d) if w.has("pooler.dense.weight") else None
         tokenizer = (
             TextTokenizer(folder / "tokenizer.json", _max_seq_length(folder, config))
@@ -236,11 +226,7 @@ class BERT:
         return embeddings
 
     def _pooled(self, texts: Sequence[str], normalize: bool) -> Tensor:
-        if self.tokenizer is None:
-            raise ModelNotFoundError(
-                f"{self.name} has no tokenizer.json: pass token ids to the model instead"
-            )
-        tokens = self.tokenizer(texts)
+        tokens = require_tokenizer(self.tokenizer, self.name)(texts)
         hidden = self(tokens.input_ids, tokens.attention_mask)["last_hidden_state"]
         with no_grad():
             if self.pooling == "cls":

@@ -20,11 +20,13 @@ import numpy as np
 from accelerate_lab.hal.device import Device
 from accelerate_lab.models.base import (
     ArrayLike,
+    PretrainedModel,
     Steps,
     as_input,
     fetched,
     float32,
     model_name,
+    open_weights,
     read_config,
     run_steps,
     run_steps_async,
@@ -39,11 +41,12 @@ from accelerate_lab.models.layers import (
     LayerNorm,
     Linear,
     PatchEmbedding,
+    load_layers,
     padding_mask,
     run_layers,
 )
 from accelerate_lab.models.precision import Precision, float_dtype
-from accelerate_lab.models.text import TextTokenizer
+from accelerate_lab.models.text import TextTokenizer, require_tokenizer
 from accelerate_lab.models.weights import Weights, open_safetensors
 from accelerate_lab.tensor import Tensor, no_grad, ops
 
@@ -65,23 +68,9 @@ _LAYER = LayerNames(
 _LEGACY_EOS = 2  # old CLIP configs name eos 2 and mean "the highest id", as transformers does
 
 
-def _spec(config: dict[str, Any]) -> EncoderSpec:
-    return EncoderSpec(
-        hidden=int(config["hidden_size"]),
-        heads=int(config["num_attention_heads"]),
-        intermediate=int(config["intermediate_size"]),
-        eps=float(config.get("layer_norm_eps", 1e-5)),
-        act=str(config.get("hidden_act", "quick_gelu")),
-        pre_norm=True,
-    )
-
-
 def _layers(w: Weights, prefix: str, config: dict[str, Any]) -> list[EncoderLayer]:
-    spec = _spec(config)
-    return [
-        EncoderLayer.load(w, f"{prefix}.encoder.layers.{i}", _LAYER, spec)
-        for i in range(int(config["num_hidden_layers"]))
-    ]
+    spec = EncoderSpec.from_config(config, default_eps=1e-5, default_act="quick_gelu", pre_norm=True)
+    return load_layers(w, f"{prefix}.encoder.layers", int(config["num_hidden_layers"]), _LAYER, spec)
 
 
 @dataclass(frozen=True)
@@ -123,7 +112,7 @@ def _normalize(x: Tensor) -> Tensor:
     return ops.div(x, ops.sqrt(ops.sum(ops.mul(x, x), -1, keepdims=True)))
 
 
-class CLIP:
+class CLIP(PretrainedModel):
     """A CLIP model (``CLIPModel``) with its tokenizer and image preprocessing; ``dtype`` and
     ``weight_bytes`` as for `~accelerate_lab.models.BERT`."""
 
@@ -140,8 +129,7 @@ class CLIP:
         dtype: Precision = "fp32",
         weight_bytes: int = 0,
     ) -> None:
-        self.name, self.config, self.device = name, config, device
-        self.dtype, self.weight_bytes = dtype, weight_bytes
+        super().__init__(name, config, device, dtype, weight_bytes)
         self.tokenizer, self.preprocess = tokenizer, preprocess
         self._text, self._vision, self._logit_scale = text, vision, logit_scale
 
@@ -162,13 +150,7 @@ class CLIP:
         config = read_config(folder, "clip")
         tc, vc = config["text_config"], config["vision_config"]
         dt, dv, proj = int(tc["hidden_size"]), int(vc["hidden_size"]), int(config.get("projection_dim", 512))
-        with Weights(
-            open_safetensors(folder),
-            device=device,
-            model_name=model_name(folder),
-            sharing=sharing,
-            precision=dtype,
-        ) as w:
+        with open_weights(open_safetensors(folder), model_name(folder), device, sharing, dtype) as w:
             text = _TextTower(
                 w.tensor("text_model.embeddings.token_embedding.weight", (int(tc["vocab_size"]), dt)),
                 w.tensor(
@@ -278,11 +260,7 @@ class CLIP:
         return await run_steps_async(self._zero_shot_steps(image, labels, template), timeout)
 
     def _text_embeds(self, texts: str | Sequence[str]) -> Tensor:
-        if self.tokenizer is None:
-            raise ModelNotFoundError(
-                f"{self.name} has no tokenizer.json: pass token ids to the model instead"
-            )
-        tokens = self.tokenizer(texts)
+        tokens = require_tokenizer(self.tokenizer, self.name)(texts)
         with no_grad():
             return float32(_normalize(self._text_features(tokens.input_ids, tokens.attention_mask)))
 

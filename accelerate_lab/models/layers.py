@@ -12,8 +12,9 @@ so the blocks run on any device.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ __all__ = [
     "Linear",
     "PatchEmbedding",
     "activation",
+    "load_layers",
     "merge_heads",
     "padding_mask",
     "run_layers",
@@ -203,6 +205,20 @@ class EncoderSpec:
     act: str
     pre_norm: bool
 
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], *, default_eps: float, default_act: str, pre_norm: bool
+    ) -> EncoderSpec:
+        """From a transformers config; ``layer_norm_eps`` and ``hidden_act`` fall back to the defaults."""
+        return cls(
+            hidden=int(config["hidden_size"]),
+            heads=int(config["num_attention_heads"]),
+            intermediate=int(config["intermediate_size"]),
+            eps=float(config.get("layer_norm_eps", default_eps)),
+            act=str(config.get("hidden_act", default_act)),
+            pre_norm=pre_norm,
+        )
+
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
             raise WrongArchitectureError(
@@ -266,6 +282,13 @@ class PatchEmbedding:
         cls = ops.broadcast_to(ops.reshape(self.class_token, (1, 1, d)), (b, 1, d))
         tokens = ops.concat([cls, x], 1)
         return ops.add(tokens, self.positions[: tokens.shape[1]])
+
+
+def load_layers(
+    w: Weights, prefix: str, count: int, names: LayerNames, spec: EncoderSpec
+) -> list[EncoderLayer]:
+    """The ``count`` encoder layers ``prefix.0``, ``prefix.1``, ... of a checkpoint."""
+    return [EncoderLayer.load(w, f"{prefix}.{i}", names, spec) for i in range(count)]
 
 
 def run_layers(

@@ -15,7 +15,7 @@ import numpy as np
 
 from accelerate_lab.models.errors import ModelNotFoundError, WeightsCorruptError
 
-__all__ = ["TextTokenizer", "TokenBatch"]
+__all__ = ["TextTokenizer", "TokenBatch", "require_tokenizer"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +67,10 @@ class TextTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids`` without special tokens."""
         return str(self._tokenizer.decode(list(ids), skip_special_tokens=True))
+
+
+def require_tokenizer(tokenizer: TextTokenizer | None, model: str) -> TextTokenizer:
+    """``tokenizer``, which the model named ``model`` needs to take text rather than token ids."""
+    if tokenizer is None:
+        raise ModelNotFoundError(f"{model} has no tokenizer.json: pass token ids to the model instead")
+    return tokenizer

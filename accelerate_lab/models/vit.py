@@ -18,10 +18,12 @@ import numpy as np
 from accelerate_lab.hal.device import Device
 from accelerate_lab.models.base import (
     ArrayLike,
+    PretrainedModel,
     Steps,
     as_input,
     float32,
     model_name,
+    open_weights,
     read_config,
     run_steps,
     run_steps_async,
@@ -35,10 +37,11 @@ from accelerate_lab.models.layers import (
     LayerNorm,
     Linear,
     PatchEmbedding,
+    load_layers,
     run_layers,
 )
 from accelerate_lab.models.precision import Precision, float_dtype
-from accelerate_lab.models.weights import Weights, open_safetensors
+from accelerate_lab.models.weights import open_safetensors
 from accelerate_lab.tensor import Tensor, no_grad, ops
 
 if TYPE_CHECKING:
@@ -58,7 +61,7 @@ _LAYER = LayerNames(
 )
 
 
-class ViT:
+class ViT(PretrainedModel):
     """A Vision Transformer with its image preprocessing and labels; ``dtype`` and ``weight_bytes`` as
     for `~accelerate_lab.models.BERT`."""
 
@@ -75,8 +78,8 @@ class ViT:
         dtype: Precision = "fp32",
         weight_bytes: int = 0,
     ) -> None:
-        self.name, self.config, self.device, self.preprocess = name, config, device, preprocess
-        self.dtype, self.weight_bytes = dtype, weight_bytes
+        super().__init__(name, config, device, dtype, weight_bytes)
+        self.preprocess = preprocess
         self._embeddings, self._layers, self._norm, self._classifier = embeddings, layers, norm, classifier
         labels = config.get("id2label") or {}
         self.labels = [str(labels.get(str(i), f"LABEL_{i}")) for i in range(len(labels))]
@@ -96,25 +99,12 @@ class ViT:
         """
         folder = resolve_model_dir(source)
         config = read_config(folder, "vit")
-        d = int(config["hidden_size"])
-        spec = EncoderSpec(
-            hidden=d,
-            heads=int(config["num_attention_heads"]),
-            intermediate=int(config["intermediate_size"]),
-            eps=float(config.get("layer_norm_eps", 1e-12)),
-            act=str(config.get("hidden_act", "gelu")),
-            pre_norm=True,
-        )
-        with Weights(
-            open_safetensors(folder),
-            device=device,
-            model_name=model_name(folder),
-            prefix="vit.",
-            sharing=sharing,
-            precision=dtype,
+        spec = EncoderSpec.from_config(config, default_eps=1e-12, default_act="gelu", pre_norm=True)
+        d = spec.hidden
+        state = open_safetensors(folder)
+        with open_weights(
+            state, model_name(folder), device, sharing, dtype, ("vit.", ""), "layernorm.weight"
         ) as w:
-            if not w.has("layernorm.weight"):
-                w.prefix = ""
             patch, channels = int(config["patch_size"]), int(config.get("num_channels", 3))
             patches = (int(config["image_size"]) // patch) ** 2
             embeddings = PatchEmbedding(
@@ -126,10 +116,7 @@ class ViT:
                 ),
                 patch,
             )
-            layers = [
-                EncoderLayer.load(w, f"encoder.layer.{i}", _LAYER, spec)
-                for i in range(int(config["num_hidden_layers"]))
-            ]
+            layers = load_layers(w, "encoder.layer", int(config["num_hidden_layers"]), _LAYER, spec)
             norm = LayerNorm.load(w, "layernorm", d, spec.eps)
             w.prefix = ""
             labels = len(config.get("id2label") or {})

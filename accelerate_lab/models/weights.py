@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
+from accelerate_lab.hal.browser_cache import cacheable_uploads
 from accelerate_lab.hal.device import Device
 from accelerate_lab.hal.registry import get_device
 from accelerate_lab.models.errors import (
@@ -164,8 +165,13 @@ class Weights:
     def upload(self, array: np.ndarray, name: str) -> Tensor:
         """An array (already checked) as the tensor ``name`` on the device, shared when there is a manager.
 
-        Float arrays take the precision's float dtype; ``nbytes`` counts what the device holds.
+        Float arrays take the precision's float dtype; ``nbytes`` counts what the device holds. Weights
+        are cacheable uploads: ``browser:webgpu`` keeps them in the browser across sessions.
         """
+        with cacheable_uploads():
+            return self._upload(array, name)
+
+    def _upload(self, array: np.ndarray, name: str) -> Tensor:
         if array.dtype.kind == "f":
             array = array.astype(float_dtype(self.precision), copy=False)
         self.nbytes += array.nbytes

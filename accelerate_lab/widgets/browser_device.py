@@ -57,7 +57,11 @@ class BrowserDevice(anywidget.AnyWidget):
     ``status`` goes ``waiting`` -> ``connecting`` -> ``ready`` (or ``no-webgpu`` / ``error`` / ``lost``,
     with ``message`` saying why). ``adapter``, ``features``, ``limits``, ``webnn`` and ``memory``
     mirror what the browser reports; ``memory`` updates live. ``webnn_device`` is ``browser:webnn``
-    once the browser has reported a WebNN context (``webnn["available"]``).
+    once the browser has reported a WebNN context (``webnn["available"]``). Model weights stay in the
+    browser's weight cache across sessions (:mod:`accelerate_lab.hal.browser_cache`): ``cache`` is what
+    it holds, ``cache_limit`` its size cap in bytes (least recently used weights go past it), and
+    :meth:`clear_cache` (or the view's button) empties it. Batches run in a Web Worker, so the page stays
+    responsive; the view shows a long one's progress, and :meth:`cancel` (or the view's button) stops it.
     """
 
     _esm = _bundle("browser_device.js")
@@ -69,6 +73,8 @@ class BrowserDevice(anywidget.AnyWidget):
     limits = traitlets.Dict().tag(sync=True)
     webnn = traitlets.Dict().tag(sync=True)
     memory = traitlets.Dict().tag(sync=True)
+    cache = traitlets.Dict().tag(sync=True)
+    cache_limit = traitlets.Int(1 << 30).tag(sync=True)
 
     def __init__(self, name: str = "browser:webgpu", timeout: float = 30.0, **kwargs: Any) -> None:
         self.device_name = name
@@ -138,7 +144,7 @@ class BrowserDevice(anywidget.AnyWidget):
             self._lost(BrowserTransferError(f"in the browser: {reply.get('message')}"))
             return
         device = self.webnn_device if reply.get("device") == "webnn" else self.device
-        if device is not None and reply.get("kind") == "reply":
+        if device is not None and reply.get("kind") in ("reply", "need"):
             device.receive(reply, data)
 
     def _lost(self, error: BrowserTransferError) -> None:
@@ -151,6 +157,16 @@ class BrowserDevice(anywidget.AnyWidget):
         for device in (self.device, self.webnn_device):
             if device is not None:
                 device.flush()
+
+    def clear_cache(self) -> None:
+        """Empty the browser's weight cache (after the batches sent so far); ``cache`` then shows it."""
+        self._flush_after_cell()
+        self._send_batch({"kind": "clear-cache"}, [])
+
+    def cancel(self) -> None:
+        """Stop the batch running in the browser and those sent so far: awaiting their data raises
+        `BrowserCancelled` (the view's cancel button, shown while a long batch runs, does the same)."""
+        self._send_batch({"kind": "cancel"}, [])
 
     async def ready(self, timeout: float = 15.0) -> BrowserDevice:
         """Await the browser's report: returns when ``browser:webgpu`` is usable.

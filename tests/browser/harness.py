@@ -13,6 +13,7 @@ import base64
 import contextlib
 import functools
 import http.server
+import json
 import os
 import shutil
 import threading
@@ -82,26 +83,55 @@ def page_folder(target: Path) -> Path:
 
 @dataclass
 class Crossed:
-    """What one batch carried: its commands, the bytes sent with it and the bytes its replies returned."""
+    """What one message to the page carried (a batch, or the fill of weights its cache lacked): its
+    kind, commands, the bytes sent with it and the bytes its replies returned."""
 
+    kind: str
     commands: list[dict[str, Any]]
     sent_bytes: int
     returned_bytes: int
 
 
 class PageTransport:
-    """Sends batches to one fake model of the page; replies go to ``device.receive`` at once."""
+    """Sends batches to one fake model of the page; replies go to ``device.receive`` at once, or, with
+    ``later`` set, when `collect` is called (the batch runs in the page meanwhile).
 
-    def __init__(self, page: Any, index: int) -> None:
+    Content crosses as a JSON string, buffers base64-encoded; with ``spool`` (the folder the page is
+    served from), buffers of a megabyte or more are written there and the page fetches them, binary,
+    as a notebook's comm would carry them (Playwright's arguments are slow for tens of megabytes)."""
+
+    def __init__(self, page: Any, index: int, spool: Path | None = None) -> None:
         self.page = page
         self.index = index
+        self.spool = spool
         self.device: BrowserProxyDevice | None = None
         self.incoming = Assembler()
         self.log: list[Crossed] = []
+        self.later = False
 
     def __call__(self, content: dict[str, object], buffers: list[memoryview]) -> None:
-        encoded = [base64.b64encode(b).decode() for b in buffers]
-        replies = self.page.evaluate("([i, c, b]) => window.deliver(i, c, b)", [self.index, content, encoded])
+        spooled: list[Path] = []
+        encoded: list[str | dict[str, str]] = []
+        for buffer in buffers:
+            if self.spool is None or self.later or buffer.nbytes < 1 << 20:  # later: read after return
+                encoded.append(base64.b64encode(buffer).decode())
+                continue
+            spooled.append(self.spool / f"spool-{self.index}-{len(spooled)}.bin")
+            spooled[-1].write_bytes(buffer)
+            encoded.append({"url": spooled[-1].name})
+        call = "window.deliver(i, JSON.parse(c), b)"
+        if self.later:
+            call = f"{{ window.pending = {call}; }}"
+        replies = self.page.evaluate(f"([i, c, b]) => {call}", [self.index, json.dumps(content), encoded])
+        for path in spooled:
+            path.unlink()
+        self._feed(content, buffers, [] if self.later else replies)
+
+    def collect(self) -> None:
+        """Await the replies to the message sent last (with ``later``) and hand them to the device."""
+        self._feed({"kind": "replies"}, [], self.page.evaluate("() => window.pending"))
+
+    def _feed(self, content: dict[str, object], buffers: list[memoryview], replies: list[Any]) -> None:
         assert self.device is not None
         returned = 0
         for reply, reply_buffers in replies:
@@ -111,9 +141,9 @@ class PageTransport:
             assert lost is None, lost
             if message is not None:
                 self.device.receive(*message)
-        commands = content["commands"]
+        commands = content.get("commands", [])
         assert isinstance(commands, list)
-        self.log.append(Crossed(commands, sum(b.nbytes for b in buffers), returned))
+        self.log.append(Crossed(str(content["kind"]), commands, sum(b.nbytes for b in buffers), returned))
 
 
 def connect(
@@ -125,12 +155,13 @@ def connect(
 
 
 def connect_logged(
-    page: Any, name: str = "browser:webgpu", render: bool = False
+    page: Any, name: str = "browser:webgpu", render: bool = False, spool: Path | None = None
 ) -> tuple[BrowserProxyDevice, PageTransport, dict[str, Any]]:
-    """`connect`, also returning the transport, whose ``log`` shows what crossed."""
+    """`connect`, also returning the transport, whose ``log`` shows what crossed (``spool``: see
+    `PageTransport`)."""
     connected = page.evaluate("(render) => window.connect(render)", render)
     state: dict[str, Any] = connected["state"]
-    transport = PageTransport(page, connected["index"])
+    transport = PageTransport(page, connected["index"], spool)
     device = BrowserProxyDevice(transport, name=name, summary=state)
     transport.device = device
     return device, transport, state

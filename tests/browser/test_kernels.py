@@ -36,6 +36,11 @@ CONV2 = {"stride": (2, 1), "padding": (1, 0), "dilation": (1, 2), "groups": 2}
 CONV1 = {"stride": (1,), "padding": (2,), "dilation": (1,), "groups": 1}
 Q, K, V = f32(2, 3, 4), f32(2, 5, 4), f32(2, 5, 6)
 Q8 = rng.integers(-127, 128, (35, 40), dtype=np.int8).view(np.int32)  # (35, 37) int8, packed and padded
+# GGUF blocks of a (13, 64) weight: random codes, float16 scales (and Q4_1 minimums) in [-0.01, 0.01)
+SCALES = rng.uniform(-0.01, 0.01, (26, 2)).astype(np.float16).view(np.uint8)
+CODES = rng.integers(0, 256, (26, 32), dtype=np.uint8)
+Q4_1 = np.concatenate([SCALES, CODES[:, :16]], 1).reshape(13, -1).view(np.int32)
+Q8_0 = np.concatenate([SCALES[:, :2], CODES], 1).reshape(13, -1).view(np.int32)
 
 # (id, kernel, inputs, params, relative tolerance); inputs are arrays (uploaded) or Python scalars
 CASES: list[tuple[str, str, Sequence[Any], Mapping[str, object], float]] = [
@@ -68,6 +73,8 @@ CASES: list[tuple[str, str, Sequence[Any], Mapping[str, object], float]] = [
     ("matmul-large-tile", "matmul", [f32(40, 33), f32(33, 37)], {}, 1e-5),
     ("matmul_q8", "matmul_q8", [f32(40, 37), Q8, f32(35), f32(37), f32(35)], {}, 1e-4),
     ("matmul_q8-no-bias", "matmul_q8", [f32(3, 37), Q8, f32(35), f32(37), None], {}, 1e-4),
+    ("matmul_q4_1", "matmul_q4_1", [f32(5, 64), Q4_1], {}, 1e-4),
+    ("matmul_q8_0", "matmul_q8_0", [f32(1, 64), Q8_0], {}, 1e-4),
     ("sum", "sum", [f32(3, 4, 5)], {"axis": (1,), "keepdims": False}, 1e-5),
     ("sum-all", "sum", [f32(3, 4, 5)], {"axis": None, "keepdims": False}, 1e-5),
     ("mean-keepdims", "mean", [f32(3, 4, 5)], {"axis": (0, 2), "keepdims": True}, 1e-5),

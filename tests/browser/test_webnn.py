@@ -52,6 +52,8 @@ WEBGPU_CASES = {
     "index_backward",
     "matmul_q8",  # int8 weights with scales: not lowered to WebNN (dequantizeLinear) here
     "matmul_q8-no-bias",
+    "matmul_q4_1",  # GGUF blocks: read packed by their WGSL kernel
+    "matmul_q8_0",
 }
 COMPOSED = {"gelu-tanh", "silu", "log_softmax", "var", "sdpa", "sdpa-causal", "sdpa-bool-mask", "layer_norm"}
 

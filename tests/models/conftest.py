@@ -8,14 +8,23 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+C = TypeVar("C")
 
 SPEECH = "The quick brown fox jumps over the lazy dog. Whisper turns speech into text."
+# the encoder sizes the tiny BERT, ViT and CLIP text models share
+_TINY_ENCODER: dict[str, Any] = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 37,
+}
 
 
 @pytest.fixture(params=["cpu", pytest.param("wgpu", marks=pytest.mark.gpu)])
@@ -43,11 +52,12 @@ def max_relative_error(ours: np.ndarray, reference: np.ndarray) -> float:
     return float(np.abs(ours.astype(np.float64) - reference).max() / np.abs(reference).max())
 
 
-def _save(folder: Path, build: Callable[[], object]) -> Path:
+def _save(folder: Path, build: Callable[[C], Any], config: C) -> Path:
+    """``build(config)`` with seeded random weights, in eval mode, saved into ``folder``."""
     import torch
 
     torch.manual_seed(0)
-    build().save_pretrained(folder)  # type: ignore[attr-defined]
+    build(config).eval().save_pretrained(folder)
     return folder
 
 
@@ -84,15 +94,8 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import BertConfig, BertModel
 
-    config = BertConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    return _save(tmp_path_factory.mktemp("tiny-bert"), lambda: BertModel(config).eval())
+    config = BertConfig(vocab_size=99, max_position_embeddings=64, **_TINY_ENCODER)
+    return _save(tmp_path_factory.mktemp("tiny-bert"), BertModel, config)
 
 
 @pytest.fixture(scope="session")
@@ -100,17 +103,9 @@ def tiny_vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import ViTConfig, ViTForImageClassification
     from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-    config = ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        num_labels=5,
-        id2label={i: f"class {i}" for i in range(5)},
-    )
-    folder = _save(tmp_path_factory.mktemp("tiny-vit"), lambda: ViTForImageClassification(config).eval())
+    labels = {i: f"class {i}" for i in range(5)}
+    config = ViTConfig(image_size=32, patch_size=8, num_labels=len(labels), id2label=labels, **_TINY_ENCODER)
+    folder = _save(tmp_path_factory.mktemp("tiny-vit"), ViTForImageClassification, config)
     ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
 
@@ -147,10 +142,7 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = CLIPConfig(
         text_config={
             "vocab_size": vocab,
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
+            **_TINY_ENCODER,
             "max_position_embeddings": 16,
             "bos_token_id": bos,
             "eos_token_id": eos,
@@ -166,7 +158,7 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         },
         projection_dim=16,
     )
-    _save(folder, lambda: CLIPModel(config).eval())
+    _save(folder, CLIPModel, config)
     CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
         folder
     )
@@ -193,9 +185,7 @@ def tiny_whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         eos_token_id=2,
         decoder_start_token_id=1,
     )
-    return _save(
-        tmp_path_factory.mktemp("tiny-whisper"), lambda: WhisperForConditionalGeneration(config).eval()
-    )
+    return _save(tmp_path_factory.mktemp("tiny-whisper"), WhisperForConditionalGeneration, config)
 
 
 @pytest.fixture(scope="session")

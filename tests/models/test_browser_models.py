@@ -67,11 +67,14 @@ def _load(cls: Any, folder: Path, browser: tuple[BrowserProxyDevice, PageTranspo
     """A model on the browser device; its weights must cross in full, exactly once, while it loads."""
     device, transport = browser
     device.flush()
+    transport({"kind": "clear-cache"}, [])  # none cached by an earlier load: the weights cross in full
     start = len(transport.log)
     model = cls.from_pretrained(folder, device, dtype=dtype)
     device.flush()
     _, sent, downloads, _ = _crossed(transport, start)
-    assert sent == model.weight_bytes and downloads == 0
+    weights = [c for b in _since(transport, start) for c in b.commands if c["op"] == "cached"]
+    assert sum(c["nbytes"] for c in weights) == model.weight_bytes  # every weight goes by its hash,
+    assert sent == sum({c["hash"]: c["nbytes"] for c in weights}.values()) and downloads == 0  # once
     return model
 
 

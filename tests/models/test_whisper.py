@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,34 +13,12 @@ from accelerate_lab.models.ctranslate2 import CTranslate2File
 from accelerate_lab.models.whisper.ct2_state import CTranslate2WhisperState
 from accelerate_lab.models.whisper.model import prompt_ids
 from tests.models.conftest import max_relative_error
+from tests.models.transformers_whisper import transformers_tiny_en
 
 
 @pytest.fixture(scope="module")
 def tiny_en(whisper_dir: Path) -> Whisper:
     return Whisper.from_pretrained(whisper_dir)
-
-
-def _transformers_tiny_en(whisper_dir: Path) -> torch.nn.Module:
-    """transformers' Whisper with the shipped CTranslate2 weights, decoding as the package's config says."""
-    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
-
-    state = CTranslate2WhisperState(CTranslate2File(whisper_dir / "model.bin"))
-    model = WhisperForConditionalGeneration(WhisperConfig(**state.config())).eval()
-    model.load_state_dict(
-        {n: torch.tensor(np.asarray(state.get(n), np.float32)) for n in state.names()}, strict=True
-    )
-    ct2 = json.loads((whisper_dir / "config.json").read_text())
-    model.generation_config = GenerationConfig(
-        decoder_start_token_id=50257,
-        eos_token_id=50256,
-        pad_token_id=50256,
-        max_length=448,
-        no_timestamps_token_id=50362,
-        is_multilingual=False,
-        suppress_tokens=ct2["suppress_ids"],
-        begin_suppress_tokens=ct2["suppress_ids_begin"],
-    )
-    return model
 
 
 @pytest.mark.slow
@@ -50,7 +27,7 @@ def test_greedy_tokens_equal_transformers_on_espeak_speech(
 ) -> None:
     features = tiny_en.log_mel_spectrogram(speech_wav)
     with torch.no_grad():
-        expected = _transformers_tiny_en(whisper_dir).generate(
+        expected = transformers_tiny_en(whisper_dir).generate(
             torch.from_numpy(features[None]), do_sample=False
         )
     ours = tiny_en.generate(features[None])

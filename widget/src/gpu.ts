@@ -42,7 +42,7 @@ export interface AdapterSummary {
 /** An error with the kind the kernel maps to a Python exception class. */
 export class BrowserError extends Error {
   constructor(
-    readonly kind: "js" | "validation" | "out-of-memory" | "device-lost" | "no-webgpu" | "index" | "unsupported",
+    readonly kind: "js" | "validation" | "out-of-memory" | "device-lost" | "no-webgpu" | "index" | "unsupported" | "cancelled",
     message: string,
   ) {
     super(message);
@@ -80,7 +80,7 @@ function limitsOf(adapter: GPUAdapter): Record<string, number> {
 
 /** Why WebGPU is missing here, in words a notebook user can act on. */
 export function webgpuMissingReason(): string {
-  if (!window.isSecureContext) {
+  if (!globalThis.isSecureContext) {
     return `this page (${location.origin}) is not a secure context, and browsers expose WebGPU only on https or localhost; open JupyterLab through https or an SSH tunnel to localhost`;
   }
   return "this browser has no WebGPU (navigator.gpu is missing); use a recent Chrome/Edge, or Chromium with --enable-unsafe-webgpu";

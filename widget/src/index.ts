@@ -1,16 +1,15 @@
 // The BrowserDevice anywidget: `initialize` connects the model to this browser's WebGPU once per
-// model; `render` draws a view of it (as many views as the notebook shows).
+// model, in a dedicated worker (./host.ts, ./worker.ts); `render` draws a view of it (as many views
+// as the notebook shows).
 import type { AnyWidget } from "@anywidget/types";
 import "./browser_device.css";
-import { DeviceState, Session } from "./session";
+import { startWorker } from "./host";
+import type { DeviceState } from "./session";
 import { renderView } from "./view";
 
 const widget: AnyWidget<DeviceState> = {
-  async initialize({ model }) {
-    const session = new Session(model);
-    model.on("msg:custom", (content: unknown, buffers: DataView[]) => session.receive(content, buffers));
-    await session.start();
-    return () => session.dispose();
+  initialize({ model }) {
+    return startWorker(model);
   },
   render({ model, el }) {
     return renderView(model, el);

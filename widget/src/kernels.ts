@@ -114,6 +114,21 @@ function matmulQ8(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
   dispatchMatmul(gpu, cmd, a, bWords, weight.shape[0], vectors, bias !== null);
 }
 
+// ---- matmul_q4_1 / matmul_q8_0 (quant_gguf.wgsl): GGUF's blocks, read packed ------------------------
+function matmulGguf(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
+  f32Only(cmd, [view(cmd.inputs[0], "x")]);
+  const x = scratch.dense(view(cmd.inputs[0], "x"), "float32", true);
+  const weight = scratch.dense(view(cmd.inputs[1], "weight"), "int32");
+  const [m, k] = x.shape;
+  const groups = Math.ceil(m / 4);
+  const words = [m, weight.shape[0], k, weight.shape[1], x.offset, groups, 0, 0];
+  const source = prepare("quant_gguf", { flags: cmd.kernel === "matmul_q8_0" ? ["Q8_0"] : [] });
+  const lanes = gpu.isSoftware ? 1 : 32; // threads per column, as wgpu_kernels.py's matmul_gguf
+  const pipeline = gpu.pipeline(source, ["uniform", "read", "read", "write"], { WG: gpu.workgroup, LANES: lanes });
+  const buffers = [x, weight, cmd.out].map((v) => gpu.storage(v.id).buffer);
+  gpu.dispatch(pipeline, uniformWords(words), buffers, Math.ceil(weight.shape[0] / (gpu.workgroup / lanes)) * groups);
+}
+
 /** One matmul.wgsl dispatch (as wgpu_kernels.py's _dispatch_matmul): `a` (outer, inner, M, K), B's
  * buffers (B, or with Q8 the packed bytes, input and output scales, bias) and its five uniform words. */
 function dispatchMatmul(
@@ -281,6 +296,7 @@ export function runKernel(gpu: GpuRuntime, cmd: RunCommand, errorFlags: GPUBuffe
     if (ELEMENTWISE.has(cmd.kernel)) elementwise(gpu, cmd);
     else if (cmd.kernel === "matmul") matmul(gpu, cmd);
     else if (cmd.kernel === "matmul_q8") matmulQ8(gpu, cmd, scratch);
+    else if (cmd.kernel === "matmul_q4_1" || cmd.kernel === "matmul_q8_0") matmulGguf(gpu, cmd, scratch);
     else if (cmd.kernel in REDUCE_OP || cmd.kernel in NORMALIZE_OP) rows(gpu, cmd, scratch);
     else if (cmd.kernel === "embedding" || cmd.kernel === "embedding_backward") gather(gpu, cmd, scratch, errorFlags);
     else if (cmd.kernel.startsWith("conv")) conv(gpu, cmd, scratch);

@@ -2,6 +2,8 @@
 // Kernel -> page: {kind: "batch", seq, commands} with the upload payloads as binary buffers.
 // Page -> kernel: {kind: "reply", seq, downloads: [{request, buffer}], error, memory} with the
 // downloaded bytes as binary buffers. Commands run in order; the first failure stops the batch.
+// A `cached` command is an upload by content hash: its bytes come from the weight cache (or from the
+// kernel on request, see session.ts), looked up before the batch runs.
 import { BrowserError, GpuRuntime, STORAGE_BYTES, View, isDense, rowMajor, sizeOf } from "./gpu";
 import { RunCommand, runKernel } from "./kernels";
 import { copyInto } from "./elementwise";
@@ -11,6 +13,13 @@ export interface Upload {
   id: number;
   nbytes: number;
   buffer: number;
+}
+
+export interface Cached {
+  op: "cached";
+  id: number;
+  nbytes: number;
+  hash: string;
 }
 
 export interface Alloc {
@@ -30,7 +39,7 @@ export interface Download {
   view: View;
 }
 
-export type Command = Upload | Alloc | Free | Download | RunCommand;
+export type Command = Upload | Cached | Alloc | Free | Download | RunCommand;
 
 export interface Batch {
   kind: "batch";
@@ -104,11 +113,15 @@ function errorOf(error: unknown): Omit<ErrorReport, "command"> {
   return { kind: "js", message: String(error) };
 }
 
-/** Run one batch; always resolves to a reply (errors are reported, not thrown). */
+/** Run one batch; always resolves to a reply (errors are reported, not thrown). `cached` holds the
+ * bytes of its `cached` uploads by hash; `checkpoint(done, total)` runs before each command (it may
+ * wait, and stops the batch by throwing). */
 export async function runBatch(
   gpu: GpuRuntime,
   batch: Batch,
   buffers: readonly (DataView | ArrayBuffer)[],
+  cached: ReadonlyMap<string, Uint8Array<ArrayBuffer>> = new Map(),
+  checkpoint: (done: number, total: number) => Promise<void> = async () => {},
 ): Promise<[Reply, ArrayBuffer[]]> {
   const out: ArrayBuffer[] = [];
   const reply: Reply = { kind: "reply", seq: batch.seq, downloads: [], error: null, memory: memoryReport(gpu) };
@@ -119,12 +132,20 @@ export async function runBatch(
   try {
     if (gpu.lost) throw new BrowserError("device-lost", `the browser's GPU device was lost: ${gpu.lost}`);
     for (; at < batch.commands.length; at++) {
+      await checkpoint(at, batch.commands.length);
       const cmd = batch.commands[at];
       switch (cmd.op) {
         case "upload":
           gpu.create(cmd.id, cmd.nbytes);
           gpu.write(cmd.id, asBytes(buffers[cmd.buffer]));
           break;
+        case "cached": {
+          const bytes = cached.get(cmd.hash);
+          if (!bytes) throw new BrowserError("js", `the bytes of cached weight ${cmd.hash.slice(0, 12)}… never came`);
+          gpu.create(cmd.id, cmd.nbytes);
+          gpu.write(cmd.id, bytes);
+          break;
+        }
         case "alloc":
           gpu.create(cmd.id, cmd.nbytes); // WebGPU zero-fills new buffers
           break;

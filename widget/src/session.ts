@@ -2,10 +2,14 @@
 // what the browser has (adapter, features, limits, WebNN) in the model's state, runs the kernel's
 // batches one at a time (a batch marked `device: "webnn"` on the WebNN runtime) and sends replies
 // with binary buffers, chunked both ways where they exceed Jupyter's message limit (./chunks).
-import type { AnyModel } from "@anywidget/types";
+// Weights come by content hash (`cached` commands): before a batch runs, those missing from the weight
+// cache (./weight_cache) are asked for with one `need` message, and the batch waits for the kernel's
+// `fill` with their bytes, which go into the cache. It runs in a Web Worker (./worker.ts) with a
+// stand-in for the model; a long batch reports its progress in the state and can be cancelled.
 import { Assembler, split } from "./chunks";
 import { BrowserError, GpuRuntime } from "./gpu";
-import { Batch, memoryReport, runBatch } from "./protocol";
+import { Batch, Cached, memoryReport, runBatch } from "./protocol";
+import { CacheReport, WeightCache } from "./weight_cache";
 import { WebnnReport, openWebnn } from "./webnn";
 import { WebnnBatch, WebnnRuntime } from "./webnn_runtime";
 
@@ -17,17 +21,60 @@ export interface DeviceState {
   limits: Record<string, number>;
   webnn: WebnnReport;
   memory: Record<string, number | null>;
+  cache: CacheReport;
+  cache_limit: number;
+  /** Set by the view's button: any new value empties the weight cache. */
+  cache_clear: number;
+  /** The WebGPU batch running, where it has taken a while (not synced to the kernel). */
+  progress: Progress | null;
+  /** Set by the view's button: any new value cancels the running and the waiting WebGPU batches. */
+  cancel: number;
+}
+
+export interface Progress {
+  seq: number;
+  done: number;
+  total: number;
+}
+
+/** What a Session uses of its widget model (in the worker, a stand-in that relays to the page's). */
+export interface ModelPort {
+  get<K extends keyof DeviceState>(key: K): DeviceState[K];
+  set<K extends keyof DeviceState>(key: K, value: DeviceState[K]): void;
+  save_changes(): void;
+  send(content: unknown, callbacks?: undefined, buffers?: ArrayBuffer[]): void;
+  on(event: string, callback: () => void): void;
+}
+
+/** A long batch is submitted in chunks of CHUNK_COMMANDS commands or CHUNK_MS of recording, whichever
+ * comes first; its progress shows after PROGRESS_MS. */
+const CHUNK_COMMANDS = 64;
+const CHUNK_MS = 50;
+const PROGRESS_MS = 100;
+
+interface Fill {
+  kind: "fill";
+  seq: number;
+  hashes: string[];
 }
 
 export class Session {
   private gpu: GpuRuntime | null = null;
   private webnn: WebnnRuntime | null = null;
   private queue: Promise<void> = Promise.resolve();
-  private timer: number | undefined;
+  private timer: ReturnType<typeof setInterval> | undefined;
   private incoming = new Assembler();
   private transfers = 0;
+  private cache: WeightCache | null = null;
+  private readonly fills = new Map<number, (fill: [Fill, readonly DataView[]]) => void>();
+  private received = 0; // the last WebGPU batch received
+  private cancelled = 0; // WebGPU batches up to this one stop (or do not start)
+  private running: Promise<void> | null = null; // the GPU work of the last chunk submitted
+  private shown = 0; // when the running batch's progress was last shown
+  private chunk = [0, 0]; // where and when the running batch's current chunk began
+  private current = 0; // the WebGPU batch running (0: none)
 
-  constructor(private readonly model: AnyModel<DeviceState>) {}
+  constructor(private readonly model: ModelPort) {}
 
   async start(): Promise<void> {
     this.model.set("status", "connecting");
@@ -35,6 +82,11 @@ export class Session {
     const [context, webnn] = await openWebnn();
     if (context) this.webnn = new WebnnRuntime(context);
     this.model.set("webnn", webnn);
+    this.cache = await WeightCache.open(this.model.get("cache_limit") ?? 2 ** 30);
+    this.model.on("change:cache_limit", () => this.enqueue(() => this.resizeCache()));
+    this.model.on("change:cache_clear", () => this.enqueue(() => this.clearCache()));
+    this.model.on("change:cancel", () => this.cancel());
+    await this.publishCache();
     try {
       this.gpu = await GpuRuntime.create();
     } catch (error) {
@@ -59,7 +111,7 @@ export class Session {
     this.model.set("status", "ready");
     this.model.set("message", "");
     this.model.save_changes();
-    this.timer = window.setInterval(() => this.publishMemory(), 1000);
+    this.timer = setInterval(() => this.publishMemory(), 1000);
     void this.gpu.device.lost.then((info) => {
       this.model.set("status", "lost");
       this.model.set("message", `the GPU device was lost: ${info.message || info.reason}`);
@@ -77,6 +129,29 @@ export class Session {
     }
   }
 
+  private async publishCache(): Promise<void> {
+    if (!this.cache) return;
+    this.model.set("cache", await this.cache.report());
+    this.model.save_changes();
+  }
+
+  private async resizeCache(): Promise<void> {
+    if (!this.cache) return;
+    this.cache.limit = this.model.get("cache_limit");
+    await this.cache.evict();
+    await this.publishCache();
+  }
+
+  async clearCache(): Promise<void> {
+    await this.cache?.clear();
+    await this.publishCache();
+  }
+
+  /** Run `work` after the batches received so far. */
+  private enqueue(work: () => Promise<void>): void {
+    this.queue = this.queue.then(work);
+  }
+
   /** Send a message to the kernel, in chunks if it is large (its messages go back to back). */
   private send(content: object, buffers: ArrayBuffer[] = []): void {
     for (const [part, pieces] of split(content, buffers, ++this.transfers)) {
@@ -88,7 +163,74 @@ export class Session {
   receive(content: unknown, buffers: readonly DataView[]): void {
     const [message, lost] = this.incoming.feed(content, buffers);
     if (lost) this.model.send({ kind: "lost", message: lost });
-    if (message) this.run(...message);
+    if (!message) return;
+    const kind = (message[0] as { kind?: string }).kind;
+    if (kind === "fill") {
+      const fill = message as [Fill, readonly DataView[]];
+      const waiter = this.fills.get(fill[0].seq);
+      this.fills.delete(fill[0].seq);
+      waiter?.(fill);
+    } else if (kind === "clear-cache") {
+      this.enqueue(() => this.clearCache());
+    } else if (kind === "cancel") {
+      this.cancel();
+    } else {
+      this.run(...message);
+    }
+  }
+
+  /** The bytes of the batch's `cached` uploads by hash: from the cache, else asked of the kernel. */
+  private async cachedBytes(batch: Batch): Promise<Map<string, Uint8Array<ArrayBuffer>>> {
+    const wanted = new Map(batch.commands.filter((c): c is Cached => c.op === "cached").map((c) => [c.hash, c.nbytes]));
+    if (!wanted.size || !this.cache) return new Map();
+    const cache = this.cache;
+    const found = await cache.get(wanted);
+    const missing = [...wanted.keys()].filter((h) => !found.has(h));
+    if (missing.length) {
+      const arrived = new Promise<[Fill, readonly DataView[]]>((resolve) => this.fills.set(batch.seq, resolve));
+      this.send({ kind: "need", seq: batch.seq, hashes: missing });
+      const [fill, buffers] = await arrived;
+      for (let i = 0; i < fill.hashes.length; i++) {
+        const view = buffers[i];
+        const bytes = new Uint8Array(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength);
+        found.set(fill.hashes[i], bytes);
+        await cache.put(fill.hashes[i], bytes); // checked when read back, as every entry is
+      }
+    }
+    await this.publishCache();
+    return found;
+  }
+
+  /** Stop the running WebGPU batch and those received so far (their replies say `cancelled`). */
+  private cancel(): void {
+    this.cancelled = this.received;
+  }
+
+  /** Before each command of a WebGPU batch: stops a cancelled one; at the end of each chunk submits the
+   * work so far and waits for the chunk before it (the GPU stays busy, and the page learns what has run
+   * and can cancel in between). */
+  private async checkpoint(seq: number, done: number, total: number): Promise<void> {
+    const stop = (): void => {
+      if (seq <= this.cancelled) throw new BrowserError("cancelled", `batch ${seq} was cancelled at command ${done} of ${total}`);
+    };
+    stop();
+    const now = performance.now();
+    if (done === 0) {
+      this.shown = now;
+      this.chunk = [0, now];
+    }
+    const [start, began] = this.chunk;
+    if (!this.gpu || (done - start < CHUNK_COMMANDS && now - began < CHUNK_MS)) return;
+    this.gpu.submit();
+    const before = this.running;
+    this.running = this.gpu.device.queue.onSubmittedWorkDone().then(() => {
+      if (this.current !== seq || performance.now() - this.shown < PROGRESS_MS) return;
+      this.model.set("progress", { seq, done, total });
+      this.shown = performance.now();
+    });
+    this.chunk = [done, performance.now()];
+    if (before) await before;
+    stop();
   }
 
   private run(content: unknown, buffers: readonly DataView[]): void {
@@ -98,6 +240,7 @@ export class Session {
       this.queue = this.queue.then(() => this.runWebnn(batch, buffers));
       return;
     }
+    this.received = batch.seq;
     this.queue = this.queue.then(async () => {
       if (!this.gpu) {
         const message = this.model.get("message") || "WebGPU is not ready in this browser";
@@ -105,8 +248,13 @@ export class Session {
         this.send({ kind: "reply", seq: batch.seq, downloads: [], error, memory: null });
         return;
       }
-      const [reply, out] = await runBatch(this.gpu, batch, buffers);
+      const checkpoint = (done: number, total: number): Promise<void> => this.checkpoint(batch.seq, done, total);
+      const cached = batch.seq <= this.cancelled ? new Map() : await this.cachedBytes(batch);
+      this.current = batch.seq;
+      const [reply, out] = await runBatch(this.gpu, batch, buffers, cached, checkpoint);
+      this.current = 0;
       this.send(reply, out);
+      if (this.model.get("progress")) this.model.set("progress", null);
     });
   }
 
@@ -121,7 +269,7 @@ export class Session {
   }
 
   dispose(): void {
-    window.clearInterval(this.timer);
+    clearInterval(this.timer);
     this.webnn?.dispose();
     this.gpu?.device.destroy();
   }

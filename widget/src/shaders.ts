@@ -8,6 +8,7 @@ import elementwise from "../../shaders/elementwise.wgsl";
 import elementwiseOps from "../../shaders/elementwise_ops.wgsl";
 import gather from "../../shaders/gather.wgsl";
 import matmul from "../../shaders/matmul.wgsl";
+import quantGguf from "../../shaders/quant_gguf.wgsl";
 import rows from "../../shaders/rows.wgsl";
 import workgroupReduce from "../../shaders/workgroup_reduce.wgsl";
 
@@ -18,6 +19,7 @@ export const SHADERS = {
   elementwise_ops: elementwiseOps,
   gather,
   matmul,
+  quant_gguf: quantGguf,
   rows,
   workgroup_reduce: workgroupReduce,
 } as const;

@@ -1,5 +1,7 @@
 // The BrowserDevice view: what the notebook's browser offers (status, adapter, features, limits,
-// WebNN) and the memory the device holds, redrawn whenever the model's state changes.
+// WebNN), the memory the device holds, the weight cache (with a button that empties it) and the
+// progress of a long batch (with a button that cancels it), redrawn whenever the model's state changes
+// (the progress line in place: it changes often, and its button must stay the same element to be clicked).
 import type { AnyModel } from "@anywidget/types";
 import type { DeviceState } from "./session";
 
@@ -29,10 +31,11 @@ function row(table: HTMLTableElement, label: string, value: string): void {
   tr.appendChild(element("td", "al-bd-value", value));
 }
 
-function draw(model: AnyModel<DeviceState>, root: HTMLElement): void {
+function draw(model: AnyModel<DeviceState>, root: HTMLElement, content: HTMLElement): void {
   const status = model.get("status") || "connecting";
-  root.replaceChildren();
   root.dataset.status = status;
+  content.replaceChildren();
+  root = content;
   const head = element("div", "al-bd-head");
   head.appendChild(element("span", `al-bd-dot al-bd-${status}`));
   head.appendChild(element("strong", "al-bd-title", "BrowserDevice"));
@@ -58,6 +61,21 @@ function draw(model: AnyModel<DeviceState>, root: HTMLElement): void {
   const webnn = model.get("webnn");
   const graphs = webnn?.available ? `available ('browser:webnn', ${webnn.ops} ops in this context)` : "";
   row(table, "WebNN", graphs || webnn?.reason || "probing…");
+  const cache = model.get("cache");
+  if (cache) {
+    const text = cache.available
+      ? `${megabytes(cache.bytes)} in ${cache.entries} weights (limit ${megabytes(cache.limit)}); ` +
+        `${cache.hits} read here, ${cache.misses} sent by the kernel`
+      : cache.reason;
+    row(table, "weight cache", text);
+    if (cache.available) {
+      const clear = element("button", "al-bd-button al-bd-clear", "clear cache");
+      clear.title = "delete the model weights this browser keeps across sessions";
+      clear.disabled = cache.entries === 0;
+      clear.onclick = () => model.set("cache_clear", (model.get("cache_clear") ?? 0) + 1);
+      table.rows[table.rows.length - 1].cells[1].append(" ", clear);
+    }
+  }
   root.appendChild(table);
 
   const limits = model.get("limits") ?? {};
@@ -72,13 +90,37 @@ function draw(model: AnyModel<DeviceState>, root: HTMLElement): void {
   }
 }
 
+/** The line showing a running batch's progress, with its cancel button; the function updating it. */
+function progressLine(model: AnyModel<DeviceState>): [HTMLElement, () => void] {
+  const line = element("div", "al-bd-progress");
+  const text = element("span", "al-bd-label");
+  const cancel = element("button", "al-bd-button al-bd-cancel", "cancel");
+  cancel.title = "stop this batch and the ones waiting (the kernel's awaitable raises BrowserCancelled)";
+  cancel.onclick = () => model.set("cancel", (model.get("cancel") ?? 0) + 1);
+  line.append(text, " ", cancel);
+  const update = (): void => {
+    const progress = model.get("progress");
+    line.hidden = !progress;
+    if (progress) text.textContent = `running batch ${progress.seq}: ${progress.done} of ${progress.total} commands done`;
+  };
+  return [line, update];
+}
+
 /** Render into `el`; returns the clean-up function anywidget calls when the view goes. */
 export function renderView(model: AnyModel<DeviceState>, el: HTMLElement): () => void {
   const root = element("div", "al-browser-device");
+  const content = element("div", "");
+  const [line, update] = progressLine(model);
+  root.append(content, line);
   el.appendChild(root);
-  const redraw = (): void => draw(model, root);
-  const events = ["status", "message", "adapter", "features", "limits", "webnn", "memory"].map((k) => `change:${k}`);
+  const redraw = (): void => draw(model, root, content);
+  const events = ["status", "message", "adapter", "features", "limits", "webnn", "memory", "cache"].map((k) => `change:${k}`);
   events.forEach((event) => model.on(event, redraw));
+  model.on("change:progress", update);
   redraw();
-  return () => events.forEach((event) => model.off(event, redraw));
+  update();
+  return () => {
+    events.forEach((event) => model.off(event, redraw));
+    model.off("change:progress", update);
+  };
 }

@@ -225,6 +225,8 @@ export class WebnnRuntime {
             this.put(cmd.id, { bytes, tensor: null, nbytes: bytes.byteLength });
             break;
           }
+          case "cached": // the kernel's WebNN device sends weights as plain uploads
+            throw new BrowserError("unsupported", "browser:webnn keeps no weight cache");
           case "alloc":
             this.put(cmd.id, { bytes: new ArrayBuffer(cmd.nbytes), tensor: null, nbytes: cmd.nbytes });
             break;

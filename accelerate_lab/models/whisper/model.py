@@ -28,9 +28,11 @@ from accelerate_lab.hal.device import Device
 from accelerate_lab.models.audio import AudioLike, load_audio
 from accelerate_lab.models.base import (
     ArrayLike,
+    PretrainedModel,
     Steps,
     as_input,
     model_name,
+    open_weights,
     read_config,
     read_json,
     run_steps,
@@ -41,7 +43,7 @@ from accelerate_lab.models.errors import ModelNotFoundError
 from accelerate_lab.models.hub import resolve_model_dir
 from accelerate_lab.models.precision import Precision, float_dtype
 from accelerate_lab.models.text import TextTokenizer
-from accelerate_lab.models.weights import StateDict, Weights, open_safetensors
+from accelerate_lab.models.weights import StateDict, open_safetensors
 from accelerate_lab.models.whisper.ct2_state import CTranslate2WhisperState
 from accelerate_lab.models.whisper.features import CHUNK_SAMPLES, SAMPLE_RATE, log_mel_spectrogram
 from accelerate_lab.models.whisper.network import Decoder, Encoder, load_decoder, load_encoder
@@ -95,7 +97,7 @@ def _open(folder: Path) -> tuple[StateDict, dict[str, Any], dict[str, Any]]:
     )
 
 
-class Whisper:
+class Whisper(PretrainedModel):
     """A Whisper encoder-decoder with its tokenizer (``WhisperForConditionalGeneration``'s computation);
     ``dtype`` and ``weight_bytes`` as for `~accelerate_lab.models.BERT`."""
 
@@ -111,8 +113,7 @@ class Whisper:
         dtype: Precision = "fp32",
         weight_bytes: int = 0,
     ) -> None:
-        self.name, self.config, self.device = name, config, device
-        self.dtype, self.weight_bytes = dtype, weight_bytes
+        super().__init__(name, config, device, dtype, weight_bytes)
         self.encoder, self.decoder, self.tokenizer, self.settings = encoder, decoder, tokenizer, settings
 
     @classmethod
@@ -131,11 +132,7 @@ class Whisper:
         folder = resolve_model_dir(source or DEFAULT_SOURCE)
         state, config, generation = _open(folder)
         name = model_name(folder)
-        with Weights(
-            state, device=device, model_name=name, prefix="model.", sharing=sharing, precision=dtype
-        ) as w:
-            if not w.has("encoder.conv1.weight"):
-                w.prefix = ""
+        with open_weights(state, name, device, sharing, dtype, ("model.", ""), "encoder.conv1.weight") as w:
             encoder, decoder = load_encoder(w, config), load_decoder(w, config)
         tokenizer, settings = None, None
         if (folder / "tokenizer.json").is_file():

@@ -17,6 +17,7 @@ from accelerate_lab.models.layers import (
     LayerNorm,
     Linear,
     activation,
+    load_layers,
     merge_heads,
     run_layers,
     split_heads,
@@ -146,10 +147,7 @@ def load_encoder(w: Weights, config: dict[str, Any]) -> Encoder:
         (w.tensor("encoder.conv1.weight", (d, mels, 3)), w.tensor("encoder.conv1.bias", (d,))),
         (w.tensor("encoder.conv2.weight", (d, d, 3)), w.tensor("encoder.conv2.bias", (d,))),
         w.tensor("encoder.embed_positions.weight", (int(config["max_source_positions"]), d)),
-        [
-            EncoderLayer.load(w, f"encoder.layers.{i}", _ENCODER_LAYER, spec)
-            for i in range(int(config["encoder_layers"]))
-        ],
+        load_layers(w, "encoder.layers", int(config["encoder_layers"]), _ENCODER_LAYER, spec),
         LayerNorm.load(w, "encoder.layer_norm", d, _EPS),
     )
 

@@ -103,7 +103,8 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class ModelDemo(anywidget.AnyWidget, Generic[M]):
-    """The shared half of a model demo (subclasses add the inputs, the result and the verb)."""
+    """The shared half of a model demo (subclasses add the inputs, the result and the verb); it loads
+    ``default_source`` when given neither ``source`` nor ``model``."""
 
     _esm = _bundle("demos.js")
     _css = _bundle("demos.css")
@@ -130,8 +131,11 @@ class ModelDemo(anywidget.AnyWidget, Generic[M]):
         sharing: TensorSharingManager | None,
         dtype: str,
         timeout: float,
+        default_source: Source | None = None,
         **traits: Any,
     ) -> None:
+        if source is None and model is None:
+            source = default_source
         folder = None if source is None else resolve_model_dir(source)
         self._loader, self._folder = loader, folder
         self._sharing, self._dtype, self.timeout = sharing, dtype, timeout

@@ -59,12 +59,13 @@ class BertDemo(ModelDemo[BERT]):
     ) -> None:
         super().__init__(
             BERT.from_pretrained,
-            DEFAULT_SOURCE if source is None and model is None else source,
+            source,
             model,
             device=device,
             sharing=sharing,
             dtype=dtype,
             timeout=timeout,
+            default_source=DEFAULT_SOURCE,
             kind="bert",
             title="BERT · sentence similarity",
             sentences=list(sentences),

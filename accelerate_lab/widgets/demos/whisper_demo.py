@@ -63,12 +63,13 @@ class WhisperDemo(ModelDemo[Whisper]):
     ) -> None:
         super().__init__(
             Whisper.from_pretrained,
-            DEFAULT_SOURCE if source is None and model is None else source,
+            source,
             model,
             device=device,
             sharing=sharing,
             dtype=dtype,
             timeout=timeout,
+            default_source=DEFAULT_SOURCE,
             kind="whisper",
             title="Whisper · speech to text",
         )

@@ -1,0 +1,183 @@
+"""The weight cache of the browser device (widget/src/weight_cache.ts, hal/browser_cache.py) in headless
+Chromium: weights cross once per browser, survive a page reload, a corrupt entry is sent again, least
+recently used entries go past the size cap, and the cache can be emptied (message and view button)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import accelerate_lab as al
+from accelerate_lab.hal.browser_cache import cacheable_uploads
+from accelerate_lab.hal.browser_device import BrowserProxyDevice
+from tests.browser.harness import PageTransport, connect_logged, host
+
+pytestmark = pytest.mark.browser
+
+rng = np.random.default_rng(11)
+
+# reads and writes the page's IndexedDB directly, as a test (or a failing disk) would
+ENTRIES = """async () => {
+  const db = await new Promise((ok, no) => {
+    const r = indexedDB.open("accelerate_lab-weights", 1); r.onsuccess = () => ok(r.result); r.onerror = no;
+  });
+  const r = db.transaction("meta").objectStore("meta").getAllKeys();
+  const keys = await new Promise((ok) => (r.onsuccess = () => ok(r.result)));
+  db.close();
+  return keys;
+}"""
+DAMAGE = """async ([hash, keep]) => {
+  const db = await new Promise((ok, no) => {
+    const r = indexedDB.open("accelerate_lab-weights", 1); r.onsuccess = () => ok(r.result); r.onerror = no;
+  });
+  const read = db.transaction("data").objectStore("data").get(hash);
+  const data = await new Promise((ok) => (read.onsuccess = () => ok(read.result)));
+  const bytes = new Uint8Array(data.slice(0, keep));
+  if (keep === data.byteLength) bytes[7] ^= 0x40;  // same length, one bit flipped
+  const write = db.transaction("data", "readwrite");
+  write.objectStore("data").put(bytes.buffer, hash);
+  await new Promise((ok) => (write.oncomplete = ok));
+  db.close();
+}"""
+
+
+def digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
+
+
+def reload(page: Any) -> None:
+    """A new session in the page: no buffers, no models; the cache stays."""
+    page.reload()
+    page.wait_for_function("window.pageReady === true", timeout=30_000)
+
+
+@pytest.fixture
+def fresh(page: Any) -> Iterator[Any]:
+    """The page, reloaded, with the cache emptied and ``browser:webgpu`` unregistered after the test."""
+    reload(page)
+    yield page
+    al.hal.unregister_device("browser:webgpu")
+    reload(page)
+    page.evaluate(
+        "() => new Promise((ok) => { const r = indexedDB.deleteDatabase('accelerate_lab-weights'); "
+        "r.onsuccess = r.onerror = r.onblocked = ok; })"
+    )
+
+
+def session(page: Any, render: bool = False) -> tuple[BrowserProxyDevice, PageTransport]:
+    """A new model in the page and ``browser:webgpu`` (registered) talking to it."""
+    device, transport, state = connect_logged(page, render=render)
+    assert state["status"] == "ready", state.get("message")
+    al.hal.register_device(device.name, lambda: device, replace=True)
+    return device, transport
+
+
+def sent_since(transport: PageTransport, start: int) -> tuple[int, int]:
+    """Bytes that crossed in batches and in fills since log entry ``start``."""
+    entries = transport.log[start:]
+    return (
+        sum(e.sent_bytes for e in entries if e.kind == "batch"),
+        sum(e.sent_bytes for e in entries if e.kind == "fill"),
+    )
+
+
+def load(
+    device: BrowserProxyDevice, transport: PageTransport, *arrays: np.ndarray
+) -> tuple[list[al.Tensor], int]:
+    """``arrays`` as weights on ``device``; returns them and the bytes the page asked for."""
+    device.flush()
+    start, counted = len(transport.log), device.cache_sent_bytes
+    with cacheable_uploads():
+        tensors = [al.tensor(a, device=device.name) for a in arrays]
+    device.flush()
+    batch_bytes, fill_bytes = sent_since(transport, start)
+    assert batch_bytes == 0  # weights never ride in the batch itself
+    assert device.cache_sent_bytes - counted == fill_bytes
+    return tensors, fill_bytes
+
+
+def test_weights_cross_once_and_give_the_same_results_after_a_reload(fresh: Any) -> None:
+    w = rng.standard_normal((64, 48)).astype(np.float32)
+    b = rng.standard_normal(48).astype(np.float32)
+    x = rng.standard_normal((5, 64)).astype(np.float32)
+    results = []
+    fills = []
+    for _ in range(2):
+        device, transport = session(fresh)
+        (wt, bt), filled = load(device, transport, w, b)
+        results.append(host(al.tensor(x, device=device.name) @ wt + bt))
+        fills.append(filled)
+        reload(fresh)
+    assert fills == [w.nbytes + b.nbytes, 0]
+    np.testing.assert_allclose(results[0], x @ w + b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(results[1], results[0])
+    assert sorted(fresh.evaluate(ENTRIES)) == sorted([digest(w), digest(b)])
+
+
+def test_content_decides_a_hit_not_the_array_object(fresh: Any) -> None:
+    device, transport = session(fresh)
+    w = rng.standard_normal((8, 8)).astype(np.float32)
+    first, filled = load(device, transport, w)
+    again, refilled = load(device, transport, w.copy())
+    assert (filled, refilled) == (w.nbytes, 0)
+    np.testing.assert_array_equal(host(again[0]), w)
+    # widened uint8 is what the page stores: its hash is of the 32-bit words
+    small = rng.integers(0, 255, 40).astype(np.uint8)
+    (t,), filled = load(device, transport, small)
+    assert filled == 4 * small.size
+    np.testing.assert_array_equal(host(t), small)
+    del first
+
+
+@pytest.mark.parametrize("keep", ["all", "half"], ids=["bit-flipped", "truncated"])
+def test_a_corrupt_entry_is_sent_again_and_never_used(fresh: Any, keep: str) -> None:
+    w = rng.standard_normal((32, 32)).astype(np.float32)
+    other = rng.standard_normal(100).astype(np.float32)
+    device, transport = session(fresh)
+    load(device, transport, w, other)
+    fresh.evaluate(DAMAGE, [digest(w), w.nbytes if keep == "all" else w.nbytes // 2])
+
+    reload(fresh)
+    device, transport = session(fresh)  # a new session reads the damaged entry
+    (wt, ot), filled = load(device, transport, w, other)
+    assert filled == w.nbytes  # only the damaged weight crossed again
+    np.testing.assert_array_equal(host(wt), w)
+    np.testing.assert_array_equal(host(ot), other)
+    assert load(device, transport, w)[1] == 0  # and it is whole in the cache again
+
+
+def test_least_recently_used_weights_go_past_the_size_cap(fresh: Any) -> None:
+    a, b, c = (rng.standard_normal(1000).astype(np.float32) for _ in range(3))  # 4000 bytes each
+    device, transport = session(fresh)
+    fresh.evaluate("() => window.setState(0, 'cache_limit', 9000)")  # two of them fit
+    load(device, transport, a, b)
+    assert load(device, transport, a)[1] == 0  # a is now more recent than b
+    load(device, transport, c)
+    assert sorted(fresh.evaluate(ENTRIES)) == sorted([digest(a), digest(c)])
+    state = fresh.evaluate("() => window.state(0).cache")
+    assert (state["entries"], state["bytes"], state["limit"]) == (2, 8000, 9000)
+    assert load(device, transport, b)[1] == b.nbytes  # b was evicted: it crosses again
+    # a weight over the cap crosses every time and is never stored
+    big = rng.standard_normal(3000).astype(np.float32)
+    assert load(device, transport, big)[1] == big.nbytes
+    assert digest(big) not in fresh.evaluate(ENTRIES)
+
+
+def test_clear_empties_the_cache_by_message_and_by_the_view_button(fresh: Any) -> None:
+    w = rng.standard_normal(256).astype(np.float32)
+    device, transport = session(fresh, render=True)  # model 0, with a view
+    for clear in ("message", "button"):
+        assert load(device, transport, w)[1] == w.nbytes
+        fresh.wait_for_function("() => window.state(0).cache.entries === 1")
+        if clear == "message":  # what BrowserDevice.clear_cache() sends
+            transport({"kind": "clear-cache"}, [])
+        else:
+            assert "1 weights" in fresh.inner_text("#view")
+            fresh.click("#view button.al-bd-clear")
+        fresh.wait_for_function("() => window.state(0).cache.entries === 0")
+        assert fresh.evaluate(ENTRIES) == []
+        assert "0.0 KiB in 0 weights" in fresh.inner_text("#view")
