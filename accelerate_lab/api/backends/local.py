@@ -9,6 +9,8 @@ Settings (metadata, else the environment): `local_model` (the default model: a `
 package holding one), `local_device` (`cpu`, `wgpu`, ...; default `cpu`), `local_max_context`
 (positions per conversation, default 2048). Options of `chat`/`stream_chat`: `max_tokens` (or
 `max_new_tokens`), `temperature` (default 0: greedy), `top_k`, `top_p`, `seed`, `stop`, `system`.
+On a browser device (``browser:webgpu``) the model runs wholly in the notebook's browser; only the
+async forms (`achat`, `astream_chat`) can receive its tokens there.
 
 >>> from accelerate_lab.api import create_api_backend
 >>> local = create_api_backend("local")
@@ -81,6 +83,22 @@ def _sampling(opts: Mapping[str, object]) -> tuple[SamplingParams, str | None]:
         raise ConfigurationError(f"local: {error}") from error
 
 
+def _check_deadline(deadline: float, limit: float) -> None:
+    if time.monotonic() > deadline:
+        raise RequestTimeout(
+            f"local: generation passed its {limit} s timeout; pass timeout= or ask for fewer tokens "
+            "(max_tokens=)"
+        )
+
+
+def _last_chunk(generation: Generation) -> StreamChunk:
+    """The `done` chunk of a finished generation: why it ended and its token counts."""
+    stats = generation.stats
+    assert stats is not None
+    usage = Usage(stats.prompt_tokens, stats.completion_tokens)
+    return StreamChunk(done=True, finish_reason=stats.finish_reason, usage=usage)
+
+
 class LocalBackend(ApiBackend):
     """The embedded model as a backend; `chat`, `stream_chat`, `achat`, `astream_chat`, `list_models`."""
 
@@ -129,17 +147,16 @@ class LocalBackend(ApiBackend):
                 yield StreamChunk(text=piece)
                 if cancel.is_set():
                     return
-                if time.monotonic() > deadline:
-                    raise RequestTimeout(
-                        f"local: generation passed its {limit} s timeout; pass timeout= or ask for fewer "
-                        "tokens (max_tokens=)"
-                    )
+                _check_deadline(deadline, limit)
         finally:
             generation.close()
-        stats = generation.stats
-        assert stats is not None
-        usage = Usage(stats.prompt_tokens, stats.completion_tokens)
-        yield StreamChunk(done=True, finish_reason=stats.finish_reason, usage=usage)
+        yield _last_chunk(generation)
+
+    def _in_browser(self) -> bool:
+        """Whether the models run on a browser device (whose data arrives on the event loop)."""
+        from accelerate_lab.hal.registry import get_device
+
+        return get_device(self.device).info().kind == "browser"
 
     def _respond(self, model: str | None, chunks: Iterator[StreamChunk]) -> ChatResponse:
         texts, last = [], StreamChunk()
@@ -196,7 +213,21 @@ class LocalBackend(ApiBackend):
         timeout: float | None = None,
         **opts: object,
     ) -> AsyncIterator[StreamChunk]:
-        """Chunks computed in a worker thread, so the event loop (and a notebook's widgets) stay live."""
+        """Chunks computed in a worker thread, so the event loop (and a notebook's widgets) stay live; a
+        model on a browser device runs there already, its steps awaited on the loop (one id a token)."""
+        if self._in_browser():  # as `_chunks`; each step also waits at most the whole timeout
+            async with self.queue.aslot(priority, self.config.wait_timeout):
+                generation = self._start(model, messages, opts)
+                limit = timeout or self.config.timeout
+                deadline, generation.timeout = time.monotonic() + limit, limit
+                try:
+                    async for piece in generation:
+                        yield StreamChunk(text=piece)
+                        _check_deadline(deadline, limit)
+                finally:
+                    generation.close()
+                yield _last_chunk(generation)
+            return
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[object] = asyncio.Queue()
         cancel = threading.Event()

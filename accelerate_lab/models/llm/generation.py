@@ -3,19 +3,28 @@
 A `Generation` is an iterator of text pieces, produced as tokens are decoded; a stop string is cut
 from the text (pieces that could begin one are held back until it is clear they do not). When it
 ends, `stats` tells how many tokens it took and how fast, and `reply()` returns everything at once.
+
+It is also an async iterator (``async for piece in llm.stream_chat(...)``, ``await g.reply_async()``),
+which awaits each step's data with ``numpy_async``: the form a ``browser:webgpu`` model needs in a
+notebook cell. The network runs on the model's device either way; each step downloads only what the
+sampler needs, the chosen token id when greedy (argmax on the device), else the logits.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
+from accelerate_lab.hal.browser_errors import BrowserDataPending
 from accelerate_lab.models.llm.kv_cache import KVCache
 from accelerate_lab.models.llm.network import LlamaNetwork
 from accelerate_lab.models.llm.sampling import Sampler, SamplingParams
 from accelerate_lab.models.llm.tokenizer import Tokenizer
+from accelerate_lab.tensor import Tensor
 
 __all__ = ["FinishReason", "Generation", "GenerationStats", "Reply", "split_at_stop"]
 
@@ -74,7 +83,8 @@ def split_at_stop(text: str, stops: Sequence[str]) -> tuple[str, str, bool]:
 
 
 class Generation:
-    """Text pieces of a reply, decoded as they are generated (iterate, or call `reply()`)."""
+    """Text pieces of a reply, decoded as they are generated (iterate, or call `reply()`; or their async
+    forms). ``timeout`` bounds each awaited step (None: the device's own limit)."""
 
     def __init__(
         self,
@@ -85,6 +95,7 @@ class Generation:
         params: SamplingParams,
         stop_token_ids: Collection[int],
         on_finish: Callable[[Generation], None] | None = None,
+        timeout: float | None = None,
     ) -> None:
         if not prompt_ids:
             raise ValueError("a generation needs at least one prompt token")
@@ -96,6 +107,7 @@ class Generation:
         self.stop_token_ids = frozenset(stop_token_ids)
         self.token_ids: list[int] = []
         self.stats: GenerationStats | None = None
+        self.timeout = timeout
         self._on_finish = on_finish
         self._pieces: list[str] = []
         self._run = self._generate()
@@ -104,9 +116,36 @@ class Generation:
         return self
 
     def __next__(self) -> str:
-        piece = next(self._run)
-        self._pieces.append(piece)
-        return piece
+        try:
+            wanted = next(self._run)
+            while isinstance(wanted, Tensor):
+                wanted = self._run.send(wanted.numpy())
+        except BaseException as error:  # a step that could not be read ends the generation
+            self._run.close()
+            if isinstance(error, BrowserDataPending):
+                error.add_note(
+                    "a model on a browser device generates in an async form: `async for piece in "
+                    "llm.stream_chat(...)`, `await llm.chat_async(...)`, `await generation.reply_async()`"
+                )
+            raise
+        self._pieces.append(wanted)
+        return wanted
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            wanted = next(self._run)
+            while isinstance(wanted, Tensor):
+                wanted = self._run.send(await wanted.numpy_async(self.timeout))
+        except StopIteration:
+            raise StopAsyncIteration from None
+        except BaseException:  # a timeout, a lost device, a cancelled task: the generation ends
+            self._run.close()
+            raise
+        self._pieces.append(wanted)
+        return wanted
 
     @property
     def text(self) -> str:
@@ -121,20 +160,35 @@ class Generation:
         """Generate to the end; the whole reply."""
         for _ in self:
             pass
+        return self._reply()
+
+    async def reply_async(self, timeout: float | None = None) -> Reply:
+        """`reply`, awaiting each step (``timeout`` s at most each, None: ``self.timeout``):
+        ``await g.reply_async()`` in a notebook cell, as a ``browser:webgpu`` model needs."""
+        if timeout is not None:
+            self.timeout = timeout
+        async for _ in self:
+            pass
+        return self._reply()
+
+    def _reply(self) -> Reply:
         assert self.stats is not None
         return Reply(self.text, tuple(self.token_ids), self.stats)
 
-    def _generate(self) -> Generator[str, None, None]:
+    def _generate(self) -> Generator[Tensor | str, np.ndarray | None, None]:
+        """Yields the tensor each step needs on the host (and is sent its data), and the text pieces."""
         started = time.perf_counter()
         cached = self.cache.reuse(self.prompt_ids)
-        logits = self.network.forward(self.prompt_ids[cached:], self.cache).numpy()
-        prompt_seconds = time.perf_counter() - started
         sampler, stream = Sampler(self.params), self.tokenizer.text_stream()
-        held, steps, decode_started = "", 0, time.perf_counter()
+        logits = self.network.forward(self.prompt_ids[cached:], self.cache)
+        held, steps, prompt_seconds, decode_started = "", 0, -1.0, 0.0
         finish: FinishReason = "cancelled"
         try:
+            fetched = yield sampler.wanted(logits)
+            prompt_seconds, decode_started = time.perf_counter() - started, time.perf_counter()
             while True:
-                token = sampler(logits)
+                assert fetched is not None
+                token = sampler.pick(fetched)
                 if token in self.stop_token_ids:
                     finish = "stop"
                     break
@@ -148,12 +202,14 @@ class Generation:
                 if len(self.token_ids) == self.params.max_new_tokens or self.cache.remaining == 0:
                     finish = "length"
                     break
-                logits = self.network.forward([token], self.cache).numpy()
+                fetched = yield sampler.wanted(self.network.forward([token], self.cache))
                 steps += 1
             tail = held + stream.flush()
             if tail:
                 yield tail
         finally:
+            if prompt_seconds < 0:  # closed while the prompt's step was awaited
+                prompt_seconds, decode_started = time.perf_counter() - started, time.perf_counter()
             self.stats = GenerationStats(
                 len(self.prompt_ids),
                 cached,

@@ -21,7 +21,7 @@ from accelerate_lab.hal.device import Device
 from accelerate_lab.hal.registry import get_device
 from accelerate_lab.models.llm.config import LlamaConfig
 from accelerate_lab.models.llm.errors import ContextLengthExceeded
-from accelerate_lab.tensor import Tensor, zeros
+from accelerate_lab.tensor import Tensor, ops, zeros
 
 __all__ = ["KVCache"]
 
@@ -37,9 +37,13 @@ class KVCache:
             )
         self.capacity = capacity
         self.device = get_device(device)
-        shape = (config.num_kv_heads, capacity, config.head_dim)
-        self._keys: list[Tensor] = [zeros(shape, device=self.device) for _ in range(config.num_layers)]
-        self._values: list[Tensor] = [zeros(shape, device=self.device) for _ in range(config.num_layers)]
+        # a broadcast view of one zero, whose `zeros()` are allocated zero-filled on the device: a
+        # browser device gets no megabytes of zeros to upload
+        blank = ops.broadcast_to(
+            zeros((1, 1, 1), device=self.device), (config.num_kv_heads, capacity, config.head_dim)
+        )
+        self._keys: list[Tensor] = [blank.zeros() for _ in range(config.num_layers)]
+        self._values: list[Tensor] = [blank.zeros() for _ in range(config.num_layers)]
         self.tokens: list[int] = []
 
     def __enter__(self) -> KVCache:

@@ -6,6 +6,14 @@
 'The capital of France is Paris.'
 >>> for piece in llm.stream_chat("Count to three.", max_new_tokens=20):  # doctest: +SKIP
 ...     print(piece, end="")
+
+On ``browser:webgpu`` the weights go to the browser once, packed, and every step runs there; a
+notebook cell awaits the steps (a blocking cell receives no replies from the browser):
+
+>>> llm = Llama.from_pretrained(device="browser:webgpu")     # doctest: +SKIP
+>>> async for piece in llm.stream_chat("Count to three."):    # doctest: +SKIP
+...     print(piece, end="")
+>>> (await llm.chat_async("Hi", max_new_tokens=8)).text       # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -170,6 +178,19 @@ class Llama:
     ) -> Reply:
         """The assistant's whole reply to ``messages``."""
         return self.stream_chat(messages, sampling, **options).reply()
+
+    async def chat_async(
+        self,
+        messages: str | Sequence[Message],
+        sampling: SamplingParams | None = None,
+        *,
+        timeout: float | None = None,
+        **options: object,
+    ) -> Reply:
+        """`chat`, awaiting each step (``timeout`` s at most each): ``await llm.chat_async(...)`` in a
+        notebook cell, as a ``browser:webgpu`` model needs; ``async for piece in llm.stream_chat(...)``
+        streams it."""
+        return await self.stream_chat(messages, sampling, **options).reply_async(timeout)
 
     def start_chat(self, system: str | None = None, **options: object) -> ChatSession:
         """A conversation that keeps its KV cache between turns (freed by ``close()``)."""

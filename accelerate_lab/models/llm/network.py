@@ -55,7 +55,7 @@ class LlamaNetwork:
     ) -> Tensor:
         c = self.config
         length, heads, kv, dim = x.shape[0], c.num_heads, c.num_kv_heads, c.head_dim
-        qkv = ops.matmul(x, layer.qkv)
+        qkv = layer.qkv(x)
         qk = self.rotary.apply(ops.reshape(qkv[:, : (heads + kv) * dim], (length, heads + kv, dim)), *rope)
         q = ops.transpose(ops.reshape(qk[:, :heads], (length, kv, c.group_size, dim)), (1, 2, 0, 3))
         k = ops.transpose(qk[:, heads:], (1, 0, 2))
@@ -65,19 +65,19 @@ class LlamaNetwork:
             ops.reshape(q, (kv, c.group_size * length, dim)), keys, values, mask
         )
         out = ops.transpose(ops.reshape(out, (kv, c.group_size, length, dim)), (2, 0, 1, 3))
-        return ops.matmul(ops.reshape(out, (length, heads * dim)), layer.attn_out)
+        return layer.attn_out(ops.reshape(out, (length, heads * dim)))
 
     def _mlp(self, layer: LayerWeights, x: Tensor) -> Tensor:
         f = self.config.intermediate_size
-        gate_up = ops.matmul(x, layer.gate_up)
-        return ops.matmul(ops.mul(ops.silu(gate_up[:, :f]), gate_up[:, f:]), layer.down)
+        gate_up = layer.gate_up(x)
+        return layer.down(ops.mul(ops.silu(gate_up[:, :f]), gate_up[:, f:]))
 
     def forward(self, ids: Sequence[int], cache: KVCache) -> Tensor:
         """Logits ``(vocab,)`` for the token after ``ids``, which are appended to ``cache``."""
         eps = self.config.rms_norm_eps
         with no_grad():
             start = cache.reserve(len(ids))
-            x = ops.embedding(tensor(np.asarray(ids, np.int64), device=self.device), self.weights.embedding)
+            x = self.weights.embedding(ids)
             rope = self.rotary.tables(start, len(ids))
             mask = self._mask(start, len(ids))
             for index, layer in enumerate(self.weights.layers):
@@ -90,4 +90,4 @@ class LlamaNetwork:
                 x = ops.add(x, self._mlp(layer, rms_norm(x, layer.ffn_norm, eps)))
             cache.commit(ids)
             last = rms_norm(x[len(ids) - 1 :], self.weights.output_norm, eps)
-            return ops.reshape(ops.matmul(last, self.weights.output), (self.config.vocab_size,))
+            return ops.reshape(self.weights.output(last), (self.config.vocab_size,))

@@ -1,12 +1,7 @@
-"""Dequantizing GGUF block formats in numpy: ``Q4_1`` and ``Q8_0`` (plus plain ``F32``/``F16``).
+"""Dequantizing GGUF tensors in numpy: ``Q4_1`` and ``Q8_0`` blocks (plus plain ``F32``/``F16``).
 
-Each format packs 32 consecutive values of a row into one block:
-
-- ``Q4_1`` (20 bytes): scale ``d`` and minimum ``m`` as float16, then 16 bytes of 4-bit codes; byte ``j``
-  holds value ``j`` in its low nibble and value ``j + 16`` in its high nibble; ``x = q * d + m``.
-- ``Q8_0`` (34 bytes): scale ``d`` as float16, then 32 signed bytes; ``x = q * d``.
-
-The arithmetic is float32 in the order llama.cpp uses, so results equal the `gguf` package's own.
+The block formats are described (and decoded) in `accelerate_lab.hal.gguf_quant`, which the packed
+matmul kernels share; results equal the `gguf` package's own.
 
 >>> import numpy as np
 >>> block = np.zeros(34, np.uint8); block[:2] = np.frombuffer(np.float16(0.5).tobytes(), np.uint8)
@@ -21,34 +16,12 @@ import math
 
 import numpy as np
 
+from accelerate_lab.hal.gguf_quant import BLOCK_BYTES, BLOCK_SIZE, decode_blocks
 from accelerate_lab.models.llm.errors import UnsupportedQuantization
 
 __all__ = ["BLOCK_BYTES", "BLOCK_SIZE", "SUPPORTED", "dequantize", "packed_rows"]
 
-BLOCK_SIZE = 32
-BLOCK_BYTES = {"Q4_1": 20, "Q8_0": 34}
 SUPPORTED = ("F32", "F16", *BLOCK_BYTES)
-
-
-def _scale(blocks: np.ndarray, start: int) -> np.ndarray:
-    """The float16 at byte ``start`` of every block, as a float32 column."""
-    return np.ascontiguousarray(blocks[:, start : start + 2]).view(np.float16).astype(np.float32)
-
-
-def _q4_1(blocks: np.ndarray) -> np.ndarray:
-    codes = blocks[:, 4:]
-    q = np.concatenate([codes & 0x0F, codes >> 4], axis=1).astype(np.float32)
-    values: np.ndarray = q * _scale(blocks, 0) + _scale(blocks, 2)
-    return values
-
-
-def _q8_0(blocks: np.ndarray) -> np.ndarray:
-    q = np.ascontiguousarray(blocks[:, 2:]).view(np.int8).astype(np.float32)
-    values: np.ndarray = q * _scale(blocks, 0)
-    return values
-
-
-_DECODERS = {"Q4_1": _q4_1, "Q8_0": _q8_0}
 
 
 def packed_rows(data: np.ndarray, qtype: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -77,11 +50,11 @@ def dequantize(data: np.ndarray, qtype: str, shape: tuple[int, ...]) -> np.ndarr
     """
     if qtype in ("F32", "F16"):
         return np.asarray(data).astype(np.float32).reshape(shape)
-    if qtype not in _DECODERS:
+    if qtype not in BLOCK_BYTES:
         raise UnsupportedQuantization(
             f"GGUF tensors in {qtype} are not supported (supported: {', '.join(SUPPORTED)}); "
             "requantize the file with llama.cpp's llama-quantize to Q4_1 or Q8_0"
         )
     blocks = packed_rows(data, qtype, shape)
-    values = _DECODERS[qtype](blocks.reshape(-1, BLOCK_BYTES[qtype]))
+    values = decode_blocks(blocks.reshape(-1, BLOCK_BYTES[qtype]), qtype)
     return values.reshape(shape)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from accelerate_lab.models.llm.errors import SamplingError
+from accelerate_lab.tensor import Tensor, ops
 
 __all__ = ["Sampler", "SamplingParams"]
 
@@ -78,6 +79,15 @@ class Sampler:
     def __init__(self, params: SamplingParams) -> None:
         self.params = params
         self._rng = np.random.default_rng(params.seed)
+
+    def wanted(self, logits: Tensor) -> Tensor:
+        """What the host needs of a step's ``(vocab,)`` logits to pick from them: when greedy, the id
+        chosen on their device (8 bytes to download, not the vocabulary's logits), else the logits."""
+        return ops.argmax(logits, -1) if self.params.temperature == 0 else logits
+
+    def pick(self, fetched: np.ndarray) -> int:
+        """The next token id from the data of `wanted`'s tensor."""
+        return int(fetched) if self.params.temperature == 0 else self(fetched)
 
     def __call__(self, logits: np.ndarray) -> int:
         """The next token id for one row of logits (``(vocab,)``)."""

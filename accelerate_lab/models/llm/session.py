@@ -58,6 +58,11 @@ class ChatSession:
         """Add a user message; the whole reply."""
         return self.stream(text, **options).reply()
 
+    async def send_async(self, text: str, *, timeout: float | None = None, **options: object) -> Reply:
+        """`send`, awaiting each step (``timeout`` s at most each), as a ``browser:webgpu`` model needs;
+        ``async for piece in chat.stream(text)`` streams the reply."""
+        return await self.stream(text, **options).reply_async(timeout)
+
     def close(self) -> None:
         """Free the KV cache; the session cannot be used afterwards."""
         self.cache.free()

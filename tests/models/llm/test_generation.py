@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from accelerate_lab.models.llm import ContextLengthExceeded, Llama
@@ -118,3 +119,53 @@ def test_weights_are_shared_tensors_under_the_models_name(llama: Llama) -> None:
     assert shared.chat(PROMPTS[0]).text == llama.chat(PROMPTS[0]).text
     shared.release()
     assert shared.name not in manager.get_model_memory_usage()
+
+
+@pytest.mark.slow
+async def test_the_async_forms_stream_the_same_reply(llama: Llama) -> None:
+    expected = llama.generate(llama.prompt_ids("Name a colour."), max_new_tokens=6, stop_token_ids=()).reply()
+    generation = llama.stream_chat("Name a colour.", max_new_tokens=6, stop_token_ids=())
+    pieces = [piece async for piece in generation]
+    assert "".join(pieces) == expected.text and generation.token_ids == list(expected.token_ids)
+    assert generation.stats is not None and generation.stats.finish_reason == "length"
+    reply = await llama.chat_async("Name a colour.", max_new_tokens=6, stop_token_ids=())
+    assert (reply.text, reply.token_ids) == (expected.text, expected.token_ids)
+    with llama.start_chat(max_new_tokens=4) as session:
+        first = await session.send_async("Name a colour.")
+        assert session.messages[-1] == {"role": "assistant", "content": first.text}
+
+
+@pytest.mark.slow
+async def test_a_step_that_cannot_be_read_ends_the_generation_and_frees_its_cache(
+    llama: Llama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accelerate_lab.tensor import Tensor
+
+    async def lost(self: Tensor, timeout: float | None = None) -> np.ndarray:
+        raise TimeoutError(f"no reply within {timeout} s")
+
+    generation = llama.generate(llama.prompt_ids("Hi"), max_new_tokens=4)
+    monkeypatch.setattr(Tensor, "numpy_async", lost)
+    with pytest.raises(TimeoutError, match=r"within 0\.5 s"):
+        await generation.reply_async(timeout=0.5)
+    assert generation.stats is not None and generation.stats.finish_reason == "cancelled"
+    assert generation.cache.freed and generation.token_ids == []
+    with pytest.raises(StopAsyncIteration):
+        await anext(generation)
+
+
+@pytest.mark.slow
+def test_reading_a_step_synchronously_from_a_browser_names_the_async_forms(
+    llama: Llama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accelerate_lab.hal.browser_errors import BrowserDataPending
+    from accelerate_lab.tensor import Tensor
+
+    def pending(self: Tensor) -> np.ndarray:
+        raise BrowserDataPending("the data of this browser:webgpu tensor is in the browser")
+
+    generation = llama.generate(llama.prompt_ids("Hi"), max_new_tokens=4)
+    monkeypatch.setattr(Tensor, "numpy", pending)
+    with pytest.raises(BrowserDataPending, match=r"await llm\.chat_async"):
+        generation.reply()
+    assert generation.stats is not None and generation.stats.finish_reason == "cancelled"

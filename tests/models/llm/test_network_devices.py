@@ -1,13 +1,16 @@
-"""The llama network on a tiny random model: the same logits on every device (wgpu against the cpu)."""
+"""The llama network on every device against the cpu: a tiny random model's logits, and the shipped
+model with packed GGUF weights (the cpu's logits on the cpu, its greedy tokens on wgpu)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from accelerate_lab.errors import DeviceError
 from accelerate_lab.hal import get_device
-from accelerate_lab.models.llm import KVCache, LlamaConfig
+from accelerate_lab.models.llm import GGUFFile, KVCache, Llama, LlamaConfig
 from accelerate_lab.models.llm.network import LlamaNetwork
-from accelerate_lab.models.llm.weights import LayerWeights, LlamaWeights
+from accelerate_lab.models.llm.weights import Embedding, LayerWeights, LlamaWeights, Projection, load_weights
 from accelerate_lab.tensor import Tensor, ops, tensor
 
 CONFIG = LlamaConfig(
@@ -25,12 +28,22 @@ def tiny_network(device: str) -> LlamaNetwork:
         return tensor((rng.standard_normal(shape) * scale).astype(np.float32), device=device)
 
     layers = tuple(
-        LayerWeights(t(d, scale=1.0), t(d, qkv), t(d, d), t(d, scale=1.0), t(d, 2 * f), t(f, d))
+        LayerWeights(
+            t(d, scale=1.0),
+            Projection(t(d, qkv)),
+            Projection(t(d, d)),
+            t(d, scale=1.0),
+            Projection(t(d, 2 * f)),
+            Projection(t(f, d)),
+        )
         for _ in range(c.num_layers)
     )
     embedding = t(c.vocab_size, d, scale=1.0)
-    weights = LlamaWeights(embedding, layers, t(d, scale=1.0), ops.transpose(embedding))
-    return LlamaNetwork(c, weights, get_device(device))
+    dev = get_device(device)
+    weights = LlamaWeights(
+        Embedding(dev, embedding), layers, t(d, scale=1.0), Projection(ops.transpose(embedding))
+    )
+    return LlamaNetwork(c, weights, dev)
 
 
 def run(device: str) -> list[np.ndarray]:
@@ -57,3 +70,41 @@ def test_decoding_token_by_token_equals_one_pass_over_the_whole_sequence() -> No
 def test_every_device_gives_the_cpus_logits(device: str) -> None:
     for ours, reference in zip(run(device), run("cpu"), strict=True):
         np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_smollm2_on_wgpu_with_packed_weights_gives_the_cpus_greedy_tokens(llama: Llama) -> None:
+    """The shipped model on wgpu, its linear layers in GGUF blocks read by the packed kernels: a short
+    prompt and three greedy steps (Mesa's CPU Vulkan needs seconds a token) give the cpu's tokens."""
+    try:
+        packed = Llama.from_pretrained(None, "wgpu")
+    except DeviceError as error:
+        pytest.skip(f"no wgpu device here: {error}")
+    layer = packed.network.weights.layers[0]
+    assert (layer.qkv.kernel, layer.down.kernel, packed.network.weights.output.kernel) == (
+        "matmul_q4_1",
+        "matmul_q4_1",
+        "matmul_q8_0",
+    )
+    assert layer.qkv.weight.shape == (960, 90) and layer.qkv.weight.dtype == "int32"  # 18 blocks of 5 words
+    prompt = llama.prompt_ids("Hi")[:4]
+    ours = packed.generate(prompt, max_new_tokens=3, stop_token_ids=()).reply().token_ids
+    assert ours == llama.generate(prompt, max_new_tokens=3, stop_token_ids=()).reply().token_ids
+    assert not packed.network.device.stats.cpu_fallbacks
+
+
+@pytest.mark.slow
+def test_packed_weights_on_the_cpu_give_the_float_networks_logits(llama: Llama, gguf_file: GGUFFile) -> None:
+    """The packed loading path (joined blocks, the tied Q8_0 head, host-decoded embedding rows) run by
+    the cpu's numpy kernels: the float32 network's logits within 1e-4 of their largest magnitude."""
+    cpu = llama.device  # the reference's own cpu device (the registry may hold a newer one)
+    weights = load_weights(gguf_file, llama.config, cpu, "packed", packed=True)
+    assert weights.embedding.table is None and weights.output.kernel == "matmul_q8_0"
+    packed = LlamaNetwork(llama.config, weights, cpu)
+    ids = llama.prompt_ids("Hi")[:3]
+    with KVCache(llama.config, 8, cpu) as ours, KVCache(llama.config, 8, cpu) as reference:
+        for step in (ids, [42]):
+            got = packed.forward(step, ours).numpy()
+            want = llama.network.forward(step, reference).numpy()
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())

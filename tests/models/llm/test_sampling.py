@@ -78,3 +78,22 @@ def test_stop_strings_cut_streamed_text_exactly(text: str, cuts: list[int]) -> N
     first = min([i for i in (text.find(s) for s in stops) if i >= 0], default=len(text))
     assert "".join(shown) == text[:first]
     assert stopped == (first < len(text))
+
+
+@pytest.mark.parametrize("device", ["cpu", "wgpu"])
+def test_greedy_choices_are_made_on_the_device_others_read_the_logits(device: str) -> None:
+    """Greedy: the host downloads the argmax (one id) computed where the logits are; else the logits."""
+    from accelerate_lab.errors import DeviceError
+    from accelerate_lab.tensor import tensor
+
+    logits = np.random.default_rng(5).standard_normal(1000).astype(np.float32)
+    try:
+        on_device = tensor(logits, device=device)
+    except DeviceError as error:
+        pytest.skip(f"no {device} device here: {error}")
+    greedy, sampled = Sampler(SamplingParams()), Sampler(SamplingParams(temperature=0.8, seed=3))
+    wanted = greedy.wanted(on_device)
+    assert wanted.shape == () and greedy.pick(wanted.numpy()) == int(np.argmax(logits))
+    assert sampled.wanted(on_device) is on_device
+    reference = Sampler(SamplingParams(temperature=0.8, seed=3))
+    assert [sampled.pick(logits) for _ in range(20)] == [reference(logits) for _ in range(20)]
