@@ -2,6 +2,7 @@
 
     python bench/bench_wgpu.py                    # sizes picked for the adapter (small on CPU adapters)
     python bench/bench_wgpu.py --matmul 4096 --elements 67108864 --peak-gflops 66900 --peak-gbs 3350
+    python bench/bench_wgpu.py --matmul-configs "16,8,8 a128,128,16 a128,64,16"  # both matmul kernels
 
 Prints one table (case, ours, numpy baseline, ratio) and the machine: CPU count and adapter. Times
 are medians of several repeats. The device is lazy and skips values nobody holds, so each result
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import accelerate_lab as al
+from accelerate_lab.hal import wgpu_kernels
 from accelerate_lab.hal.wgpu_buffer import WgpuBuffer
 from accelerate_lab.hal.wgpu_device import WgpuDevice
 
@@ -67,6 +69,14 @@ def _rate(work: float, seconds: float, unit: str) -> float:
     return work / seconds / 1e9
 
 
+def _config(text: str) -> tuple[str, tuple[int, int, int]]:
+    """``"16,8,8"``: matmul.wgsl's (threads, outputs per thread, K step); ``"a128,128,16"``:
+    matmul_aligned.wgsl's block tile (rows, columns, K step)."""
+    shader = "matmul_aligned.wgsl" if text.startswith("a") else "matmul.wgsl"
+    first, second, third = (int(x) for x in text.removeprefix("a").split(","))
+    return shader, (first, second, third)
+
+
 def bench(args: argparse.Namespace) -> list[Row]:
     dev = al.get_device("wgpu")
     assert isinstance(dev, WgpuDevice)
@@ -78,21 +88,38 @@ def bench(args: argparse.Namespace) -> list[Row]:
     ta, tb = al.tensor(a, device=dev), al.tensor(b, device=dev)
     base = _median(lambda: a @ b, args.repeats)
     expected = a @ b
-    configs = [
-        (int(t), int(r), int(k)) for t, r, k in (c.split(",") for c in args.matmul_configs.split())
-    ] or [dev.runtime.matmul_config]
-    timed: dict[tuple[int, int, int], float] = {}
-    for config in configs:
-        dev.runtime.matmul_config = config
-        error = np.abs((ta @ tb).numpy() - expected).max() / np.abs(expected).max()
-        print(f"tile {config}: max |ours - numpy| / max |numpy| = {error:.1e}", flush=True)
-        if not error < 1e-5:
+    configs: list[tuple[str, tuple[int, int, int] | None]] = [_config(c) for c in args.matmul_configs.split()]
+    configs = configs or [
+        ("matmul.wgsl", dev.runtime.matmul_config),
+        ("matmul_aligned.wgsl", dev.runtime.matmul_aligned_config),
+    ]
+    general, aligned = dev.runtime.matmul_config, dev.runtime.matmul_aligned_config
+    timed: dict[tuple[str, tuple[int, int, int] | None], float] = {}
+    for shader, config in configs:
+        if config is None:
+            continue
+        if shader == "matmul.wgsl":
+            dev.runtime.matmul_config, dev.runtime.matmul_aligned_config = config, None
+        else:
+            dev.runtime.matmul_config, dev.runtime.matmul_aligned_config = general, config
+        before = dict(wgpu_kernels.matmul_dispatches)
+        try:
+            error = np.abs((ta @ tb).numpy() - expected).max() / np.abs(expected).max()
+        except ValueError as e:  # a tile the kernel's constraints or this adapter's limits refuse
+            print(f"{shader} tile {config}: {e}", flush=True)
+            continue
+        ran = sorted(k for k, v in wgpu_kernels.matmul_dispatches.items() if v > before.get(k, 0))
+        print(
+            f"{shader} tile {config}: ran {ran}, max |ours - numpy| / max |numpy| = {error:.1e}", flush=True
+        )
+        if not error < 1e-5 or ran != [shader]:
             continue  # a wrong kernel gets no timing
-        timed[config] = _ours(dev, lambda: ta @ tb, args.repeats, args.inner)
-        rows.append(Row(f"matmul {n}^3 f32 tile {config}", timed[config], base, 2.0 * n**3, "GFLOP/s"))
+        timed[shader, config] = _ours(dev, lambda: ta @ tb, args.repeats, args.inner)
+        label = f"matmul {n}^3 f32 {shader.removesuffix('.wgsl')} {config}"
+        rows.append(Row(label, timed[shader, config], base, 2.0 * n**3, "GFLOP/s"))
+    dev.runtime.matmul_config, dev.runtime.matmul_aligned_config = general, aligned
     if not timed:
         raise SystemExit("every matmul tile config gave wrong results")
-    dev.runtime.matmul_config = min(timed, key=lambda c: timed[c])
 
     m = args.elements
     x = rng.standard_normal(m, dtype=np.float32)
@@ -161,7 +188,11 @@ def main() -> None:
         "--matmul", type=int, default=0, help="matrix side (default: 256 on CPU adapters, 4096 on GPUs)"
     )
     parser.add_argument("--elements", type=int, default=0, help="elementwise length (default: 2**20 / 2**26)")
-    parser.add_argument("--matmul-configs", default="", help='tile configs to compare, e.g. "16,8,8 16,8,16"')
+    parser.add_argument(
+        "--matmul-configs",
+        default="",
+        help='tile configs to compare, e.g. "16,8,8 16,8,16 a128,128,16" (a: the aligned kernel\'s tile)',
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--inner", type=int, default=0, help="ops per timed repeat (default: 1 on CPU adapters, 10 on GPUs)"
@@ -186,7 +217,7 @@ def main() -> None:
         f"({p.adapter_type}, {p.backend}, {p.driver})"
     )
     header = (
-        f"{'case':<40} {'ours ms':>10} {'ours rate':>16} {'numpy ms':>10} {'numpy rate':>16} {'ratio':>7}"
+        f"{'case':<50} {'ours ms':>10} {'ours rate':>16} {'numpy ms':>10} {'numpy rate':>16} {'ratio':>7}"
     )
     if args.peak_gflops or args.peak_gbs:
         header += f" {'of peak':>8}"
@@ -194,7 +225,7 @@ def main() -> None:
     for r in rows:
         ours, base = _rate(r.work, r.ours_s, r.unit), _rate(r.work, r.base_s, r.unit)
         line = (
-            f"{r.case:<40} {r.ours_s * 1e3:>10.3f} {ours:>8.1f} {r.unit:<7} {r.base_s * 1e3:>10.3f} "
+            f"{r.case:<50} {r.ours_s * 1e3:>10.3f} {ours:>8.1f} {r.unit:<7} {r.base_s * 1e3:>10.3f} "
             f"{base:>8.1f} {r.unit:<7} {r.base_s / r.ours_s:>7.2f}"
         )
         peak = args.peak_gflops if r.unit == "GFLOP/s" else args.peak_gbs

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,8 @@ __all__ = [
     "gather",
     "gguf_lanes",
     "matmul",
+    "matmul_aligned_workgroup_bytes",
+    "matmul_dispatches",
     "matmul_gguf",
     "matmul_q8",
     "matmul_workgroup_bytes",
@@ -36,6 +39,9 @@ __all__ = [
 _FLOAT = {"float32": "f32", "float16": "f16"}
 _REDUCE_OPS = {"sum": 0, "mean": 1, "max": 2, "min": 3, "var": 4, "argmax": 5}
 _NORMALIZE_OPS = {"softmax": 0, "log_softmax": 1, "layer_norm": 2}
+
+matmul_dispatches: Counter[str] = Counter()
+"""Matmul dispatches recorded per shader file (which kernel ran), over all devices of the process."""
 
 
 @functools.cache
@@ -119,6 +125,77 @@ def _check_tile(dev: WgpuDevice, threads: int, per_thread: int, step: int) -> No
         )
 
 
+def matmul_aligned_workgroup_bytes(rows: int, cols: int, step: int) -> int:
+    """Workgroup memory of matmul_aligned.wgsl for a block tile: two K-slices of A and B, rows padded by 4."""
+    return 32 * step * (rows // 4 + cols // 4 + 2)
+
+
+def _check_aligned_tile(dev: WgpuDevice, rows: int, cols: int, step: int) -> None:
+    """The constraints on the block tile that matmul_aligned.wgsl's header states."""
+    threads = rows * cols // 64
+    fits = (
+        rows % 8 == 0
+        and cols % 8 == 0
+        and step % 4 == 0
+        and threads <= dev.runtime.profile.limits.get("max-compute-invocations-per-workgroup", 256)
+        and all(side * step in (4 * threads, 8 * threads, 16 * threads) for side in (rows, cols))
+    )
+    if not fits:
+        raise ValueError(f"aligned matmul tile {(rows, cols, step)} breaks matmul_aligned.wgsl's constraints")
+    limit = dev.runtime.profile.limits.get("max-compute-workgroup-storage-size", 16384)
+    if matmul_aligned_workgroup_bytes(rows, cols, step) > limit:
+        raise ValueError(
+            f"aligned matmul tile {(rows, cols, step)} needs more workgroup memory than {limit} bytes"
+        )
+
+
+def _aligned_b(
+    dev: WgpuDevice,
+    dtypes: tuple[str, str],
+    sizes: tuple[int, int, int],
+    a_words: Sequence[int],
+    b_words: Sequence[int],
+) -> bool | None:
+    """Whether matmul_aligned.wgsl takes this float32 product (None: no), and if so whether B is walked
+    along K (a transposed weight). ``a_words``/``b_words``: offset, row and column strides, batch
+    strides of A and B, as in the uniform; every row contiguous and everything in whole vec4s."""
+    config = dev.runtime.matmul_aligned_config
+    if config is None or dtypes != ("float32", "float32"):
+        return None
+    rows, cols, step = config
+    _check_aligned_tile(dev, rows, cols, step)
+    m, n, k = sizes
+    if (
+        m % rows
+        or n % cols
+        or k % step
+        or a_words[2] != 1
+        or any(x % 4 for x in (*a_words[:2], *a_words[3:], b_words[0], *b_words[3:]))
+    ):
+        return None
+    if b_words[2] == 1 and b_words[1] % 4 == 0:
+        return False
+    if b_words[1] == 1 and b_words[2] % 4 == 0:
+        return True
+    return None
+
+
+def _matmul_kernel(
+    dev: WgpuDevice, transposed: bool | None
+) -> tuple[str, tuple[int, int], dict[str, int | float]]:
+    """Shader, block tile (rows, columns) and override constants: matmul_aligned.wgsl, with B walked
+    along K or not, or (``transposed`` None) matmul.wgsl."""
+    if transposed is None:
+        threads, per_thread, step = dev.runtime.matmul_config
+        _check_tile(dev, threads, per_thread, step)
+        tile = threads * per_thread
+        return "matmul.wgsl", (tile, tile), {"TS": threads, "R": per_thread, "BK": step}
+    assert dev.runtime.matmul_aligned_config is not None
+    rows, cols, step = dev.runtime.matmul_aligned_config
+    constants: dict[str, int | float] = {"TX": cols // 8, "TY": rows // 8, "BK": step, "BT": int(transposed)}
+    return "matmul_aligned.wgsl", (rows, cols), constants
+
+
 def matmul(
     dev: WgpuDevice,
     a: WgpuBuffer,
@@ -200,19 +277,23 @@ def _dispatch_matmul(
     result: Reg | None,
     q8_bias: bool | None = None,
 ) -> None:
-    """One matmul.wgsl dispatch: ``a`` a strided view with merged batch strides ``a_batch``; B's bindings
-    (B alone, or with Q8 the packed bytes, scales and bias) and its five uniform words (offset, K, N,
-    outer and inner batch strides) prepared by the caller; ``q8_bias`` set (has a bias or not) for Q8."""
+    """One matmul dispatch, of matmul_aligned.wgsl when the operands allow, else of matmul.wgsl: ``a``
+    a strided view with merged batch strides ``a_batch``; B's bindings (B alone, or with Q8 the packed
+    bytes, scales and bias) and its five uniform words (offset, K, N, outer and inner batch strides)
+    prepared by the caller; ``q8_bias`` set (has a bias or not) for Q8."""
     m, k = a.shape[-2:]
     outer, inner = batches
-    threads, per_thread, step = dev.runtime.matmul_config
-    _check_tile(dev, threads, per_thread, step)
-    tile = threads * per_thread
-    tiles_m, tiles_n = -(-m // tile), -(-n // tile)
     a_bind, a_off = _bind(dev, a)
+    a_words = [a_off, a.strides[-2], a.strides[-1], a_batch[0], a_batch[1]]
+    flags = ("F16",) if wgsl == "f16" or (epilogue is not None and epilogue.uses_f16) else ()
+    transposed = None
+    if q8_bias is None and not flags:
+        transposed = _aligned_b(dev, (a.dtype.name, out.dtype.name), (m, n, k), a_words, b_words)
+    shader, (rows, cols), constants = _matmul_kernel(dev, transposed)
+    tiles_m, tiles_n = -(-m // rows), -(-n // cols)
     c_bind = _bind0(dev, out)
     scalars = epilogue.scalar_words if epilogue else []
-    words = [m, n, k, tiles_n, tiles_m, inner, a_off, a.strides[-2], a.strides[-1], a_batch[0], a_batch[1], 0]
+    words = [m, n, k, tiles_n, tiles_m, inner, *a_words, 0]
     words += [*scalars, *([0] * (16 - len(scalars)))]
     words += [*b_words, 0, outer * inner, int(bool(q8_bias))]
     bindings = [a_bind, b_bindings[0], c_bind, *b_bindings[1:]]
@@ -220,21 +301,20 @@ def _dispatch_matmul(
         binding, rel = _bind(dev, view)
         bindings.append(binding)
         words += [rel, view.strides[-1]]
-    flags = ("F16",) if wgsl == "f16" or (epilogue is not None and epilogue.uses_f16) else ()
     if q8_bias is not None:
         flags = (*flags, "Q8")
     body = (
         "\n".join([*epilogue.lines, f"    return {result.name};"]) if epilogue and result else "    return x;"
     )
     template = wgpu_shaders.prepare(
-        wgpu_shaders.load("matmul.wgsl"),
+        wgpu_shaders.load(shader),
         flags,
         {"IN": wgsl, "OUT": wgsl},
         {"EPILOGUE": body, "BINDINGS": epilogue.bindings(4) if epilogue else ""},
     )
     layout = ("uniform", "read", "read", "write", *(["read"] * (len(bindings) - 3)))
-    constants = {"TS": threads, "R": per_thread, "BK": step}
     pipeline = dev.runtime.pipeline(wgpu_shaders.compose(template, library(flags)), layout, constants)
+    matmul_dispatches[shader] += 1
     dev.runtime.dispatch(pipeline, bindings, pack_words(words, 64), tiles_m * tiles_n * outer * inner)
 
 

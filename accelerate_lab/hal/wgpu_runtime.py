@@ -81,6 +81,11 @@ class AdapterProfile:
         return (8, 4, 8) if self.is_software else (16, 8, 8)
 
     @property
+    def matmul_aligned_config(self) -> tuple[int, int, int]:
+        """(rows, columns, K step) of the block tile of matmul_aligned.wgsl, the aligned fast path."""
+        return (64, 64, 8) if self.is_software else (128, 128, 16)
+
+    @property
     def max_workgroups(self) -> int:
         return self.limits.get("max-compute-workgroups-per-dimension", 65535)
 
@@ -173,6 +178,8 @@ class Runtime:
         self._pending_storages: set[int] = set()
         self._pending_bytes = 0
         self.matmul_config = self.profile.matmul_config
+        # None: every matmul runs matmul.wgsl
+        self.matmul_aligned_config: tuple[int, int, int] | None = self.profile.matmul_aligned_config
 
     # ---- errors -------------------------------------------------------------------------------
     @contextlib.contextmanager
