@@ -69,12 +69,18 @@ def _rate(work: float, seconds: float, unit: str) -> float:
     return work / seconds / 1e9
 
 
-def _config(text: str) -> tuple[str, tuple[int, int, int]]:
+Config = tuple[str, tuple[int, int, int], dict[str, int]]
+
+
+def _config(text: str) -> Config:
     """``"16,8,8"``: matmul.wgsl's (threads, outputs per thread, K step); ``"a128,128,16"``:
-    matmul_aligned.wgsl's block tile (rows, columns, K step)."""
+    matmul_aligned.wgsl's block tile (rows, columns, K step), optionally followed by its override
+    options, e.g. ``"a128,128,8,u4,g8"``: UNROLL 4, GROUP 8 (t1: TRUSTED)."""
     shader = "matmul_aligned.wgsl" if text.startswith("a") else "matmul.wgsl"
-    first, second, third = (int(x) for x in text.removeprefix("a").split(","))
-    return shader, (first, second, third)
+    first, second, third, *rest = text.removeprefix("a").split(",")
+    names = {"u": "UNROLL", "g": "GROUP", "t": "TRUSTED"}
+    options = {names[x[0]]: int(x[1:]) for x in rest}
+    return shader, (int(first), int(second), int(third)), options
 
 
 def bench(args: argparse.Namespace) -> list[Row]:
@@ -88,36 +94,35 @@ def bench(args: argparse.Namespace) -> list[Row]:
     ta, tb = al.tensor(a, device=dev), al.tensor(b, device=dev)
     base = _median(lambda: a @ b, args.repeats)
     expected = a @ b
-    configs: list[tuple[str, tuple[int, int, int] | None]] = [_config(c) for c in args.matmul_configs.split()]
-    configs = configs or [
-        ("matmul.wgsl", dev.runtime.matmul_config),
-        ("matmul_aligned.wgsl", dev.runtime.matmul_aligned_config),
-    ]
+    configs = [_config(c) for c in args.matmul_configs.split()]
     general, aligned = dev.runtime.matmul_config, dev.runtime.matmul_aligned_config
-    timed: dict[tuple[str, tuple[int, int, int] | None], float] = {}
-    for shader, config in configs:
-        if config is None:
-            continue
+    options = dev.runtime.matmul_aligned_options
+    configs = configs or [("matmul.wgsl", general, {})]
+    if not args.matmul_configs and aligned is not None:
+        configs.append(("matmul_aligned.wgsl", aligned, options))
+    timed: dict[str, float] = {}
+    for shader, config, extra in configs:
         if shader == "matmul.wgsl":
             dev.runtime.matmul_config, dev.runtime.matmul_aligned_config = config, None
         else:
             dev.runtime.matmul_config, dev.runtime.matmul_aligned_config = general, config
+            dev.runtime.matmul_aligned_options = extra
+        name = f"{shader} tile {config}" + "".join(f" {k[0].lower()}{v}" for k, v in extra.items())
         before = dict(wgpu_kernels.matmul_dispatches)
         try:
             error = np.abs((ta @ tb).numpy() - expected).max() / np.abs(expected).max()
         except ValueError as e:  # a tile the kernel's constraints or this adapter's limits refuse
-            print(f"{shader} tile {config}: {e}", flush=True)
+            print(f"{name}: {e}", flush=True)
             continue
         ran = sorted(k for k, v in wgpu_kernels.matmul_dispatches.items() if v > before.get(k, 0))
-        print(
-            f"{shader} tile {config}: ran {ran}, max |ours - numpy| / max |numpy| = {error:.1e}", flush=True
-        )
+        print(f"{name}: ran {ran}, max |ours - numpy| / max |numpy| = {error:.1e}", flush=True)
         if not error < 1e-5 or ran != [shader]:
             continue  # a wrong kernel gets no timing
-        timed[shader, config] = _ours(dev, lambda: ta @ tb, args.repeats, args.inner)
-        label = f"matmul {n}^3 f32 {shader.removesuffix('.wgsl')} {config}"
-        rows.append(Row(label, timed[shader, config], base, 2.0 * n**3, "GFLOP/s"))
+        timed[name] = _ours(dev, lambda: ta @ tb, args.repeats, args.inner)
+        label = f"matmul {n}^3 f32 {name.replace('.wgsl tile', '')}"
+        rows.append(Row(label, timed[name], base, 2.0 * n**3, "GFLOP/s"))
     dev.runtime.matmul_config, dev.runtime.matmul_aligned_config = general, aligned
+    dev.runtime.matmul_aligned_options = options
     if not timed:
         raise SystemExit("every matmul tile config gave wrong results")
 
@@ -191,7 +196,8 @@ def main() -> None:
     parser.add_argument(
         "--matmul-configs",
         default="",
-        help='tile configs to compare, e.g. "16,8,8 16,8,16 a128,128,16" (a: the aligned kernel\'s tile)',
+        help='tile configs to compare, e.g. "16,8,8 16,8,16 a128,128,16 a128,128,8,u8,g8" (a: the aligned '
+        "kernel's tile, then its options: u<UNROLL>, g<GROUP>, t1 (trusted: no runtime checks))",
     )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(

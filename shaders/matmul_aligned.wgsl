@@ -10,7 +10,9 @@
 //
 // Prepend elementwise_ops.wgsl (the epilogue calls its functions). Bindings and uniform words are
 // those of matmul.wgsl (words [3], [4]: tiles along N and M; [8] and [30], or with BT [29], are 1).
-// Override constants: TX threads along N, TY along M, BK K-step, BT (bool) B walked along K;
+// Override constants: TX threads along N, TY along M, BK K-step, BT (bool) B walked along K,
+// UNROLL (1, 4 or 8, dividing BK) K-steps written out per turn of the inner loop, GROUP (>= 1) rows
+// of tiles walked together column by column (so neighbouring workgroups share B's tiles in L2);
 // BK a multiple of 4, and 8 * TY * BK and 8 * TX * BK each 4 * TX * TY * L with L (vec4 loads per
 // thread and operand per slice) 1, 2 or 4. Workgroup memory: 32 * BK * (2 * TX + 2 * TY + 2) bytes.
 // The slots EPILOGUE (the body of `epilogue`, ending in a return) and BINDINGS are generated; an
@@ -28,6 +30,8 @@ override TX: u32 = 16u;
 override TY: u32 = 16u;
 override BK: u32 = 8u;
 override BT: bool = false;
+override UNROLL: u32 = 1u;
+override GROUP: u32 = 1u;
 
 // Two K-slices of A then two of B, vec4 along M (A) or N (B): value (k, i) of slice s of A is
 // tiles[s * BK * ROW_A + k * ROW_A + i / 4][i % 4], ROW_A = 2 * TY + 1 vec4s (BM / 4 plus one of
@@ -50,6 +54,19 @@ fn epilogue(x: f32, col: u32) -> f32 {
 fn outer(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
     return mat4x4<f32>(fma(vec4<f32>(a.x), b, c[0]), fma(vec4<f32>(a.y), b, c[1]),
                        fma(vec4<f32>(a.z), b, c[2]), fma(vec4<f32>(a.w), b, c[3]));
+}
+
+// a thread's 8 x 8 outputs as four 4 x 4 blocks (where each goes: the end of main)
+struct Acc { c00: mat4x4<f32>, c01: mat4x4<f32>, c10: mat4x4<f32>, c11: mat4x4<f32> }
+
+// one K-step: the slice rows of A and B at vec4s `a` and `b` (thread (tx, ty))
+fn mac(c: Acc, a: u32, b: u32, tx: u32, ty: u32) -> Acc {
+    let xa0 = tiles[a + ty];
+    let xa1 = tiles[a + TY + ty];
+    let xb0 = tiles[b + tx];
+    let xb1 = tiles[b + TX + tx];
+    return Acc(outer(c.c00, xa0, xb0), outer(c.c01, xa0, xb1), outer(c.c10, xa1, xb0),
+               outer(c.c11, xa1, xb1));
 }
 
 // vec4 v of a slice loaded along K (BK / 4 vec4s per row of the operand tile), at (v / (BK / 4))
@@ -92,9 +109,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     let LB = BN * BK / (4u * T);
     let ROW_A = 2u * TY + 1u;
     let ROW_B = 2u * TX + 1u;
+    // tiles in groups of GROUP rows (fewer in the last), each walked column by column
     let tile = flat % (tiles_n * tiles_m);
-    let row0 = (tile / tiles_n) * BM;
-    let col0 = (tile % tiles_n) * BN;
+    let first = (tile / (GROUP * tiles_n)) * GROUP;
+    let rows = min(tiles_m - first, GROUP);
+    let in_group = tile % (GROUP * tiles_n);
+    let row0 = (first + in_group % rows) * BM;
+    let col0 = (in_group / rows) * BN;
     let outer_batch = i32(batch / u32(word(5u)));
     let inner_batch = i32(batch % u32(word(5u)));
     // element offsets of the tile's corner, in vec4s: A along K; B along K (BT) or N
@@ -113,10 +134,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     let tx = lid.x;
     let ty = lid.y;
 
-    var c00 = mat4x4<f32>();
-    var c01 = mat4x4<f32>();
-    var c10 = mat4x4<f32>();
-    var c11 = mat4x4<f32>();
+    var acc = Acc();
     let slices = u32(word(2u)) / BK;
     let a_size = BK * ROW_A;
     let b_size = BK * ROW_B;
@@ -166,15 +184,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
         if (s > 0u) {
             let a_slice = ((s - 1u) & 1u) * a_size;
             let b_slice = 2u * a_size + ((s - 1u) & 1u) * b_size;
-            for (var kk = 0u; kk < BK; kk++) {
-                let xa0 = tiles[a_slice + kk * ROW_A + ty];
-                let xa1 = tiles[a_slice + kk * ROW_A + TY + ty];
-                let xb0 = tiles[b_slice + kk * ROW_B + tx];
-                let xb1 = tiles[b_slice + kk * ROW_B + TX + tx];
-                c00 = outer(c00, xa0, xb0);
-                c01 = outer(c01, xa0, xb1);
-                c10 = outer(c10, xa1, xb0);
-                c11 = outer(c11, xa1, xb1);
+            for (var kk = 0u; kk < BK; kk += UNROLL) {
+                let a = a_slice + kk * ROW_A;
+                let b = b_slice + kk * ROW_B;
+                acc = mac(acc, a, b, tx, ty);
+                if (UNROLL >= 4u) {
+                    acc = mac(acc, a + ROW_A, b + ROW_B, tx, ty);
+                    acc = mac(acc, a + 2u * ROW_A, b + 2u * ROW_B, tx, ty);
+                    acc = mac(acc, a + 3u * ROW_A, b + 3u * ROW_B, tx, ty);
+                }
+                if (UNROLL >= 8u) {
+                    acc = mac(acc, a + 4u * ROW_A, b + 4u * ROW_B, tx, ty);
+                    acc = mac(acc, a + 5u * ROW_A, b + 5u * ROW_B, tx, ty);
+                    acc = mac(acc, a + 6u * ROW_A, b + 6u * ROW_B, tx, ty);
+                    acc = mac(acc, a + 7u * ROW_A, b + 7u * ROW_B, tx, ty);
+                }
             }
         }
         // registers -> the other buffer (last read before the previous barrier)
@@ -220,8 +244,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     let row = row0 + 4u * ty;
     let col = col0 + 4u * tx;
     let at = ((batch * M + row) * N + col) / 4u;
-    store(c00, at, col, n4);
-    store(c01, at + TX, col + 4u * TX, n4);
-    store(c10, at + 4u * TY * n4, col, n4);
-    store(c11, at + 4u * TY * n4 + TX, col + 4u * TX, n4);
+    store(acc.c00, at, col, n4);
+    store(acc.c01, at + TX, col + 4u * TX, n4);
+    store(acc.c10, at + 4u * TY * n4, col, n4);
+    store(acc.c11, at + 4u * TY * n4 + TX, col + 4u * TX, n4);
 }

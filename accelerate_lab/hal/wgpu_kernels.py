@@ -131,7 +131,7 @@ def matmul_aligned_workgroup_bytes(rows: int, cols: int, step: int) -> int:
 
 
 def _check_aligned_tile(dev: WgpuDevice, rows: int, cols: int, step: int) -> None:
-    """The constraints on the block tile that matmul_aligned.wgsl's header states."""
+    """The constraints on the block tile and options that matmul_aligned.wgsl's header states."""
     threads = rows * cols // 64
     fits = (
         rows % 8 == 0
@@ -140,8 +140,14 @@ def _check_aligned_tile(dev: WgpuDevice, rows: int, cols: int, step: int) -> Non
         and threads <= dev.runtime.profile.limits.get("max-compute-invocations-per-workgroup", 256)
         and all(side * step in (4 * threads, 8 * threads, 16 * threads) for side in (rows, cols))
     )
-    if not fits:
-        raise ValueError(f"aligned matmul tile {(rows, cols, step)} breaks matmul_aligned.wgsl's constraints")
+    options = dev.runtime.matmul_aligned_options
+    unroll, group = options.get("UNROLL", 1), options.get("GROUP", 1)
+    known = {"UNROLL", "GROUP", "TRUSTED"}
+    fits = fits and set(options) <= known and unroll in (1, 4, 8) and step % unroll == 0
+    if not fits or group < 1:
+        raise ValueError(
+            f"aligned matmul tile {(rows, cols, step)} {options} breaks matmul_aligned.wgsl's constraints"
+        )
     limit = dev.runtime.profile.limits.get("max-compute-workgroup-storage-size", 16384)
     if matmul_aligned_workgroup_bytes(rows, cols, step) > limit:
         raise ValueError(
@@ -193,6 +199,7 @@ def _matmul_kernel(
     assert dev.runtime.matmul_aligned_config is not None
     rows, cols, step = dev.runtime.matmul_aligned_config
     constants: dict[str, int | float] = {"TX": cols // 8, "TY": rows // 8, "BK": step, "BT": int(transposed)}
+    constants.update((k, v) for k, v in dev.runtime.matmul_aligned_options.items() if k != "TRUSTED")
     return "matmul_aligned.wgsl", (rows, cols), constants
 
 
@@ -313,7 +320,10 @@ def _dispatch_matmul(
         {"EPILOGUE": body, "BINDINGS": epilogue.bindings(4) if epilogue else ""},
     )
     layout = ("uniform", "read", "read", "write", *(["read"] * (len(bindings) - 3)))
-    pipeline = dev.runtime.pipeline(wgpu_shaders.compose(template, library(flags)), layout, constants)
+    trusted = transposed is not None and bool(dev.runtime.matmul_aligned_options.get("TRUSTED"))
+    pipeline = dev.runtime.pipeline(
+        wgpu_shaders.compose(template, library(flags)), layout, constants, trusted=trusted
+    )
     matmul_dispatches[shader] += 1
     dev.runtime.dispatch(pipeline, bindings, pack_words(words, 64), tiles_m * tiles_n * outer * inner)
 
