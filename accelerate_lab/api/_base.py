@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import ClassVar, TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from accelerate_lab.api._config import ResilienceConfig
 from accelerate_lab.api._endpoints import EndpointPool, Strategy
@@ -134,10 +134,11 @@ class ApiBackend:
     ) -> T:
         return self.layer.call(req, parse, priority=priority, timeout=timeout)
 
-    async def _acall(
+    def _acall(
         self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority, timeout: float | None
-    ) -> T:
-        return await self.layer.acall(req, parse, priority=priority, timeout=timeout)
+    ) -> Coroutine[Any, Any, T]:
+        # The layer's coroutine itself, to be awaited by the caller: no extra coroutine per request.
+        return self.layer.acall(req, parse, priority=priority, timeout=timeout)
 
     def _call_each(
         self, req: HttpRequest, parse: Callable[[HttpResponse], T], priority: Priority, timeout: float | None

@@ -29,6 +29,10 @@ class CircuitState(enum.Enum):
     HALF_OPEN = "half_open"
 
 
+# Globals: looking a member up on its Enum class takes ten times as long, and every call checks the state.
+_CLOSED, _OPEN, _HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
+
+
 @dataclass(frozen=True)
 class BreakerStats:
     """A snapshot of one breaker: its state and failure, success and opening counts."""
@@ -61,7 +65,7 @@ class CircuitBreaker:
         self.name = name
         self._clock = clock
         self._lock = threading.RLock()  # listeners may read the state
-        self._state = CircuitState.CLOSED
+        self._state = _CLOSED
         self._failures = 0
         self._opened_at = 0.0
         self._trials = 0
@@ -95,18 +99,20 @@ class CircuitBreaker:
     def retry_in(self) -> float:
         """Seconds until an OPEN breaker lets a trial call through (0 when it would now)."""
         with self._lock:
-            if self._state is not CircuitState.OPEN:
+            if self._state is not _OPEN:
                 return 0.0
             return max(0.0, self._opened_at + self.reset_timeout - self._clock())
 
     def allow(self) -> bool:
         """Asks to make a call. True means go ahead, and the caller must then report the outcome with
         `record_success`, `record_failure` or `record_cancelled`."""
+        if self._state is _CLOSED:  # no lock needed: CLOSED has no timed transition to check
+            return True
         with self._lock:
             state = self._current()
-            if state is CircuitState.CLOSED:
+            if state is _CLOSED:
                 return True
-            if state is CircuitState.HALF_OPEN and self._trials < self.half_open_max_calls:
+            if state is _HALF_OPEN and self._trials < self.half_open_max_calls:
                 self._trials += 1
                 return True
             return False
@@ -115,24 +121,22 @@ class CircuitBreaker:
         with self._lock:
             self._total_successes += 1
             self._failures = 0
-            if self._state is CircuitState.HALF_OPEN:
+            if self._state is _HALF_OPEN:
                 self._trials = max(0, self._trials - 1)
-                self._move(CircuitState.CLOSED)
+                self._move(_CLOSED)
 
     def record_failure(self) -> None:
         with self._lock:
             self._total_failures += 1
             self._failures += 1
             state = self._current()
-            if state is CircuitState.HALF_OPEN or (
-                state is CircuitState.CLOSED and self._failures >= self.failure_threshold
-            ):
+            if state is _HALF_OPEN or (state is _CLOSED and self._failures >= self.failure_threshold):
                 self._trip()
 
     def record_cancelled(self) -> None:
         """A permitted call ended without an outcome (cancelled): frees its half-open trial."""
         with self._lock:
-            if self._state is CircuitState.HALF_OPEN:
+            if self._state is _HALF_OPEN:
                 self._trials = max(0, self._trials - 1)
 
     def trip(self) -> None:
@@ -144,17 +148,17 @@ class CircuitBreaker:
         """Closes the breaker now and forgets the failure count (a passed health check)."""
         with self._lock:
             self._failures = 0
-            self._move(CircuitState.CLOSED)
+            self._move(_CLOSED)
 
     def _trip(self) -> None:
         self._opened_at = self._clock()
-        if self._state is not CircuitState.OPEN:
+        if self._state is not _OPEN:
             self._times_opened += 1
-        self._move(CircuitState.OPEN)
+        self._move(_OPEN)
 
     def _current(self) -> CircuitState:
-        if self._state is CircuitState.OPEN and self._clock() - self._opened_at >= self.reset_timeout:
-            self._move(CircuitState.HALF_OPEN)
+        if self._state is _OPEN and self._clock() - self._opened_at >= self.reset_timeout:
+            self._move(_HALF_OPEN)
         return self._state
 
     def _move(self, new: CircuitState) -> None:

@@ -103,6 +103,8 @@ class EndpointPool:
         with self._lock:
             if only is not None:
                 order = [only]
+            elif len(self.endpoints) == 1:  # the usual single server: nothing to rotate
+                order = self.endpoints
             else:
                 order = self.endpoints[self._next :] + self.endpoints[: self._next]
                 if self.strategy == "least_loaded":

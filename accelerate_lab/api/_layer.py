@@ -140,7 +140,10 @@ class Resilience:
         timeout = timeout or self.config.timeout
         if self.health is not None and self.pool.health_due():
             self.check_health()
-        with self.queue.slot(priority, self.config.wait_timeout):
+        queue = self.queue
+        if not queue.try_acquire():  # a free slot costs no context manager; else wait in line
+            queue.acquire(priority, self.config.wait_timeout)
+        try:
             attempt = 0
             last_error: ApiError | None = None
             while True:
@@ -158,6 +161,8 @@ class Resilience:
                     self.pool.release(chosen, outcome)
                 time.sleep(delay)
                 attempt += 1
+        finally:
+            queue.release()
 
     async def acall(
         self,
@@ -171,7 +176,10 @@ class Resilience:
         timeout = timeout or self.config.timeout
         if self.health is not None and self.pool.health_due():
             await self.acheck_health()
-        async with self.queue.aslot(priority, self.config.wait_timeout):
+        queue = self.queue
+        if not queue.try_acquire():  # a free slot costs no context manager or coroutine; else wait
+            await queue.aacquire(priority, self.config.wait_timeout)
+        try:
             attempt = 0
             last_error: ApiError | None = None
             while True:
@@ -189,6 +197,8 @@ class Resilience:
                     self.pool.release(chosen, outcome)
                 await asyncio.sleep(delay)
                 attempt += 1
+        finally:
+            queue.release()
 
     # --- streams -------------------------------------------------------------------------------
     @staticmethod

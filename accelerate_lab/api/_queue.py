@@ -77,6 +77,12 @@ class RequestQueue:
             return True
         return False
 
+    def try_acquire(self) -> bool:
+        """Takes a slot only if one is free and nobody waits, never waiting: the uncontended fast path,
+        which allocates nothing (the caller must `release` the slot it got)."""
+        with self._lock:
+            return self._take_free()
+
     def _enqueue(self, priority: Priority, waiter: _Waiter) -> None:
         """Under the lock: joins the queue, or QueueFull if it has no room."""
         if len(self._heap) >= self.max_size:

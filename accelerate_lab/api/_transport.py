@@ -9,6 +9,7 @@ batches, one per network read (SSE events through `SseParser`, or NDJSON lines).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -125,6 +126,14 @@ def _sse_parser(req: HttpRequest, response: httpx.Response, url: str) -> SsePars
     return SseParser()
 
 
+@functools.lru_cache(maxsize=512)
+def _url_of(text: str) -> tuple[httpx.URL, str]:
+    """A request URL parsed once, with its normalised text: httpx parses a string URL in Python on
+    every request, and one backend sends to the same few URLs over and over."""
+    url = httpx.URL(text)
+    return url, str(url)
+
+
 async def _read_to_end(batches: AsyncIterator[list[Frame]]) -> None:
     try:
         async with asyncio.timeout(_END_GRACE):
@@ -154,7 +163,7 @@ class Transport:
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
-        self._timeout = self._timeout_of(config.timeout)  # most calls use it: build it once
+        self._timeouts = self._timeout_of(config.timeout).as_dict()  # most calls use it: convert it once
 
     def __repr__(self) -> str:
         return f"Transport({self.provider!r})"
@@ -196,8 +205,9 @@ class Transport:
 
     def _build(
         self, client: httpx.Client | httpx.AsyncClient, req: HttpRequest, endpoint: Endpoint, timeout: float
-    ) -> httpx.Request:
-        url = (endpoint.origin if req.from_root else endpoint.url) + req.path
+    ) -> tuple[httpx.Request, str]:
+        """The request to send, and its URL's text (for results and errors)."""
+        url, text = _url_of((endpoint.origin if req.from_root else endpoint.url) + req.path)
         headers = self._headers
         if req.headers or req.stream == "sse":
             headers = {**headers, **req.headers}
@@ -212,11 +222,16 @@ class Transport:
             content=req.content,
             data=req.data,
             files=req.files,
-            timeout=self._timeout if timeout == self.config.timeout else self._timeout_of(timeout),
+            # as the extension `timeout=` would make, without building and converting a Timeout each time
+            extensions={
+                "timeout": self._timeouts
+                if timeout == self.config.timeout
+                else self._timeout_of(timeout).as_dict()
+            },
         )
         if self._signer is not None:
             self._signer(built)
-        return built
+        return built, text if req.params is None else str(built.url)
 
     def _timeout_of(self, timeout: float) -> httpx.Timeout:
         return httpx.Timeout(timeout, connect=min(timeout, self.config.connect_timeout))
@@ -227,28 +242,29 @@ class Transport:
             self.provider, response.status_code, response.headers, text, str(response.request.url)
         )
 
-    def _done(self, response: httpx.Response, body: bytes, started: float) -> HttpResponse:
+    def _done(self, response: httpx.Response, body: bytes, url: str, started: float) -> HttpResponse:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d (%d bytes, %.3f s)",
                 response.request.method,
-                response.request.url,
+                url,
                 response.status_code,
                 len(body),
                 time.monotonic() - started,
             )
         if response.status_code >= 400:
             raise self._fail(response, body)
-        # items(), not dict(headers): that looks every name up again, scanning all headers each time
-        headers = dict(response.headers.items())
-        return HttpResponse(response.status_code, headers, body, str(response.request.url))
+        # httpx's own Headers, a case-insensitive Mapping: a copy decoded every header of every answer,
+        # and adapters read one now and then
+        return HttpResponse(response.status_code, response.headers, body, url)
 
     def send(self, req: HttpRequest, endpoint: Endpoint, timeout: float) -> HttpResponse:
         started = time.monotonic()
         deadline = started + timeout
-        request = self._build(self.client, req, endpoint, timeout)
+        client = self.client
+        request, url = self._build(client, req, endpoint, timeout)
         try:
-            response = self.client.send(request, stream=True)
+            response = client.send(request, stream=True)
             try:
                 parts = []
                 for part in response.iter_bytes():
@@ -258,13 +274,13 @@ class Transport:
             finally:
                 response.close()
         except Exception as exc:
-            raise _map_exception(exc, str(request.url), timeout) from exc
-        return self._done(response, b"".join(parts), started)
+            raise _map_exception(exc, url, timeout) from exc
+        return self._done(response, b"".join(parts), url, started)
 
     async def asend(self, req: HttpRequest, endpoint: Endpoint, timeout: float) -> HttpResponse:
         started = time.monotonic()
         client = self.aclient
-        request = self._build(client, req, endpoint, timeout)
+        request, url = self._build(client, req, endpoint, timeout)
         try:
             async with asyncio.timeout(timeout):
                 response = await client.send(request, stream=True)
@@ -273,17 +289,16 @@ class Transport:
                 finally:
                     await response.aclose()
         except TimeoutError as exc:
-            raise _map_exception(httpx.ReadTimeout(str(exc)), str(request.url), timeout) from exc
+            raise _map_exception(httpx.ReadTimeout(str(exc)), url, timeout) from exc
         except Exception as exc:
-            raise _map_exception(exc, str(request.url), timeout) from exc
-        return self._done(response, body, started)
+            raise _map_exception(exc, url, timeout) from exc
+        return self._done(response, body, url, started)
 
     @contextmanager
     def stream(self, req: HttpRequest, endpoint: Endpoint, timeout: float) -> Iterator[Iterator[list[Frame]]]:
         """Opens a stream of frame batches (one per read); the status is checked before the first.
         Each read is bounded by `timeout`; errors while iterating are raised as typed errors too."""
-        request = self._build(self.client, req, endpoint, timeout)
-        url = str(request.url)
+        request, url = self._build(self.client, req, endpoint, timeout)
         try:
             response = self.client.send(request, stream=True)
         except Exception as exc:
@@ -329,8 +344,7 @@ class Transport:
         frames come) so that the connection goes back to the pool instead of being closed, sparing the
         next stream a connect and TLS handshake (OpenAI's own SDK reads to the end for the same reason)."""
         client = self.aclient
-        request = self._build(client, req, endpoint, timeout)
-        url = str(request.url)
+        request, url = self._build(client, req, endpoint, timeout)
         try:
             response = await client.send(request, stream=True)
         except Exception as exc:

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from accelerate_lab.api._decode import parse_json
+
 __all__ = [
     "ArrayLike",
     "ChatResponse",
@@ -131,8 +133,6 @@ class HttpResponse:
     url: str = ""
 
     def json(self) -> Any:
-        from accelerate_lab.api._decode import parse_json
-
         return parse_json(self.content, self.url)
 
     @property

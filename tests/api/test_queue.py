@@ -25,6 +25,17 @@ def test_free_slots_are_taken_at_once() -> None:
     assert q.active == 0
 
 
+def test_try_acquire_takes_a_free_slot_and_never_waits() -> None:
+    q = RequestQueue(max_concurrent=1, max_size=10)
+    assert q.try_acquire() and q.active == 1
+    started = time.monotonic()
+    assert not q.try_acquire()  # full: refused at once, and nothing joins the queue
+    assert time.monotonic() - started < 0.5 and q.active == 1 and q.waiting == 0
+    q.release()
+    assert q.active == 0 and q.try_acquire()
+    q.release()
+
+
 async def test_waiters_run_by_priority_then_arrival() -> None:
     q = RequestQueue(max_concurrent=1, max_size=10)
     await q.aacquire()

@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter
 
+import httpx
 import pytest
 
 from accelerate_lab.api import (
@@ -24,6 +25,7 @@ from accelerate_lab.api import (
     RequestTimeout,
     StreamInterrupted,
 )
+from accelerate_lab.api._types import HttpRequest
 from accelerate_lab.api.testing import Reply, Request, Sequenced, sample_routes
 
 from .conftest import Serve, backend_for
@@ -62,6 +64,23 @@ def test_exhausted_retries_raise_provider_error_with_status_and_body(serve: Serv
         backend_for("sample", server.url, max_retries=2).chat(None, "hi")
     assert info.value.status == 503 and "overloaded" in info.value.body and "overloaded" in str(info.value)
     assert len(server.requests) == 3
+
+
+async def test_response_url_is_the_one_sent_with_its_query(serve: Serve) -> None:
+    # The transport parses each URL once and reuses it; a query must still reach the server and the result.
+    server = serve({"GET /items": lambda r: Reply.json({"got": dict(r.query)})})
+    backend = backend_for("sample", server.url)
+    endpoint = backend.pool.endpoints[0]
+    for params in ({"a": "1"}, {"a": "2", "b": "x y"}, None):
+        req = HttpRequest("GET", "/items", params=params)
+        sync, async_ = (
+            backend.transport.send(req, endpoint, 5.0),
+            await backend.transport.asend(req, endpoint, 5.0),
+        )
+        for response in (sync, async_):
+            assert response.json() == {"got": params or {}}
+            assert response.url == str(httpx.URL(f"{server.url}/items", params=params))
+    await backend.aclose()
 
 
 def test_auth_failure_is_typed_and_not_retried(serve: Serve) -> None:

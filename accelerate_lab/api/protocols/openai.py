@@ -85,12 +85,13 @@ def parse_chat(response: HttpResponse) -> ChatResponse:
     data = expect_dict(response.json(), "a chat completion")
     choice = expect_list(data["choices"], "choices")[0]
     message = choice["message"]
+    calls = message.get("tool_calls")
     return ChatResponse(
         text=message.get("content") or "",
         model=str(data.get("model", "")),
         usage=_usage(data.get("usage")),
         finish_reason=choice.get("finish_reason"),
-        tool_calls=tuple(_tool_call(t) for t in message.get("tool_calls") or ()),
+        tool_calls=tuple([_tool_call(t) for t in calls]) if calls else (),
         raw=data,
     )
 
