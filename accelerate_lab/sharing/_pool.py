@@ -14,8 +14,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import compress
-from operator import attrgetter, itemgetter
+from itertools import compress, repeat
+from operator import attrgetter, eq, itemgetter
 from typing import Literal
 
 from accelerate_lab.errors import MemoryBudgetExceeded
@@ -173,8 +173,9 @@ class Pool:
             if not same_layout:
                 del layouts[storage.layout]
         devices = list(map(_STORAGE_DEVICE, storages))
-        for device, count in Counter(devices).items():
-            nbytes = sum(compress(map(_NBYTES, storages), map(device.__eq__, devices)))
+        sizes = list(map(_NBYTES, storages))
+        for device, count in Counter(devices).items():  # operator.eq: far cheaper to map than str.__eq__
+            nbytes = sum(compress(sizes, map(eq, devices, repeat(device))))
             self.ledger.freed(device, nbytes, count=count, evicted=evicted)
 
     def _refusal(self, device: str, nbytes: int, name: str, in_use: int, budget: int, freeable: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -68,7 +69,7 @@ class SharedTensor:
     ) -> None:
         self.name = name
         self.shape = storage.tensor.shape
-        self.dtype = storage.tensor.dtype
+        self.dtype = sys.intern(storage.tensor.dtype)  # one string, not one per tensor to free later
         self.storage_type = storage.device.name
         self.producer_model = producer_model
         self.tensor_type = tensor_type

@@ -164,3 +164,28 @@ def test_copies_of_any_rank_are_merged_whatever_the_source_order(
     np.testing.assert_array_equal(mgr.get_shared_tensor("b").data.numpy(), data)
     assert np.shares_memory(view.get_data().numpy(), a.data.numpy())
     np.testing.assert_array_equal(mgr.get_shared_tensor("c").data.numpy(), other)
+
+
+def test_a_merged_storage_freed_in_one_batch_is_released_once_with_its_last_reader(
+    mgr: al.TensorSharingManager,
+) -> None:
+    data = np.random.default_rng(2).standard_normal(6).astype(np.float32)
+    for name in ("a", "b", "c"):
+        mgr.register_shared_tensor(name, data=data, producer_model="m")
+    mgr.register_shared_tensor("kept", data=data + np.float32(1), producer_model="m")
+    assert mgr.optimize_memory_usage().merged_tensors == (("b", "a"), ("c", "a"))
+    mgr.release_model_tensors("m")
+    mgr.get_shared_tensor("c", "n")  # "c" keeps the storage "a" and "b" read
+    result = mgr.optimize_memory_usage()
+    assert result.freed_tensors == ("a", "b", "kept") and result.freed_bytes == data.nbytes
+    assert [e.bytes for e in mgr.events("free")] == [0, 0, data.nbytes]
+    np.testing.assert_array_equal(mgr.get_shared_tensor("c").data.numpy(), data)
+    for name in ("x", "y"):  # both readers of one storage in one batch: released once, by the last
+        mgr.register_shared_tensor(name, data=data * 2, producer_model="m")
+    assert mgr.optimize_memory_usage().merged_tensors == (("y", "x"),)
+    mgr.release_model_tensors("n")
+    mgr.release_model_tensors("m")
+    result = mgr.optimize_memory_usage()
+    assert result.freed_tensors == ("c", "x", "y") and result.freed_bytes == 2 * data.nbytes
+    assert [e.bytes for e in mgr.events("free")][-3:] == [data.nbytes, 0, data.nbytes]
+    assert mgr.get_stats().memory["cpu"].current_bytes == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pytest
 
@@ -46,6 +48,23 @@ def test_register_converts_or_copies_other_data(
     assert moved.data.device == "gpu-like" and moved.data.tolist() == [1, 2, 3]
     with pytest.raises(al.ShapeError, match=r"does not fit shape \(4,\)"):
         mgr.register_shared_tensor("d", shape=(4,), data=array)
+
+
+@pytest.mark.parametrize("order", ["C", "F", "strided tensor"])
+def test_registered_data_is_stored_contiguous_whatever_the_source_order(
+    mgr: al.TensorSharingManager, order: Literal["C", "F", "strided tensor"]
+) -> None:
+    source = np.random.default_rng(3).standard_normal((5, 7)).astype(np.float32)
+    data: object = (
+        al.tensor(source).transpose()
+        if order == "strided tensor"
+        else np.array(source.T, order="F" if order == "F" else "C")
+    )
+    st = mgr.register_shared_tensor("t", data=data)
+    stored = st.data.numpy()
+    assert stored.flags.c_contiguous and st.shape == (7, 5)
+    np.testing.assert_array_equal(stored, source.T)
+    np.testing.assert_array_equal(st.create_view("row", 5, 5).get_data().numpy(), source.T[1])
 
 
 def test_register_needs_a_free_name_and_a_shape_or_data(mgr: al.TensorSharingManager) -> None:
