@@ -9,6 +9,13 @@ IndexedDB, checks the hash of what it read, and asks for the ones it lacks with 
 used entries go past its size cap). So after a kernel restart or a page reload only the missing
 tensors cross the comm. SHA-256 because the browser can compute it too (WebCrypto has no BLAKE2).
 
+Hashing a model's weights costs time on every load (about 0.16 s for 87 MiB), so the hashes of the
+tensors loaded from a weights file are kept across kernel restarts in a `HashIndex`: a JSON file under
+``${ACCELERATE_LAB_CACHE:-~/.cache/accelerate_lab}/hashes/``, valid only while the weights file (absolute
+path, size, mtime_ns), its folder's ``config.json`` and the code that turns file tensors into uploaded
+bytes (the sources of ``accelerate_lab/models``, the wire encoding, numpy's version) are unchanged, and
+looked up by tensor name, upload count, dtype and shape. Uploads inside :func:`indexed_hashes` use it.
+
 >>> with cacheable_uploads():
 ...     uploads_cacheable()
 True
@@ -21,17 +28,24 @@ False
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
+import os
+import tempfile
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cacheable_uploads", "content_hash", "uploads_cacheable"]
+__all__ = ["HashIndex", "cacheable_uploads", "content_hash", "indexed_hashes", "uploads_cacheable"]
 
 _cacheable: ContextVar[bool] = ContextVar("accelerate_lab_cacheable_uploads", default=False)
+_indexed: ContextVar[tuple[HashIndex, str] | None] = ContextVar("accelerate_lab_indexed_hash", default=None)
 _hashes: dict[int, str] = {}  # id(array) -> hash, dropped when the array is collected
 
 
@@ -59,7 +73,119 @@ def content_hash(array: np.ndarray, data: memoryview) -> str:
     key = id(array)
     found = _hashes.get(key)
     if found is None:
-        found = hashlib.sha256(data).hexdigest()
+        indexed = _indexed.get()
+        found = indexed[0].get(indexed[1]) if indexed is not None else None
+        if found is None:
+            found = hashlib.sha256(data).hexdigest()
+            if indexed is not None:
+                indexed[0].put(indexed[1], found)
         _hashes[key] = found
         weakref.finalize(array, _hashes.pop, key, None)
     return found
+
+
+@contextmanager
+def indexed_hashes(index: HashIndex, key: str) -> Iterator[None]:
+    """:func:`content_hash` inside the block takes the hash of ``key`` from ``index`` (and stores it there
+    when it has to compute it): the block uploads the tensor ``key`` derived from ``index``'s file."""
+    token = _indexed.set((index, key))
+    try:
+        yield
+    finally:
+        _indexed.reset(token)
+
+
+def cache_root() -> Path:
+    """``$ACCELERATE_LAB_CACHE``, else ``~/.cache/accelerate_lab``."""
+    return Path(os.environ.get("ACCELERATE_LAB_CACHE") or Path.home() / ".cache" / "accelerate_lab")
+
+
+@functools.cache
+def _code_version() -> str:
+    """A fingerprint of the code that turns a weights file's tensors into uploaded bytes."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(np.__version__.encode())
+    for source in [*sorted((package / "models").rglob("*.py")), package / "hal" / "browser_protocol.py"]:
+        digest.update(str(source.relative_to(package)).encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
+def _identity(path: Path) -> tuple[dict[str, object], int]:
+    """What the hashes of ``path``'s tensors depend on (any change to it makes them stale), and the
+    latest modification time in it."""
+    stat = path.stat()
+    config = path.parent / "config.json"
+    config_stat = config.stat() if config.is_file() else None
+    identity = {
+        "path": str(path),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "config": None if config_stat is None else [config_stat.st_size, config_stat.st_mtime_ns],
+        "code": _code_version(),
+    }
+    return identity, max(stat.st_mtime_ns, config_stat.st_mtime_ns if config_stat else 0)
+
+
+_RACY_NS = 2_000_000_000  # coarser than any file system's timestamps (FAT: 2 s)
+
+
+class HashIndex:
+    """The content hashes of the tensors uploaded from one weights file, kept on disk across kernel restarts.
+
+    Made before the file is opened (so a file replaced meanwhile fails the check in :meth:`save`); the
+    index is read on the first :meth:`get` (a missing, corrupt or stale one reads as empty) and written
+    atomically by :meth:`save` when it learnt new hashes and the file did not change since.
+    """
+
+    def __init__(self, weights_file: str | Path) -> None:
+        self.source = Path(weights_file).resolve()
+        name = hashlib.sha256(str(self.source).encode()).hexdigest()[:32]
+        self.path = cache_root() / "hashes" / f"{name}.json"
+        self.opened_ns = time.time_ns()
+        self.identity, self.changed_ns = _identity(self.source)
+        self._hashes: dict[str, str] | None = None
+        self._dirty = False
+
+    def _read(self) -> dict[str, str]:
+        if self._hashes is None:
+            self._hashes = {}
+            try:
+                stored = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                return self._hashes
+            valid = isinstance(stored, dict) and stored.get("identity") == self.identity
+            hashes = stored.get("hashes") if valid else None
+            if isinstance(hashes, dict):
+                self._hashes = {k: v for k, v in hashes.items() if isinstance(v, str) and len(v) == 64}
+        return self._hashes
+
+    def get(self, key: str) -> str | None:
+        """The stored hash of ``key``, if any."""
+        return self._read().get(key)
+
+    def put(self, key: str, digest: str) -> None:
+        """Remember ``digest`` as ``key``'s hash (written by :meth:`save`)."""
+        self._read()[key] = digest
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write the index (atomically) if it learnt hashes, unless the file changed since it was opened
+        or had changed within ``_RACY_NS`` before (a change in the same timestamp tick would not show)."""
+        if not self._dirty or self._hashes is None:
+            return
+        self._dirty = False
+        try:
+            if _identity(self.source)[0] != self.identity or self.opened_ns - self.changed_ns < _RACY_NS:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            text = json.dumps({"identity": self.identity, "hashes": self._hashes})
+            fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w") as out:
+                    out.write(text)
+                os.replace(temporary, self.path)
+            except BaseException:
+                os.unlink(temporary)
+                raise
+        except OSError:
+            pass  # a read-only or full disk: the hashes are computed again on the next load

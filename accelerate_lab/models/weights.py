@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import difflib
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
-from accelerate_lab.hal.browser_cache import cacheable_uploads
+from accelerate_lab.hal.browser_cache import HashIndex, cacheable_uploads, indexed_hashes
 from accelerate_lab.hal.device import Device
 from accelerate_lab.hal.registry import get_device
 from accelerate_lab.models.errors import (
@@ -88,6 +89,8 @@ class SafetensorsFile:
         from safetensors import SafetensorError, safe_open
 
         self.path = path
+        # made before opening: a file replaced meanwhile stores no hashes
+        self.hashes = HashIndex(path) if path.is_file() else None
         try:
             self._file = safe_open(str(path), framework="np")
         except SafetensorError as error:
@@ -135,6 +138,8 @@ class Weights:
         self.prefix = prefix
         self.sharing = sharing
         self._available = set(state.names())
+        self._hash_index = state.hashes if isinstance(state, SafetensorsFile) else None
+        self._uploads: Counter[str] = Counter()
         self._bar = tqdm(total=len(self._available), desc=f"loading {model_name}", unit="tensor", leave=False)
 
     def has(self, name: str) -> bool:
@@ -166,14 +171,23 @@ class Weights:
         """An array (already checked) as the tensor ``name`` on the device, shared when there is a manager.
 
         Float arrays take the precision's float dtype; ``nbytes`` counts what the device holds. Weights
-        are cacheable uploads: ``browser:webgpu`` keeps them in the browser across sessions.
+        are cacheable uploads: ``browser:webgpu`` keeps them in the browser across sessions, and their
+        content hashes in the weights file's `HashIndex`.
         """
-        with cacheable_uploads():
-            return self._upload(array, name)
-
-    def _upload(self, array: np.ndarray, name: str) -> Tensor:
         if array.dtype.kind == "f":
             array = array.astype(float_dtype(self.precision), copy=False)
+        with cacheable_uploads(), self._indexed(array, name):
+            return self._upload(array, name)
+
+    def _indexed(self, array: np.ndarray, name: str) -> AbstractContextManager[None]:
+        """Hashes from the file's index, for the ``n``-th upload named ``name`` with this dtype and shape."""
+        if self._hash_index is None:
+            return nullcontext()
+        self._uploads[name] += 1
+        key = f"{name}#{self._uploads[name]}:{self.precision}:{array.dtype.str}:{array.shape}"
+        return indexed_hashes(self._hash_index, key)
+
+    def _upload(self, array: np.ndarray, name: str) -> Tensor:
         self.nbytes += array.nbytes
         if self.sharing is None:
             return tensor(array, device=self.device)
@@ -202,6 +216,8 @@ class Weights:
 
     def close(self) -> None:
         self._bar.close()
+        if self._hash_index is not None:
+            self._hash_index.save()
         total = len(self._available)  # loading is over: tensors the architecture does not read count as done
         for callback in _listeners.callbacks:
             callback(self.model_name, total, total)

@@ -1,7 +1,8 @@
 """The end-to-end tier: JupyterLab started here, a notebook that shows ``al.BrowserDevice()`` in headless
 Chromium, moves random tensors to ``browser:webgpu``, runs ops there and checks them against numpy in a
 later cell, and sends a 24 MiB tensor there and back through JupyterLab's default 10 MiB websocket
-message limit (in chunks); the widget's screenshot is kept for a person to look at."""
+message limit: over HTTP where the server runs accelerate_lab's transfer extension, else through the comm
+in chunks; the widget's screenshot is kept for a person to look at."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ CELLS = [
     "print('MATCHES NUMPY:', bool(np.allclose(out, ref, rtol=1e-5, atol=1e-6)), float(abs(out - ref).max()))",
     "big = rng.standard_normal(6 * 2**20).astype(np.float32)\n"
     "back = await al.tensor(big, device='browser:webgpu').numpy_async(timeout=120)\n"
-    "print('LARGE ROUND TRIP:', bool(np.array_equal(back, big)), big.nbytes)",
+    "print('LARGE ROUND TRIP:', bool(np.array_equal(back, big)), big.nbytes, 'via', dev.transfer)",
 ]
 
 
@@ -49,8 +50,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyterlab(root: Path) -> Iterator[str]:
-    """JupyterLab on a free port of 127.0.0.1, stopped afterwards; yields its URL with the token."""
+def jupyterlab(root: Path, *, transfer_server: bool = False) -> Iterator[str]:
+    """JupyterLab on a free port of 127.0.0.1, stopped afterwards; yields its URL with the token.
+    ``transfer_server`` enables accelerate_lab's server extension (the BrowserDevice's HTTP path)."""
     port, token = _free_port(), secrets.token_hex(16)
     command = [
         sys.executable,
@@ -66,6 +68,8 @@ def jupyterlab(root: Path) -> Iterator[str]:
         "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
+    if transfer_server:
+        command.append("--ServerApp.jpserver_extensions={'accelerate_lab.widgets.transfer_server': True}")
     log = (root / "jupyterlab.log").open("w")
     server = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
@@ -121,9 +125,12 @@ def run_cell(page: Any, index: int, expect: str, timeout_ms: int) -> str:
     return "\n".join(cell.locator(".jp-OutputArea-output").all_inner_texts())
 
 
-def test_notebook_runs_ops_in_the_browser_and_matches_numpy(chromium: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transfer", ["http", "comm"])
+def test_notebook_runs_ops_in_the_browser_and_matches_numpy(
+    chromium: Any, tmp_path: Path, transfer: str
+) -> None:
     _notebook(tmp_path / "e2e.ipynb")
-    with jupyterlab(tmp_path) as (url, token):
+    with jupyterlab(tmp_path, transfer_server=transfer == "http") as (url, token):
         page = chromium.new_page(viewport={"width": 1200, "height": 900})
         try:
             page.goto(f"{url}/lab/tree/e2e.ipynb?token={token}", timeout=90_000)
@@ -140,7 +147,8 @@ def test_notebook_runs_ops_in_the_browser_and_matches_numpy(chromium: Any, tmp_p
             if shot:
                 shutil.copy(tmp_path / "browser_device.png", Path(shot) / "browser_device.png")
             assert "MATCHES NUMPY: True" in text, text
-            assert f"LARGE ROUND TRIP: True {24 * 2**20}" in large, large
+            assert f"LARGE ROUND TRIP: True {24 * 2**20} via {transfer}" in large, large
+            assert widget.get_attribute("data-transfer") == transfer
             assert "swiftshader" in widget.inner_text().lower()
         finally:
             page.close()

@@ -5,7 +5,11 @@ recently used entries go past the size cap, and the cache can be emptied (messag
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -181,3 +185,49 @@ def test_clear_empties_the_cache_by_message_and_by_the_view_button(fresh: Any) -
         fresh.wait_for_function("() => window.state(0).cache.entries === 0")
         assert fresh.evaluate(ENTRIES) == []
         assert "0.0 KiB in 0 weights" in fresh.inner_text("#view")
+
+
+def test_a_weights_file_is_hashed_once_across_kernels_and_again_when_it_changes(
+    fresh: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.numpy import save_file
+
+    from accelerate_lab.hal import browser_cache
+    from accelerate_lab.models.weights import Weights, open_safetensors
+
+    monkeypatch.setenv("ACCELERATE_LAB_CACHE", str(tmp_path / "cache"))
+    hashed: list[int] = []  # the lengths of what SHA-256 was asked to hash
+    sha256 = hashlib.sha256
+
+    def counted(data: bytes | memoryview = b"") -> Any:
+        hashed.append(len(data))
+        return sha256(data)
+
+    monkeypatch.setattr(browser_cache, "hashlib", SimpleNamespace(sha256=counted))
+    file = tmp_path / "model.safetensors"
+
+    def load_file() -> tuple[list[np.ndarray], int]:
+        """A new kernel (nothing remembered in memory) loading ``file`` onto a reloaded page."""
+        browser_cache._hashes.clear()
+        reload(fresh)
+        device, _ = session(fresh)
+        start = device.cache_sent_bytes
+        with Weights(open_safetensors(file), device=device.name, model_name="t") as w:
+            tensors = [w.tensor(name, (16, 8)) for name in ("a", "b")]
+        device.flush()
+        return [host(t) for t in tensors], device.cache_sent_bytes - start
+
+    for _ in range(2):
+        arrays = {name: rng.standard_normal((16, 8)).astype(np.float32) for name in ("a", "b")}
+        save_file(arrays, str(file))
+        changed = time.time_ns() - 60 * 10**9  # a minute ago: recent changes store no hashes
+        os.utime(file, ns=(changed, changed))
+        hashed.clear()
+        first, filled = load_file()
+        assert hashed.count(16 * 8 * 4) == 2 and filled == 2 * 16 * 8 * 4  # a new file: hashed and sent
+        hashed.clear()
+        again, refilled = load_file()
+        assert hashed.count(16 * 8 * 4) == 0 and refilled == 0  # a new kernel: hashes from the index
+        for got in (first, again):
+            np.testing.assert_array_equal(got[0], arrays["a"])
+            np.testing.assert_array_equal(got[1], arrays["b"])

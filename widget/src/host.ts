@@ -4,6 +4,7 @@
 // saves and sends comes out. The page itself only draws views.
 import type { AnyModel } from "@anywidget/types";
 import type { DeviceState } from "./session";
+import { pageHttpConfig } from "./transfer";
 import type { FromWorker, ToWorker } from "./worker";
 
 declare const WORKER_SOURCE: string;
@@ -33,7 +34,8 @@ export async function startWorker(model: AnyModel<DeviceState>): Promise<() => v
   });
   for (const key of RELAYED) model.on(`change:${key}`, () => post({ type: "set", key, value: model.get(key) }));
   model.on("msg:custom", (content: unknown, buffers: DataView[]) => post({ type: "msg", content, buffers }));
-  post({ type: "init", state: Object.fromEntries(RELAYED.map((key) => [key, model.get(key)])) });
+  const state = Object.fromEntries(RELAYED.map((key) => [key, model.get(key)]));
+  post({ type: "init", state, http: pageHttpConfig() });
   await started;
   URL.revokeObjectURL(url);
   return () => post({ type: "dispose" }); // the worker destroys its GPU device and WebNN context, and ends

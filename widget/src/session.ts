@@ -7,6 +7,7 @@
 // `fill` with their bytes, which go into the cache. It runs in a Web Worker (./worker.ts) with a
 // stand-in for the model; a long batch reports its progress in the state and can be cancelled.
 import { Assembler, split } from "./chunks";
+import { HttpConfig, HttpTransfer } from "./transfer";
 import { BrowserError, GpuRuntime } from "./gpu";
 import { Batch, Cached, memoryReport, runBatch } from "./protocol";
 import { CacheReport, WeightCache } from "./weight_cache";
@@ -29,6 +30,9 @@ export interface DeviceState {
   progress: Progress | null;
   /** Set by the view's button: any new value cancels the running and the waiting WebGPU batches. */
   cancel: number;
+  /** How large tensors travel, set by the kernel: "http" (the Jupyter server's transfer path) or "comm". */
+  transfer: string;
+  transfer_message: string;
 }
 
 export interface Progress {
@@ -74,11 +78,20 @@ export class Session {
   private chunk = [0, 0]; // where and when the running batch's current chunk began
   private current = 0; // the WebGPU batch running (0: none)
 
-  constructor(private readonly model: ModelPort) {}
+  private inbox: Promise<void> = Promise.resolve(); // messages whose spooled buffers are being fetched
+  private readonly http: HttpTransfer | null;
+
+  constructor(
+    private readonly model: ModelPort,
+    http: HttpConfig | null = null,
+  ) {
+    this.http = http ? new HttpTransfer(http) : null;
+  }
 
   async start(): Promise<void> {
     this.model.set("status", "connecting");
     this.model.save_changes();
+    if (this.http) this.model.send({ kind: "hello" }); // the kernel probes the HTTP path (before "ready")
     const [context, webnn] = await openWebnn();
     if (context) this.webnn = new WebnnRuntime(context);
     this.model.set("webnn", webnn);
@@ -164,6 +177,27 @@ export class Session {
     const [message, lost] = this.incoming.feed(content, buffers);
     if (lost) this.model.send({ kind: "lost", message: lost });
     if (!message) return;
+    // spooled buffers are fetched at once; messages are dispatched in arrival order
+    const spooled = this.http && "spooled" in (message[0] as object);
+    const ready = spooled && this.http ? this.http.fetchSpooled(...message) : Promise.resolve(message);
+    this.inbox = this.inbox
+      .then(() => ready)
+      .then((m) => this.dispatch(...m))
+      .catch((error: unknown) => this.model.send({ kind: "lost", message: `in the browser: ${String(error)}` }));
+  }
+
+  /** Probe the HTTP transfer path for the kernel: fetch its file, PUT it back, say whether that worked. */
+  private async probe(get: string, put: string): Promise<void> {
+    try {
+      if (!this.http) throw new Error("the page gave the worker no transfer URL");
+      await this.http.probe(get, put);
+      this.model.send({ kind: "probe", ok: true, message: "" });
+    } catch (error) {
+      this.model.send({ kind: "probe", ok: false, message: String(error) });
+    }
+  }
+
+  private dispatch(...message: [unknown, DataView[]]): void {
     const kind = (message[0] as { kind?: string }).kind;
     if (kind === "fill") {
       const fill = message as [Fill, readonly DataView[]];
@@ -174,6 +208,9 @@ export class Session {
       this.enqueue(() => this.clearCache());
     } else if (kind === "cancel") {
       this.cancel();
+    } else if (kind === "probe") {
+      const probe = message[0] as { get: string; put: string };
+      void this.probe(probe.get, probe.put);
     } else {
       this.run(...message);
     }
@@ -253,7 +290,16 @@ export class Session {
       this.current = batch.seq;
       const [reply, out] = await runBatch(this.gpu, batch, buffers, cached, checkpoint);
       this.current = 0;
-      this.send(reply, out);
+      const slots = (batch as { slots?: string[] }).slots ?? [];
+      if (this.http && slots.length) {
+        try {
+          this.send(...(await this.http.putLarge(reply, out, slots)));
+        } catch (error) {
+          this.model.send({ kind: "lost", message: `in the browser: ${String(error)}` });
+        }
+      } else {
+        this.send(reply, out);
+      }
       if (this.model.get("progress")) this.model.set("progress", null);
     });
   }

@@ -34,6 +34,7 @@ function row(table: HTMLTableElement, label: string, value: string): void {
 function draw(model: AnyModel<DeviceState>, root: HTMLElement, content: HTMLElement): void {
   const status = model.get("status") || "connecting";
   root.dataset.status = status;
+  root.dataset.transfer = model.get("transfer") ?? "";
   content.replaceChildren();
   root = content;
   const head = element("div", "al-bd-head");
@@ -57,6 +58,12 @@ function draw(model: AnyModel<DeviceState>, root: HTMLElement, content: HTMLElem
     row(table, "GPU memory", `${megabytes(memory.allocated_bytes)} in ${memory.buffers ?? 0} buffers (peak ${megabytes(memory.peak_bytes)})`);
     row(table, "JS heap", megabytes(memory.js_heap_bytes));
     row(table, "work", `${memory.dispatches ?? 0} dispatches, ${memory.pipelines ?? 0} pipelines`);
+  }
+  const transfer = model.get("transfer");
+  if (transfer) {
+    const why = model.get("transfer_message");
+    const text = transfer === "http" ? "HTTP through the Jupyter server (large tensors), comm for the rest" : `comm only${why ? ` (${why})` : ""}`;
+    row(table, "transfer", transfer === "probing" ? "probing the HTTP path…" : text);
   }
   const webnn = model.get("webnn");
   const graphs = webnn?.available ? `available ('browser:webnn', ${webnn.ops} ops in this context)` : "";
@@ -114,7 +121,7 @@ export function renderView(model: AnyModel<DeviceState>, el: HTMLElement): () =>
   root.append(content, line);
   el.appendChild(root);
   const redraw = (): void => draw(model, root, content);
-  const events = ["status", "message", "adapter", "features", "limits", "webnn", "memory", "cache"].map((k) => `change:${k}`);
+  const events = ["status", "message", "adapter", "features", "limits", "webnn", "memory", "cache", "transfer"].map((k) => `change:${k}`);
   events.forEach((event) => model.on(event, redraw));
   model.on("change:progress", update);
   redraw();

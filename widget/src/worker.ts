@@ -3,10 +3,11 @@
 // responsive. The page (./host.ts) relays the model: its state and custom messages come in, and what
 // the Session sets, saves and sends goes out.
 import { DeviceState, ModelPort, Session } from "./session";
+import type { HttpConfig } from "./transfer";
 
 /** Page -> worker. */
 export type ToWorker =
-  | { type: "init"; state: Partial<DeviceState> }
+  | { type: "init"; state: Partial<DeviceState>; http: HttpConfig | null }
   | { type: "set"; key: keyof DeviceState; value: unknown }
   | { type: "msg"; content: unknown; buffers: DataView[] }
   | { type: "dispose" };
@@ -66,7 +67,7 @@ scope.onmessage = (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   if (message.type === "init") {
     model.state = { ...message.state };
-    session = new Session(model);
+    session = new Session(model, message.http);
     void session.start().then(() => post({ type: "started" }));
   } else if (message.type === "set") {
     model.changed(message.key, message.value);

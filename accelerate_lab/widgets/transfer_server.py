@@ -1,0 +1,122 @@
+"""The Jupyter server extension of the fast transfer path: ``{base_url}accelerate-lab/transfer/<token>``.
+
+``GET`` streams the spool file the kernel offered (:meth:`Spool.offer`) and removes it; ``PUT`` streams
+the request body into the slot the kernel opened (:meth:`Spool.slot`), refusing more bytes than the
+slot allows (413). Both need a logged-in user (403 otherwise; the page's cookie, plus ``X-XSRFToken``
+for PUT) and a live token (404 otherwise); a token works once. Enabled by the
+``jupyter_server_config.d/accelerate_lab.json`` the wheel installs, or with
+``--ServerApp.jpserver_extensions="{'accelerate_lab.widgets.transfer_server': True}"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, BinaryIO
+
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+from tornado.http1connection import HTTP1Connection
+
+from accelerate_lab.widgets.transfer_spool import TOKEN, Spool
+
+__all__ = ["TransferHandler"]
+
+READ_BYTES = 4 << 20
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "accelerate_lab.widgets.transfer_server"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    web_app = serverapp.web_app
+    route = url_path_join(web_app.settings["base_url"], r"accelerate-lab/transfer/([^/]+)")
+    spool = Spool()
+    web_app.add_handlers(".*$", [(route, TransferHandler, {"spool": spool})])
+    serverapp.log.info("accelerate_lab: transfer path at %s (spool %s)", route, spool.root)
+
+
+@web.stream_request_body
+class TransferHandler(JupyterHandler):
+    """One spool file, fetched (GET) or written (PUT) once by the logged-in user's browser."""
+
+    def initialize(self, spool: Spool) -> None:
+        self.spool = spool
+        self._file: BinaryIO | None = None
+        self._limit = 0
+        self._received = 0
+        self._token = ""
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare(_redirect_to_login=False)  # the user, and XSRF for PUT
+        if self.current_user is None:
+            raise web.HTTPError(403, "log in to JupyterLab first")
+        token = self.path_args[0]
+        if not TOKEN.fullmatch(token):
+            raise web.HTTPError(404, "no such transfer")
+        self._token = token
+        self.spool.sweep()
+        if self.request.method == "PUT":
+            self._open_slot(token)
+
+    def _open_slot(self, token: str) -> None:
+        slot = self.spool.root / f"{token}.slot"
+        try:
+            self._limit = int(slot.read_text())
+            slot.unlink()  # claimed: a second PUT finds nothing
+        except (FileNotFoundError, ValueError):
+            raise web.HTTPError(404, "no such transfer (or it was used)") from None
+        declared = int(self.request.headers.get("Content-Length", "0"))
+        if declared > self._limit:
+            raise web.HTTPError(413, f"{declared} bytes for a transfer of at most {self._limit}")
+        connection = self.request.connection
+        assert isinstance(connection, HTTP1Connection)
+        connection.set_max_body_size(self._limit)
+        path = self.spool.root / f"{token}.part"
+        self._file = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._file is None:
+            return
+        self._received += len(chunk)
+        if self._received > self._limit:
+            self._abort()
+            raise web.HTTPError(413, f"more than {self._limit} bytes for this transfer")
+        self._file.write(chunk)
+
+    def _abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            with contextlib.suppress(FileNotFoundError):
+                (self.spool.root / f"{self._token}.part").unlink()
+
+    def on_connection_close(self) -> None:
+        self._abort()
+
+    async def put(self, token: str) -> None:
+        assert self._file is not None
+        self._file.close()
+        self._file = None
+        os.replace(self.spool.root / f"{token}.part", self.spool.root / f"{token}.put")
+        self.set_status(204)
+
+    async def get(self, token: str) -> None:
+        source = self.spool.root / f"{token}.get"
+        sending = self.spool.root / f"{token}.sending"
+        try:
+            os.replace(source, sending)  # claimed: a second GET finds nothing
+        except FileNotFoundError:
+            raise web.HTTPError(404, "no such transfer (or it was used)") from None
+        try:
+            with sending.open("rb") as file:
+                self.set_header("Content-Type", "application/octet-stream")
+                self.set_header("Cache-Control", "no-store")
+                self.set_header("Content-Length", str(os.fstat(file.fileno()).st_size))
+                while chunk := file.read(READ_BYTES):
+                    self.write(chunk)
+                    await self.flush()
+        finally:
+            sending.unlink()
