@@ -52,7 +52,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def jupyterlab(root: Path, *, transfer_server: bool = False) -> Iterator[str]:
     """JupyterLab on a free port of 127.0.0.1, stopped afterwards; yields its URL with the token.
-    ``transfer_server`` enables accelerate_lab's server extension (the BrowserDevice's HTTP path)."""
+    ``transfer_server``: accelerate_lab's server extension (the BrowserDevice's HTTP path) on or off."""
     port, token = _free_port(), secrets.token_hex(16)
     command = [
         sys.executable,
@@ -68,8 +68,10 @@ def jupyterlab(root: Path, *, transfer_server: bool = False) -> Iterator[str]:
         "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
-    if transfer_server:
-        command.append("--ServerApp.jpserver_extensions={'accelerate_lab.widgets.transfer_server': True}")
+    # explicit either way: `pip install` of the package enables the extension in the environment's config
+    command.append(
+        f"--ServerApp.jpserver_extensions={{'accelerate_lab.widgets.transfer_server': {transfer_server}}}"
+    )
     log = (root / "jupyterlab.log").open("w")
     server = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
