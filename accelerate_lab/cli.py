@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from accelerate_lab.hal import DeviceInfo, probe_devices
+from accelerate_lab.hal.cpu_native import native_status
 
 __all__ = ["main"]
 
@@ -56,6 +57,8 @@ def doctor() -> str:
     lines.append("devices:")
     for name, info in probe_devices().items():
         lines += _describe(name, info)
+    lines.append("compiled cpu kernels:")
+    lines += [f"  {name:<16} {status}" for name, status in native_status().items()]
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from accelerate_lab.cli import main
 def test_doctor_prints_versions_and_devices(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "numpy" in out and "devices:" in out and "cpu" in out
+    assert "numpy" in out and "devices:" in out and "cpu" in out and "compiled cpu kernels:" in out
 
 
 def test_doctor_runs_as_a_command() -> None:
