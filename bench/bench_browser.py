@@ -28,6 +28,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the end-to-end tier's helpers live in tests/
 
@@ -133,6 +134,14 @@ def _notebook(path: Path, repeats: int) -> None:
     path.write_text(json.dumps(notebook))
 
 
+def _dismiss_dialogs(page: Any) -> None:
+    """Close a dialog JupyterLab opened at start (it would take the clicks that run the cells)."""
+    page.wait_for_timeout(2000)
+    for dialog in page.locator(".jp-Dialog").all():
+        print(f"closing a JupyterLab dialog: {dialog.inner_text()[:200]!r}", file=sys.stderr)
+        page.keyboard.press("Escape")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -155,6 +164,7 @@ def main() -> None:
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
                 timeout=120_000
             )
+            _dismiss_dialogs(page)
             run_cell(page, 0, "BrowserDevice", 120_000)
             page.locator(".al-browser-device[data-status='ready']").wait_for(timeout=60_000)
             text = run_cell(page, 1, "BENCH DONE", 400_000)

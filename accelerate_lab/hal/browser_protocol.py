@@ -69,9 +69,12 @@ def encode_array(array: np.ndarray) -> memoryview:
 
 
 def decode_array(data: bytes | memoryview, shape: tuple[int, ...], dtype: np.dtype[np.generic]) -> np.ndarray:
-    """The inverse of :func:`encode_array`."""
+    """The inverse of :func:`encode_array`. A writable ``data`` is used in place, not copied: the buffers
+    of a reply that are writable (reassembled chunks) belong to it alone."""
     raw = np.frombuffer(data, dtype=storage_dtype(dtype), count=int(np.prod(shape)))
-    return raw.astype(dtype).reshape(shape) if raw.dtype != dtype else raw.reshape(shape).copy()
+    if raw.dtype != dtype:
+        return raw.astype(dtype).reshape(shape)
+    return raw.reshape(shape) if raw.flags.writeable else raw.reshape(shape).copy()
 
 
 @dataclass

@@ -179,41 +179,60 @@ class BrowserDevice(anywidget.AnyWidget):
     def _spool_out(
         self, spool: Spool, content: dict[str, object], buffers: list[memoryview]
     ) -> tuple[dict[str, object], list[memoryview]]:
-        """Large buffers as spool tokens; a WebGPU batch's large downloads get slots to be PUT to."""
-        spooled = {str(i): spool.offer(b) for i, b in enumerate(buffers) if b.nbytes >= HTTP_BYTES}
+        """Large buffers as spool tokens; a WebGPU batch's large downloads get slots to be PUT to.
+        ``OSError`` (the spool is full) leaves no file behind."""
+        spooled: dict[str, str] = {}
+        slots: list[str] = []
+        try:
+            for index, buffer in enumerate(buffers):
+                if buffer.nbytes >= HTTP_BYTES:
+                    spooled[str(index)] = spool.offer(buffer)
+            commands = content.get("commands") if content.get("kind") == "batch" else None
+            if isinstance(commands, list) and "device" not in content:
+                sizes = [_download_bytes(c["view"]) for c in commands if c.get("op") == "download"]
+                slots.extend(spool.slot(n) for n in sizes if n >= HTTP_BYTES)
+        except OSError:
+            spool.discard([*spooled.values(), *slots])
+            raise
         if spooled:
             buffers = [memoryview(b"") if str(i) in spooled else b for i, b in enumerate(buffers)]
             content = {**content, "spooled": spooled}
-        commands = content.get("commands") if content.get("kind") == "batch" else None
-        if isinstance(commands, list) and "device" not in content:
-            sizes = [_download_bytes(c["view"]) for c in commands if c.get("op") == "download"]
-            slots = [spool.slot(n) for n in sizes if n >= HTTP_BYTES]
-            if slots:
-                content = {**content, "slots": slots}
-                self._slots[int(content["seq"])] = slots  # type: ignore[call-overload]
+        if slots:
+            content = {**content, "slots": slots}
+            self._slots[int(content["seq"])] = slots  # type: ignore[call-overload]
         return content, buffers
 
     def _spool_in(
         self, reply: Mapping[str, object], data: Sequence[bytes | memoryview]
     ) -> tuple[Mapping[str, object], Sequence[bytes | memoryview]]:
-        """A reply with its spooled buffers read (and their files removed)."""
+        """A reply with its spooled buffers read (and their files removed); the batch's slots are closed
+        once it is answered or lost (a failed PUT: the others may have left files)."""
         spooled, spool = reply.get("spooled"), self._spool
-        if isinstance(spooled, Mapping) and spool is not None:
-            data = list(data)
-            for index, token in spooled.items():
-                try:
-                    data[int(index)] = spool.take(str(token))
-                except FileNotFoundError:
-                    raise BrowserTransferError(
-                        f"the browser's PUT of transfer {token} never arrived"
-                    ) from None
-        if reply.get("kind") == "reply" and reply.get("device") != "webnn" and spool is not None:
-            spool.discard(self._slots.pop(int(reply["seq"]), []))  # type: ignore[call-overload]
+        if spool is None:
+            return reply, data
+        try:
+            if isinstance(spooled, Mapping):
+                data = list(data)
+                for index, token in spooled.items():
+                    try:
+                        data[int(index)] = spool.take(str(token))
+                    except FileNotFoundError:
+                        raise BrowserTransferError(
+                            f"the browser's PUT of transfer {token} never arrived (cut off or refused); "
+                            "re-run the cell"
+                        ) from None
+        finally:
+            answered = reply.get("kind") in ("reply", "lost") and reply.get("device") != "webnn"
+            if answered and "seq" in reply:
+                spool.discard(self._slots.pop(int(reply["seq"]), []))  # type: ignore[call-overload]
         return reply, data
 
     def _send_batch(self, content: dict[str, object], buffers: list[memoryview]) -> None:
         if self.transfer == "http" and self._spool is not None:
-            content, buffers = self._spool_out(self._spool, content, buffers)
+            try:
+                content, buffers = self._spool_out(self._spool, content, buffers)
+            except OSError as error:  # a full spool (a small /dev/shm): the comm carries this and the rest
+                self.transfer, self.transfer_message = "comm", f"the transfer spool failed: {error}"
         with self._sending:
             for message in split(content, buffers, transfer=next(self._transfers)):
                 self.send(*message)

@@ -11,6 +11,7 @@ for PUT) and a live token (404 otherwise); a token works once. Enabled by the
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from typing import Any, BinaryIO
 
@@ -24,6 +25,9 @@ from accelerate_lab.widgets.transfer_spool import TOKEN, Spool
 __all__ = ["TransferHandler"]
 
 READ_BYTES = 4 << 20
+"""Bytes a GET reads from its file at a time."""
+BODY_BYTES = 1 << 20
+"""Bytes a PUT takes from the socket at a time (tornado's default, 64 KiB, costs a callback per piece)."""
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -74,6 +78,10 @@ class TransferHandler(JupyterHandler):
         connection = self.request.connection
         assert isinstance(connection, HTTP1Connection)
         connection.set_max_body_size(self._limit)
+        # this request's body in pieces of BODY_BYTES, not tornado's 64 KiB (its parameters are shared
+        # by the server's connections: this one gets its own copy)
+        connection.params = copy.copy(connection.params)
+        connection.params.chunk_size = BODY_BYTES
         path = self.spool.root / f"{token}.part"
         self._file = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 

@@ -18,6 +18,7 @@ b'abc'
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import re
 import secrets
@@ -57,9 +58,15 @@ class Spool:
             )
 
     def _create(self, name: str, data: bytes | memoryview) -> None:
-        fd = os.open(self.root / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
+        """Write a new file; none is left if that fails (a full ``/dev/shm``: ``OSError``)."""
+        path = self.root / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+        except BaseException:
+            path.unlink()
+            raise
 
     def offer(self, data: bytes | memoryview) -> str:
         """Spool ``data`` for the browser to GET once; returns its token."""
@@ -74,14 +81,18 @@ class Spool:
         return token
 
     def take(self, token: str) -> memoryview:
-        """The bytes PUT to ``token`` (the file is removed); ``FileNotFoundError`` if none came."""
+        """The bytes PUT to ``token`` (the file is removed); ``FileNotFoundError`` if none came.
+
+        A read-only map of the file rather than a copy (at 64 MB half the time of reading it, here): its
+        memory goes with the view, the file being gone from the folder already. Copy what you keep, so
+        that it does not hold on to ``/dev/shm``.
+        """
         if not TOKEN.fullmatch(token):
             raise FileNotFoundError(f"not a spool token: {token!r}")
         path = self.root / f"{token}.put"
         with path.open("rb") as file:
             size = os.fstat(file.fileno()).st_size
-            data = bytearray(size)
-            file.readinto(data)
+            data = mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ) if size else b""
         path.unlink()
         return memoryview(data)
 

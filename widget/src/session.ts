@@ -295,7 +295,8 @@ export class Session {
         try {
           this.send(...(await this.http.putLarge(reply, out, slots)));
         } catch (error) {
-          this.model.send({ kind: "lost", message: `in the browser: ${String(error)}` });
+          // the kernel fails the batch's downloads and removes what its slots hold
+          this.model.send({ kind: "lost", seq: batch.seq, message: `in the browser: ${String(error)}` });
         }
       } else {
         this.send(reply, out);

@@ -34,7 +34,10 @@ export class HttpTransfer {
   async get(token: string): Promise<ArrayBuffer> {
     const response = await fetch(this.config.url + token, { credentials: "same-origin", cache: "no-store" });
     if (!response.ok) throw new Error(`GET of a spooled transfer failed: HTTP ${response.status}`);
-    return response.arrayBuffer();
+    const size = Number(response.headers.get("Content-Length") ?? NaN);
+    const encoded = response.headers.has("Content-Encoding"); // then Content-Length counts the encoded bytes
+    if (!response.body || encoded || !Number.isSafeInteger(size)) return response.arrayBuffer();
+    return readAll(response.body, size);
   }
 
   async put(token: string, data: ArrayBuffer): Promise<void> {
@@ -70,7 +73,8 @@ export class HttpTransfer {
       out[index] = new ArrayBuffer(0);
       puts.push(this.put(token, buffer));
     });
-    await Promise.all(puts);
+    const failed = (await Promise.allSettled(puts)).find((p) => p.status === "rejected");
+    if (failed) throw failed.reason; // once every PUT has ended: none writes a file after the kernel cleans up
     return next ? [{ ...content, spooled }, out] : [content, out];
   }
 
@@ -78,4 +82,25 @@ export class HttpTransfer {
   async probe(get: string, put: string): Promise<void> {
     await this.put(put, await this.get(get));
   }
+}
+
+/** The `size` bytes of `body` read straight into one buffer (a BYOB reader; `arrayBuffer()` gathers the
+ * chunks and copies them, slower here); an error if the body ends early. */
+async function readAll(body: ReadableStream<Uint8Array>, size: number): Promise<ArrayBuffer> {
+  if (size === 0) {
+    await body.cancel();
+    return new ArrayBuffer(0);
+  }
+  const reader = body.getReader({ mode: "byob" });
+  let buffer = new ArrayBuffer(size);
+  let offset = 0;
+  while (offset < size) {
+    const { value, done } = await reader.read(new Uint8Array(buffer, offset, size - offset));
+    if (done || !value) break;
+    buffer = value.buffer as ArrayBuffer; // the read detaches the buffer it filled and hands it back
+    offset += value.byteLength;
+  }
+  reader.releaseLock();
+  if (offset !== size) throw new Error(`GET of a spooled transfer ended after ${offset} of ${size} bytes`);
+  return buffer;
 }
