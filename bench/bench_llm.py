@@ -6,7 +6,10 @@ the same GGUF file on 127.0.0.1 with the same thread count (its own ``timings`` 
 ``prompt_per_second``, ``predicted_per_second``), the same prompt token ids and the same number of
 greedy tokens; it is used when a binary exists ($LLAMA_SERVER, or under ~/.cache/accelerate_lab/, as
 scripts/setup_llama_server.sh leaves it), else the table says why it is missing. Each thread count
-(``--threads 1,2``) is a BLAS thread limit for ours and ``-t`` for llama-server.
+(``--threads 1,2``) is a BLAS thread limit for ours and ``-t`` for llama-server. On the cpu our linear
+layers read GGUF's packed blocks with compiled C (`accelerate_lab.hal.cpu_gguf`; one thread, BLAS for
+prompts) where it builds, else float32 weights and BLAS (``ACCELERATE_LAB_NATIVE=0`` forces that);
+a note names which.
 Goal: decode at least 0.5x llama.cpp's tokens per second on the cpu.
 
 ``--devices browser`` runs the model wholly on ``browser:webgpu`` in headless Chromium (SwiftShader
@@ -45,7 +48,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from accelerate_lab.errors import DeviceError
-from accelerate_lab.hal import Device, get_device
+from accelerate_lab.hal import Device, cpu_native, get_device
 from accelerate_lab.models.llm import Generation, Llama, Reply, resolve_gguf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,6 +236,9 @@ def main() -> None:
             rows.append(_row(f"{label} prompt ({len(prompt_ids)} tokens)", ours[0], base and base[0]))
             rows.append(_row(f"{label} decode ({new_tokens} tokens)", ours[1], base and base[1]))
         notes.append(f"{device}: {info.description}")
+        if cpu:
+            cpu_native.load("gguf")
+            notes.append(f"cpu packed kernels: {cpu_native.native_status()['gguf']}")
     stack.close()
     if binary is None:
         notes.append(

@@ -152,11 +152,15 @@ def machine(threads: int) -> str:
             if "model name" in line
         ]
         cpu = names[0] if names else cpu
+    from accelerate_lab.hal.cpu_native import native_status
+
     pools = threadpool_info()  # numpy's own BLAS (scipy, imported later, may bring another)
     blas = next((pool["num_threads"] for pool in pools if "numpy" in pool["filepath"]), "?")
+    nn = native_status().get("nn", "not loaded").split(":")[0]  # compiled, or off (numpy kernels)
     return (
         f"{cpu}, {os.cpu_count()} CPUs; numpy {np.__version__} ({blas} BLAS threads), "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {threads} threads"
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {threads} threads; "
+        f"cpu nn kernels: {nn}"
     )
 
 

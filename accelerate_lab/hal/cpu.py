@@ -15,10 +15,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from accelerate_lab.errors import ShapeError, UnsupportedKernelError
-from accelerate_lab.hal import shapes
+from accelerate_lab.hal import cpu_nn, shapes
+from accelerate_lab.hal.cpu_gguf import matmul_gguf
 from accelerate_lab.hal.device import Buffer, DeviceInfo, DeviceStats, KernelInput, MemoryInfo
-from accelerate_lab.hal.gguf_quant import GGUF_KERNELS, dequantize_words
-from accelerate_lab.hal.kernels import matmul_gguf_shape, matmul_q8_shape
+from accelerate_lab.hal.gguf_quant import GGUF_KERNELS
+from accelerate_lab.hal.kernels import matmul_q8_shape
 
 __all__ = ["CpuDevice"]
 
@@ -47,6 +48,8 @@ _ERF_Q = (
 # gelu(x) = x * (1/2 + erf(x / sqrt 2) / 2) = x * (1/2 + x * P'(x^2) / Q'(x^2)): the same fit, rescaled
 _GELU_P = tuple(c / 2**power * 0.5 / math.sqrt(2) for power, c in zip(range(6, -1, -1), _ERF_P, strict=True))
 _GELU_Q = tuple(c / 2**power for power, c in zip(range(4, -1, -1), _ERF_Q, strict=True))
+_GELU_LIMIT = 4 * math.sqrt(2)  # x / sqrt 2 = 4, where the fit ends
+_GELU_ARRAYS = (np.array(_GELU_P), np.array(_GELU_Q))  # for the compiled kernel (cpu_nn.gelu)
 _FITTED = (np.dtype(np.float32), np.dtype(np.float16))  # float64 (and the rest): scipy's erf
 _BLOCK = 1 << 14  # elements per block of the float64 work of erf and gelu: it stays in the L2 cache
 
@@ -90,7 +93,7 @@ def _erf_step(x: Array, out: Array, t: Array, p: Array, q: Array) -> None:
 
 
 def _gelu_step(x: Array, out: Array, t: Array, p: Array, q: Array) -> None:
-    np.clip(x, -4 * math.sqrt(2), 4 * math.sqrt(2), out=t)
+    np.clip(x, -_GELU_LIMIT, _GELU_LIMIT, out=t)
     _odd_rational(t, p, q, _GELU_P, _GELU_Q)
     t += 0.5
     np.maximum(t, 0.0, out=t)  # the fit overshoots erf(-4) = -1 + 1.5e-8 by 6e-8: gelu(-30) is 0, not 1e-6
@@ -117,11 +120,15 @@ def _gelu(x: Array, approximate: str = "none") -> Array:
         c = x.dtype.type(math.sqrt(2 / math.pi))
         return half * x * (1 + np.tanh(c * (x + x.dtype.type(0.044715) * x**3)))
     if x.dtype in _FITTED:
-        return _blockwise(x, _gelu_step)
+        compiled = cpu_nn.gelu(x, *_GELU_ARRAYS, _GELU_LIMIT)
+        return _blockwise(x, _gelu_step) if compiled is None else compiled
     return half * x * (1 + _erf(x / math.sqrt(2)))
 
 
 def _softmax(x: Array, axis: int) -> Array:
+    compiled = cpu_nn.softmax(x, 1.0) if axis == x.ndim - 1 else None
+    if compiled is not None:
+        return compiled
     shifted = x - x.max(axis=axis, keepdims=True)
     if shifted.dtype.kind != "f":  # integers: float64, as numpy's exp gives them
         shifted = shifted.astype(np.float64)
@@ -141,6 +148,9 @@ def _log_softmax(x: Array, axis: int) -> Array:
 
 
 def _layer_norm(x: Array, weight: Array | None, bias: Array | None, eps: float) -> Array:
+    compiled = cpu_nn.layer_norm(x, weight, bias, eps)
+    if compiled is not None:
+        return compiled
     work = x.astype(np.float32) if x.dtype == np.float16 else x
     out = work - work.mean(axis=-1, keepdims=True)  # the result, computed in place from here
     var = np.square(out).mean(axis=-1, keepdims=True)
@@ -279,16 +289,6 @@ def _matmul_q8(x: Array, weight: Array, scale: Array, x_scale: Array, bias: Arra
     return out.astype(x.dtype, copy=False)
 
 
-def _matmul_gguf(kernel: str) -> Kernel:
-    """``x @ W.T`` for the GGUF block-format weight of ``kernel``, dequantized whole in numpy first."""
-
-    def run(x: Array, weight: Array) -> Array:
-        matmul_gguf_shape(kernel, x, weight)
-        return x @ dequantize_words(weight, GGUF_KERNELS[kernel], x.shape[1]).T
-
-    return run
-
-
 def _attend(
     q: Array,
     k: Array,
@@ -311,6 +311,51 @@ def _attend(
     scores -= scores.max(axis=-1, keepdims=True) if rowwise else scores.max()
     np.exp(scores, out=scores)
     return np.matmul(scores, v1)
+
+
+# scores computed at once by the compiled attention, about one L2 cache (Whisper's encoder attention,
+# one thread: 51 ms in blocks of 1 MB, 47 of 2 MB, 46 of whole 9 MB heads; numpy's path 76)
+_SCORES_BYTES = 2 << 20
+
+
+def _rows(a: Array | None, unit: tuple[int, ...], start: int, stop: int) -> Array | None:
+    """Rows ``start:stop`` of ``a[unit]`` (a broadcast mask's single row stays whole)."""
+    return None if a is None else a[unit] if a.shape[-2] == 1 else a[unit][..., start:stop, :]
+
+
+def _sdpa_compiled(
+    q: Array, k: Array, v: Array, added: Array | None, hidden: Array | None, factor: float, out: Array
+) -> bool:
+    """`_sdpa` with the compiled softmax (scale, mask, each row's own maximum, exponentials and
+    normalisation in one call, in place) between two matmuls, over blocks of at most
+    ``_SCORES_BYTES`` of scores: a slice of the first batch axis where its scores fit (BERT's heads
+    at once), else one head's queries a block of rows at a time (Whisper's 1500 frames). False, with
+    nothing done, where it does not apply: other dtypes than float32, no compiled kernels, both a float
+    and a bool mask, an empty batch, no queries or no keys."""
+    length, source = q.shape[-2], k.shape[-2]
+    if (
+        cpu_nn.library() is None
+        or not q.dtype == k.dtype == v.dtype == np.float32
+        or (added is not None and hidden is not None)
+        or 0 in (*q.shape[:-1], source)
+    ):
+        return False
+    if q[0].size // q.shape[-1] * source * 4 <= _SCORES_BYTES:
+        units, step = [(i,) for i in range(q.shape[0])], length
+    else:
+        units, step = list(np.ndindex(*q.shape[:-2])), max(1, _SCORES_BYTES // (4 * source))
+    scores = np.empty((*q[units[0]].shape[:-2], min(step, length), source), np.float32)
+    for unit in units:
+        # a contiguous k.T: numpy's batched matmul takes a slow path (~100x) for a swapped-axes operand
+        keys = np.ascontiguousarray(np.swapaxes(k[unit], -1, -2))
+        for start in range(0, length, step):
+            stop = min(start + step, length)
+            block = scores[..., : stop - start, :]
+            np.matmul(q[unit][..., start:stop, :], keys, out=block)
+            mask = (_rows(added, unit, start, stop), _rows(hidden, unit, start, stop))
+            cpu_nn.softmax(block, factor, *mask, out=block)
+            np.matmul(block, v[unit], out=out[unit][..., start:stop, :])
+    return True
 
 
 def _sdpa(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None) -> Array:
@@ -339,13 +384,15 @@ def _sdpa(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, sca
         hide = above if hide is None else hide | above
     hidden = None if hide is None or not hide.any() else full(hide)
     q, k = full(q), full(k)
+    # (..., L, heads, Ev) in memory: merging the heads back, (..., L, heads * Ev), is then a free reshape
+    out = np.swapaxes(np.empty((*lead[:-1], length, lead[-1], v.shape[-1]), q.dtype), -3, -2)
+    if _sdpa_compiled(q, k, np.broadcast_to(v, (*lead, *v.shape[-2:])), added, hidden, float(factor), out):
+        return out
     v1 = np.ones((*lead, source, v.shape[-1] + 1), np.result_type(q, k, v))
     v1[..., :-1] = v
     # a row whose maximum lies this far below its slice's has exponentials near underflow: redo the slice
     # shifting each row by its own maximum
     floor = np.sqrt(np.finfo(v1.dtype).tiny)
-    # (..., L, heads, Ev) in memory: merging the heads back, (..., L, heads * Ev), is then a free reshape
-    out = np.swapaxes(np.empty((*lead[:-1], length, lead[-1], v.shape[-1]), q.dtype), -3, -2)
     for i in range(lead[0] if length else 0):
         parts = (
             q[i],
@@ -411,7 +458,7 @@ _KERNELS: dict[str, Kernel] = {
     "where": np.where,
     "matmul": np.matmul,
     "matmul_q8": _matmul_q8,
-    **{name: _matmul_gguf(name) for name in GGUF_KERNELS},
+    **{name: matmul_gguf(name) for name in GGUF_KERNELS},
     "sum": _reduce("sum"),
     "mean": _reduce("mean"),
     "max": _reduce("max"),

@@ -1,4 +1,5 @@
-"""The cpu device's own float32 kernels: erf and gelu (a rational fit), fused attention, layer norm."""
+"""The cpu device's own float32 kernels: erf and gelu (a rational fit), fused attention, layer norm,
+softmax; each test runs twice, with the compiled kernels (``csrc/nn.c``) and with numpy's alone."""
 
 from __future__ import annotations
 
@@ -8,9 +9,29 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from accelerate_lab.hal import CpuDevice
+from accelerate_lab.hal import CpuDevice, cpu, cpu_native, cpu_nn
 
 GRID = np.linspace(-12, 12, 2_400_001, dtype=np.float32)  # steps of 1e-5, both tails included
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which kernels the cpu device runs: the compiled ones, or numpy's (the fallback without a compiler)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(cpu_nn, "library", lambda: None)
+    elif cpu_nn.library() is None:
+        status = cpu_native.native_status()["nn"]
+        if "build failed" in status:  # a compiler that rejects nn.c is a bug, not a missing tool
+            pytest.fail(status)
+        pytest.skip(f"no compiled nn kernels: {status}")
+    return str(request.param)
+
+
+def numpy_only(kernel: str, *inputs: np.ndarray | None, **params: object) -> np.ndarray:
+    """``kernel`` run with numpy's kernels, whichever the test runs with."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cpu_nn, "library", lambda: None)
+        return run(kernel, *inputs, **params)
 
 
 def run(kernel: str, *inputs: np.ndarray | None, **params: object) -> np.ndarray:
@@ -125,12 +146,169 @@ def test_fused_attention_rows_far_below_the_slice_maximum_keep_their_softmax() -
         np.testing.assert_allclose(out, attention(q, k, v, mask, False), rtol=1e-10, atol=1e-12)
 
 
-def test_fused_attention_without_queries_is_empty() -> None:
+def test_fused_attention_without_queries_or_batch_is_empty() -> None:
     q, k, v = np.ones((2, 0, 4), np.float32), np.ones((2, 3, 4), np.float32), np.ones((2, 3, 5), np.float32)
     assert run("sdpa", q, k, v, None, is_causal=False, scale=None).shape == (2, 0, 5)
+    q = np.ones((0, 1, 4), np.float32)
+    assert run("sdpa", q, k[:0], v[:0], None, is_causal=False, scale=None).shape == (0, 1, 5)
 
 
 def test_softmax_of_integers_is_float64() -> None:
     out = run("softmax", np.array([[1, 2, 3]], np.int32), axis=1)
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, np.exp([[1, 2, 3]]) / np.exp([1, 2, 3]).sum())
+
+
+def gelu64(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    out: np.ndarray = 0.5 * x * (1 + erf(x / math.sqrt(2)))
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 15, 17, 1001])
+def test_gelu_of_odd_sizes_and_strided_views(size: int) -> None:
+    rng = np.random.default_rng()
+    x = (rng.standard_normal((size, 3)) * 4).astype(np.float32)[:, 1]  # every third float
+    out = run("gelu", x, approximate="none")
+    assert out.shape == x.shape and out.dtype == np.float32
+    reference = gelu64(x)
+    assert (np.abs(out - reference) <= 1e-7 * np.maximum(1, np.abs(x)) + 2**-24 * np.abs(reference)).all()
+
+
+def test_gelu_of_a_scalar_is_a_scalar() -> None:
+    out = run("gelu", np.array(1.5, np.float32), approximate="none")
+    assert out.shape == () and out.dtype == np.float32
+    assert abs(float(out) - gelu64(np.array(1.5))) <= 2e-7
+
+
+def test_gelu_compiled_and_numpy_agree_and_propagate_nan_and_inf() -> None:
+    x = np.concatenate([GRID[::7], np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)])
+    out, numpy_out = run("gelu", x, approximate="none"), numpy_only("gelu", x, approximate="none")
+    # the same float64 formula (the compiled one divides by a Newton step, 2^-46) rounded once to
+    # float32: one rounding apart at most, or 1e-11 |x| where gelu is near 0 and the cancellation in
+    # 1/2 + erf/2 leaves float64 rounding noise (measured: 1 ulp, 8e-11 |x|)
+    finite = np.isfinite(x)
+    bound = np.spacing(np.abs(numpy_out[finite])) + 1e-11 * np.maximum(1, np.abs(x[finite]))
+    assert (np.abs(out - numpy_out)[finite] <= bound).all()
+    assert np.isnan(out[-5]) and out[-4] == np.inf
+    assert np.isnan(out[-3])  # 0 * -inf, as the formula x * cdf(x) gives in float64
+    assert out[-2] == 0 and out[-1] == 0
+
+
+def layer_norm64(x: np.ndarray, w: np.ndarray | None, b: np.ndarray | None, eps: float) -> np.ndarray:
+    x64 = x.astype(np.float64)
+    out: np.ndarray = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + eps)
+    if w is not None:
+        out = out * w
+    return out if b is None else out + b
+
+
+@pytest.mark.parametrize("width", [1, 5, 16, 17, 384, 385])
+@pytest.mark.parametrize("affine", ["both", "weight", "bias", "none"])
+def test_float32_layer_norm_matches_float64_on_odd_widths_and_strided_rows(width: int, affine: str) -> None:
+    rng = np.random.default_rng()
+    # an offset mean well above the spread: a one-pass variance would lose digits here
+    x = (rng.standard_normal((2, 9, 2 * width)) * 3 + 50).astype(np.float32)[..., ::2]
+    w = rng.standard_normal(width).astype(np.float32) if affine in ("both", "weight") else None
+    b = rng.standard_normal(width).astype(np.float32) if affine in ("both", "bias") else None
+    out = run("layer_norm", x, w, b, eps=1e-12)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    # measured ~1.5e-6 (numpy's float32 mean and variance); the compiled kernel's are float64
+    np.testing.assert_allclose(out, layer_norm64(x, w, b, 1e-12), rtol=1e-5, atol=3e-5)
+
+
+def test_layer_norm_rows_with_nan_or_inf_are_nan_and_leave_the_others_alone() -> None:
+    rng = np.random.default_rng()
+    x = rng.standard_normal((4, 33)).astype(np.float32)
+    x[1, 5], x[2, 30] = np.nan, np.inf
+    out = run("layer_norm", x, None, None, eps=1e-5)
+    assert np.isnan(out[1]).all() and np.isnan(out[2]).all()
+    np.testing.assert_allclose(out[[0, 3]], layer_norm64(x[[0, 3]], None, None, 1e-5), rtol=1e-5, atol=1e-5)
+
+
+def softmax64(x: np.ndarray) -> np.ndarray:
+    x64 = x.astype(np.float64)
+    e = np.exp(x64 - x64.max(-1, keepdims=True))
+    out: np.ndarray = e / e.sum(-1, keepdims=True)
+    return out
+
+
+def assert_softmax_close(out: np.ndarray, x: np.ndarray) -> None:
+    """Within 2e-6 relative of float64's softmax, plus float32's rounding of the shifted score
+    ``x - max(x)`` (e^x's relative error is x's absolute one), subnormals as 0."""
+    reference = softmax64(x)
+    shift = np.abs(x.astype(np.float64) - x.max(-1, keepdims=True))
+    shift[np.isinf(shift)] = 0  # a -inf score: exactly 0
+    bound = (2e-6 + 2**-24 * shift) * reference + np.finfo(np.float32).tiny
+    assert (np.abs(out - reference) <= bound).all()
+
+
+@pytest.mark.parametrize("width", [1, 3, 16, 17, 33, 128, 130])
+def test_float32_softmax_is_within_a_few_ulp_of_float64(width: int) -> None:
+    rng = np.random.default_rng()
+    x = (rng.standard_normal((3, 5, width)) * 10).astype(np.float32)
+    out = run("softmax", x, axis=2)
+    assert out.dtype == np.float32
+    assert_softmax_close(out, x)
+
+
+def test_softmax_exponentials_over_the_whole_float_range() -> None:
+    # one row per step of 1e-3 down to -100 (below -87.3 e^x is subnormal: 0 within float32's tiny)
+    x = np.stack([np.zeros(100_000, np.float32), -np.arange(100_000, dtype=np.float32) / 1000], axis=1)
+    assert_softmax_close(run("softmax", x, axis=1), x)
+
+
+def test_softmax_along_another_axis_and_of_strided_input() -> None:
+    x = np.random.default_rng().standard_normal((6, 40)).astype(np.float32)[:, ::3]
+    assert_softmax_close(run("softmax", x, axis=0).T, x.T)
+    assert_softmax_close(run("softmax", x, axis=1), x)
+
+
+def test_softmax_rows_with_nan_inf_or_only_minus_inf_are_nan_like_numpy() -> None:
+    inf, nan = np.inf, np.nan
+    rows = [[0, nan, 1], [-inf, -inf, -inf], [inf, 0, 1], [-inf, 0, 1], [-200, 0, 0], [1, 2, 3]]
+    x = np.array(rows, np.float32)
+    out = run("softmax", x, axis=1)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(numpy_only("softmax", x, axis=1)))
+    assert np.isnan(out[:3]).all()
+    assert_softmax_close(out[3:], x[3:])
+
+
+def test_fused_attention_query_that_sees_no_key_is_nan_in_both_paths() -> None:
+    rng = np.random.default_rng()
+    q, k, v = (rng.standard_normal((2, 4, 8)).astype(np.float32) for _ in range(3))
+    mask = np.ones((2, 4, 4), bool)
+    mask[1, 2] = False
+    out = run("sdpa", q, k, v, mask, is_causal=False, scale=None)
+    assert np.isnan(out[1, 2]).all()
+    seen = np.ones(out.shape[:2], bool)
+    seen[1, 2] = False
+    np.testing.assert_allclose(out[seen], attention(q, k, v, mask, False)[seen], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "bool", "float", "row"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_attention_in_blocks_of_query_rows(
+    mask_kind: str, causal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whisper's 1500 x 1500 scores per head do not fit the cache: the compiled path takes each head's
+    # queries a block at a time; here blocks of 3 of the 8 queries (the last one shorter)
+    monkeypatch.setattr(cpu, "_SCORES_BYTES", 4 * 7 * 3)
+    rng = np.random.default_rng()
+    q = rng.standard_normal((2, 3, 8, 4)).astype(np.float32)
+    k, v = (
+        rng.standard_normal((2, 3, 7, 4)).astype(np.float32),
+        rng.standard_normal((3, 7, 5)).astype(np.float32),
+    )
+    masks = {
+        "none": None,
+        "bool": rng.random((2, 1, 8, 7)) > 0.3,
+        "float": rng.standard_normal((8, 7)).astype(np.float32),
+        "row": rng.random(7) > 0.3,
+    }
+    mask = masks[mask_kind]
+    if mask is not None and mask.dtype == np.bool_:
+        mask[..., 0] = True
+    out = run("sdpa", q, k, v, mask, is_causal=causal, scale=0.3)
+    expected = attention(q * (0.3 * math.sqrt(4)), k, v, mask, causal)  # attention() divides by sqrt(4)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)

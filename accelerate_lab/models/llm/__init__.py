@@ -1,7 +1,8 @@
 """A local language model on accelerate_lab's ops: llama-architecture GGUF models (SmolLM2 ships offline).
 
-Reads the GGUF file (its Q4_1/Q8_0 blocks dequantized to float32 on the cpu, kept packed for the
-``matmul_q4_1``/``matmul_q8_0`` kernels on other devices), its tokenizer and chat template, and runs
+Reads the GGUF file (its Q4_1/Q8_0 blocks kept packed for the ``matmul_q4_1``/``matmul_q8_0``
+kernels, compiled C on the cpu; float32 there when that does not build), its tokenizer and chat
+template, and runs
 RMSNorm, rotary embeddings, grouped-query attention with a bounded KV cache and SwiGLU as tensor ops
 on any device; replies are sampled (greedy, temperature, top-k, top-p, seed, stop strings) and
 streamed as text. On ``browser:webgpu`` the whole network runs in the notebook's browser, and the

@@ -1,14 +1,15 @@
-"""A llama model's weights from a GGUF file onto a device: packed blocks, or float32 on the cpu.
+"""A llama model's weights from a GGUF file onto a device: GGUF's packed blocks, or float32.
 
-Each linear layer is a `Projection`. On the cpu it is float32, stored transposed ``(in, out)`` and
-contiguous, so ``x @ w`` is one BLAS call; on other devices it keeps GGUF's packed ``Q4_1``/``Q8_0``
-blocks (about 0.6 or 1.1 bytes per weight) and runs the ``matmul_q4_1``/``matmul_q8_0`` kernels,
-which decode them inside the product. Projections that read the same input are joined (query, key
-and value; gate and up) into one product. The output head reuses the embedding table when the file
-ties them; with packed weights the embedding rows of a step's tokens are decoded on the host, so no
-device holds the table in float32. Loading goes through `accelerate_lab.models.weights.Weights`, so
-names and shapes are checked, a progress bar ticks, and with a `TensorSharingManager` every weight
-is registered as ``"<model name>/<tensor name>"``.
+Each linear layer is a `Projection`. It keeps GGUF's packed ``Q4_1``/``Q8_0`` blocks (about 0.6 or
+1.1 bytes per weight) and runs the ``matmul_q4_1``/``matmul_q8_0`` kernels, which decode them inside
+the product; only on a cpu without the compiled kernels (`accelerate_lab.hal.cpu_gguf`) is it
+float32, stored transposed ``(in, out)`` and contiguous, so ``x @ w`` is one BLAS call. Projections
+that read the same input are joined (query, key and value; gate and up) into one product. The
+output head reuses the embedding table when the file ties them; with packed weights the embedding
+rows of a step's tokens are decoded on the host, so no device holds the table in float32. Loading
+goes through `accelerate_lab.models.weights.Weights`, so names and shapes are checked, a progress
+bar ticks, and with a `TensorSharingManager` every weight is registered as
+``"<model name>/<tensor name>"``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from accelerate_lab.hal import cpu_gguf
 from accelerate_lab.hal.device import Device
 from accelerate_lab.hal.gguf_quant import BLOCK_BYTES, decode_blocks, pack_rows
 from accelerate_lab.models.errors import WeightsShapeError
@@ -171,11 +173,14 @@ def load_weights(
     sharing: TensorSharingManager | None = None,
     packed: bool | None = None,
 ) -> LlamaWeights:
-    """Every weight of ``file`` on ``device``: ``packed`` (default: on every device but the cpu, where
-    numpy's float32 BLAS is faster) keeps the linear layers' GGUF blocks, else they take 4 bytes a weight."""
+    """Every weight of ``file`` on ``device``: ``packed`` (default: yes, but on a cpu without the compiled
+    kernels, where numpy's float32 BLAS is faster) keeps the linear layers' GGUF blocks, else they take
+    4 bytes a weight."""
     state = GGUFStateDict(file)
     with Weights(state, device=device, model_name=model_name, sharing=sharing) as w:
-        load = _Loader(w, state, w.device.name != "cpu" if packed is None else packed)
+        if packed is None:
+            packed = w.device.name != "cpu" or cpu_gguf.compiled()
+        load = _Loader(w, state, packed)
         table = (config.vocab_size, config.hidden_size)
         blocks = state.blocks("token_embd.weight", table) if load.packed else None
         if blocks is None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from accelerate_lab.errors import DeviceError
-from accelerate_lab.hal import get_device
+from accelerate_lab.hal import cpu_gguf, get_device
 from accelerate_lab.models.llm import GGUFFile, KVCache, Llama, LlamaConfig
 from accelerate_lab.models.llm.network import LlamaNetwork
 from accelerate_lab.models.llm.weights import Embedding, LayerWeights, LlamaWeights, Projection, load_weights
@@ -95,16 +95,39 @@ def test_smollm2_on_wgpu_with_packed_weights_gives_the_cpus_greedy_tokens(llama:
 
 
 @pytest.mark.slow
-def test_packed_weights_on_the_cpu_give_the_float_networks_logits(llama: Llama, gguf_file: GGUFFile) -> None:
+@pytest.mark.parametrize("kernels", ["compiled", "numpy"])
+def test_packed_weights_on_the_cpu_give_the_float_networks_logits(
+    llama: Llama, gguf_file: GGUFFile, kernels: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The packed loading path (joined blocks, the tied Q8_0 head, host-decoded embedding rows) run by
-    the cpu's numpy kernels: the float32 network's logits within 1e-4 of their largest magnitude."""
+    the cpu's compiled kernels (its default where they build) or its numpy ones: the float32 network's
+    logits within 1e-4 of their largest magnitude."""
+    if kernels == "numpy":
+        monkeypatch.setattr(cpu_gguf, "_native", lambda: None)
+    elif not cpu_gguf.compiled():
+        pytest.skip("gguf.c does not build here")
     cpu = llama.device  # the reference's own cpu device (the registry may hold a newer one)
     weights = load_weights(gguf_file, llama.config, cpu, "packed", packed=True)
     assert weights.embedding.table is None and weights.output.kernel == "matmul_q8_0"
-    packed = LlamaNetwork(llama.config, weights, cpu)
+    floats = load_weights(gguf_file, llama.config, cpu, "float", packed=False)
+    assert floats.embedding.table is not None and floats.output.kernel is None
+    packed, unpacked = LlamaNetwork(llama.config, weights, cpu), LlamaNetwork(llama.config, floats, cpu)
     ids = llama.prompt_ids("Hi")[:3]
     with KVCache(llama.config, 8, cpu) as ours, KVCache(llama.config, 8, cpu) as reference:
         for step in (ids, [42]):
             got = packed.forward(step, ours).numpy()
-            want = llama.network.forward(step, reference).numpy()
+            want = unpacked.forward(step, reference).numpy()
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compiled", [True, False])
+def test_the_cpu_keeps_packed_weights_exactly_when_its_kernels_are_compiled(
+    llama: Llama, gguf_file: GGUFFile, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packed blocks read by compiled code beat float32 BLAS at decoding; numpy's decoding them whole
+    for every product does not."""
+    monkeypatch.setattr(cpu_gguf, "compiled", lambda: compiled)
+    weights = load_weights(gguf_file, llama.config, llama.device, "default")
+    assert weights.layers[0].qkv.kernel == ("matmul_q4_1" if compiled else None)
+    assert (weights.embedding.table is None) == compiled
