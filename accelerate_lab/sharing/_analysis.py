@@ -40,11 +40,11 @@ def tensor_usage(tensors: Sequence[SharedTensor]) -> dict[str, TensorUsage]:
             dtype=t.dtype,
             storage_type=t.storage_type,
             reference_count=t.reference_count,
-            references=t._refs.as_dict(),
+            references=t._ref_dict(),
             producer=t.producer_model,
             tensor_type=t.tensor_type,
             pinned=t.is_pinned,
-            views=tuple(t._views),
+            views=tuple(t._views or ()),
             shares_storage_with=tuple(sorted(u.name for u in users[id(t._storage)] if u is not t)),
         )
         for t in sorted(tensors, key=lambda t: t.name)
@@ -58,7 +58,7 @@ def model_usage(tensors: Sequence[SharedTensor]) -> dict[str, ModelUsage]:
     names: dict[str, list[str]] = {}
     for tensor in tensors:
         key, nbytes = id(tensor._storage), tensor.get_memory_usage()
-        for model in tensor._refs.models():
+        for model in tensor._ref_models():
             holders.setdefault(key, set()).add(model)
             held.setdefault(model, {})[key] = nbytes
             names.setdefault(model, []).append(tensor.name)
@@ -73,7 +73,7 @@ def model_usage(tensors: Sequence[SharedTensor]) -> dict[str, ModelUsage]:
 def unshared_bytes(tensors: Sequence[SharedTensor]) -> int:
     """Bytes if no storage were shared: every model its own copy of each tensor it holds, and each
     name its own storage (one copy for a tensor no model holds)."""
-    return sum(t.get_memory_usage() * max(1, len(t._refs.models())) for t in tensors)
+    return sum(t.get_memory_usage() * max(1, len(t._ref_models())) for t in tensors)
 
 
 def _duplicate_group(storages: list[Storage]) -> DuplicateGroup:
@@ -85,7 +85,7 @@ def _duplicate_group(storages: list[Storage]) -> DuplicateGroup:
 def analyze(tensors: Sequence[SharedTensor], found: Duplicates) -> SharingAnalysis:
     """Tensor types two or more active models could share, and the groups of identical contents
     ``found`` among their storages."""
-    active = {m for t in tensors for m in t._refs.models()}
+    active = {m for t in tensors for m in t._ref_models()}
     active.update(t.producer_model for t in tensors if t.producer_model is not None)
     by_type = {}
     for tensor_type, families in tensor_types().items():
@@ -109,17 +109,17 @@ def _share_candidates(tensors: Sequence[SharedTensor], duplicate_names: set[str]
     found = []
     groups: dict[tuple[str, str, str, tuple[int, ...]], list[SharedTensor]] = {}
     for t in tensors:
-        if t.tensor_type is not None and t.name not in duplicate_names and t._refs.total:
+        if t.tensor_type is not None and t.name not in duplicate_names and t._ref_total:
             groups.setdefault((t.tensor_type, t.storage_type, t.dtype, t.shape), []).append(t)
     for (tensor_type, *_), group in sorted(groups.items()):
         families = tensor_types().get(tensor_type, ())
-        group = [t for t in group if any(model_matches(m, f) for m in t._refs.models() for f in families)]
+        group = [t for t in group if any(model_matches(m, f) for m in t._ref_models() for f in families)]
         storages = _by_storage(group)
         if len(storages) < 2:
             continue
         keep = max(group, key=lambda t: (t.reference_count, -t._live().serial))
         others = [t for t in group if t._storage is not keep._storage]
-        models = tuple(sorted({m for t in others for m in t._refs.models()} - set(keep._refs.models())))
+        models = tuple(sorted({m for t in others for m in t._ref_models()} - set(keep._ref_models())))
         saved = sum(
             users[0].get_memory_usage() for key, users in storages.items() if key != id(keep._storage)
         )
@@ -130,7 +130,7 @@ def _share_candidates(tensors: Sequence[SharedTensor], duplicate_names: set[str]
                 models,
                 saved,
                 f"if these models can use one {tensor_type}: share_tensor_between_models({keep.name!r}, "
-                f"{keep._refs.models()[0]!r}, {list(models)!r}) and release their own copies "
+                f"{keep._ref_models()[0]!r}, {list(models)!r}) and release their own copies "
                 "(contents differ: check the results)",
             )
         )
@@ -163,7 +163,7 @@ def recommend(tensors: Sequence[SharedTensor], analysis: SharingAnalysis) -> lis
                 "optimize_memory_usage() makes them share one storage (every name is kept)",
             )
         )
-    idle_pins = [t for t in tensors if t.is_pinned and not t._refs.total and not t._views]
+    idle_pins = [t for t in tensors if t.is_pinned and not t._ref_total and not t._views]
     if idle_pins:
         found.append(
             Recommendation(

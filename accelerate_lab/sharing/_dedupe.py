@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import attrgetter, itemgetter, ne
+from operator import attrgetter, is_, ne
 
 import numpy as np
 
@@ -28,8 +28,8 @@ _INLINE_BYTES = 4096  # up to this size the bytes themselves are the key: no dig
 
 _SERIAL = attrgetter("serial")
 _NBYTES = attrgetter("nbytes")
-_READERS = attrgetter("readers")
-_FIRST = itemgetter(0)
+_READER = attrgetter("reader")
+_LAST_READER = attrgetter("last_reader")
 _HOST = Tensor.numpy  # a plain function: mapped, much cheaper than a methodcaller
 _TENSOR = attrgetter("tensor")
 
@@ -45,13 +45,14 @@ class Duplicates:
     def moves(self) -> tuple[list[SharedTensor], list[Storage], list[int]]:
         """Each reader of a copy, the original it is to read, and the bytes its move releases (the
         copy's size for the copy's last reader, 0 for the others)."""
-        readers = list(map(_READERS, self.copies))
-        if max(map(len, readers), default=1) == 1:  # one reader per copy, the usual case: all in C
-            return list(map(_FIRST, readers)), self.originals, list(map(_NBYTES, self.copies))
+        firsts = list(map(_READER, self.copies))
+        if all(map(is_, firsts, map(_LAST_READER, self.copies))):  # one reader per copy, the usual case
+            return firsts, self.originals, list(map(_NBYTES, self.copies))
         moved: list[SharedTensor] = []
         targets: list[Storage] = []
         released: list[int] = []
-        for copy, original, users in zip(self.copies, self.originals, readers, strict=True):
+        for copy, original in zip(self.copies, self.originals, strict=True):
+            users = copy.readers
             moved += users
             targets += repeat(original, len(users))
             released += [*repeat(0, len(users) - 1), copy.nbytes]

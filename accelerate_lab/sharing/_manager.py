@@ -136,14 +136,14 @@ class TensorSharingManager:
         """
         with self._pool.lock:
             tensor = self._get(tensor_name)
-            if from_model != tensor.producer_model and not tensor._refs.count(from_model):
-                holders = ", ".join(tensor._refs.models()) or "no model"
+            if from_model != tensor.producer_model and not tensor._refs_of(from_model):
+                holders = ", ".join(tensor._ref_models()) or "no model"
                 raise ValueError(
                     f"model {from_model!r} does not hold {tensor_name!r} (held by {holders}); "
                     "share it from its producer or a holder"
                 )
             for model in to_models:
-                if not tensor._refs.count(model):
+                if not tensor._refs_of(model):
                     tensor.acquire(model)
 
     def release_model_tensors(self, model_name: str) -> int:
@@ -155,11 +155,11 @@ class TensorSharingManager:
         with pool.lock:
             released = 0
             for tensor in list(pool.tensors.values()):
-                for view in list(tensor._views.values()):
+                for view in tensor._open_views():
                     view._drop(model_name)
                     if view.owner_model == model_name and not view.reference_count:
                         view.close()
-                if tensor._refs.drop(model_name):
+                if tensor._drop_refs(model_name):
                     released += 1
                     tensor._touch()
                     pool.log.record(
@@ -240,7 +240,7 @@ class TensorSharingManager:
             unshared = unshared_bytes(tensors)
             return SharingStats(
                 tensors=len(tensors),
-                views=sum(len(t._views) for t in tensors),
+                views=sum(len(t._views or ()) for t in tensors),
                 models=tuple(models),
                 cache_hits=self._hits,
                 cache_misses=self._misses,

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import compress, repeat
-from operator import attrgetter, eq, itemgetter
+from operator import attrgetter, eq
 from typing import Literal
 
 from accelerate_lab.errors import MemoryBudgetExceeded
@@ -33,8 +33,7 @@ _NAME = attrgetter("name")
 _DEVICE = attrgetter("storage_type")
 _STORAGE_DEVICE = attrgetter("device.name")
 _NBYTES = attrgetter("nbytes")
-_READERS = attrgetter("readers")
-_FIRST = itemgetter(0)
+_READER = attrgetter("reader")
 
 
 class Pool:
@@ -135,14 +134,19 @@ class Pool:
         names = list(map(_NAME, tensors))
         released: list[int] = []
         emptied: list[Storage] = []
+        everyone = len(tensors) == len(unreferenced)  # freeable ones are unreferenced: all of them?
         for tensor, name in zip(tensors, names, strict=True):
+            del registry[name]
+            if not everyone:
+                del unreferenced[name]
             storage = tensor._take_storage(fate)
-            del registry[name], unreferenced[name]
-            if storage.readers:
+            if storage is None:  # another tensor still reads it
                 released.append(0)
             else:
                 released.append(storage.nbytes)
                 emptied.append(storage)
+        if everyone:
+            unreferenced.clear()
         self._give_back(emptied, evicted=kind == "evict")
         self.log.record_batch(kind, names, released, list(map(_DEVICE, tensors)))
         return names, sum(released)
@@ -154,7 +158,7 @@ class Pool:
         the bytes released.
         """
         moved, targets, released = duplicates.moves()
-        keepers = list(map(_NAME, map(_FIRST, map(_READERS, targets))))  # before the moved join them
+        keepers = list(map(_NAME, map(_READER, targets)))  # before the moved join them
         for tensor, original in zip(moved, targets, strict=True):
             tensor._share_storage(original)
         self._give_back(duplicates.copies, evicted=False)

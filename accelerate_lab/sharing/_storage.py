@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,6 +39,11 @@ class Storage:
 
     ``layout`` (device, dtype and shape) is what dedupe groups by; ``serial`` orders storages by
     creation (dedupe keeps the oldest).
+
+    The readers form a chain through their ``_prev_reader`` and ``_next_reader`` from ``reader`` (the
+    oldest; None once none is left) to ``last_reader``: no list per storage (each object costs time
+    when 100,000 storages go at once, or dedupe gives 25,000 originals a second reader), and a reader
+    joins or leaves in constant time however many share the storage.
     """
 
     tensor: Tensor
@@ -46,9 +51,46 @@ class Storage:
     nbytes: int
     buffer: Buffer | None
     layout: str
-    readers: list[SharedTensor] = field(default_factory=list)
+    reader: SharedTensor | None = None
+    last_reader: SharedTensor | None = None
     serial: int = 0
     _flat: Tensor | None = None
+
+    @property
+    def readers(self) -> list[SharedTensor]:
+        """The tensors reading this storage, oldest first."""
+        found = []
+        tensor = self.reader
+        while tensor is not None:
+            found.append(tensor)
+            tensor = tensor._next_reader
+        return found
+
+    def add_reader(self, tensor: SharedTensor) -> None:
+        """``tensor`` reads this storage from now on (the newest reader)."""
+        last = self.last_reader
+        tensor._prev_reader = last
+        if last is None:
+            self.reader = tensor
+        else:
+            last._next_reader = tensor
+        self.last_reader = tensor
+
+    def remove_reader(self, tensor: SharedTensor) -> bool:
+        """``tensor`` (a reader) reads this storage no more; True when no tensor reads it now."""
+        before, after = tensor._prev_reader, tensor._next_reader
+        if before is None:
+            assert self.reader is tensor, "removing a tensor that does not read this storage"
+            self.reader = after
+        else:
+            before._next_reader = after
+            tensor._prev_reader = None
+        if after is None:
+            self.last_reader = before
+        else:
+            after._prev_reader = before
+            tensor._next_reader = None
+        return self.reader is None
 
     @property
     def flat(self) -> Tensor:

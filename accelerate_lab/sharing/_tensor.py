@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from accelerate_lab.hal.registry import get_device
 from accelerate_lab.sharing._errors import TensorFreedError
-from accelerate_lab.sharing._refs import RefCounts
+from accelerate_lab.sharing._refs import RefCounted
 from accelerate_lab.sharing._storage import Storage, plan_copy
 from accelerate_lab.sharing._view import SharedTensorView
 from accelerate_lab.tensor.tensor import Tensor
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["SharedTensor"]
 
 
-class SharedTensor:
+class SharedTensor(RefCounted):
     """A tensor several models use, on one storage device; made by `TensorSharingManager`.
 
     References are counted per model: ``acquire(model)`` adds one, ``release(model)`` removes
@@ -43,9 +43,10 @@ class SharedTensor:
         "__weakref__",
         "_fate",
         "_last_used",
+        "_next_reader",
         "_pinned",
         "_pool",
-        "_refs",
+        "_prev_reader",
         "_storage",
         "_views",
         "dtype",
@@ -74,11 +75,13 @@ class SharedTensor:
         self.producer_model = producer_model
         self.tensor_type = tensor_type
         self.grace_period_s = grace_period_s
-        storage.readers.append(self)
+        super().__init__()
+        self._prev_reader: SharedTensor | None = None  # the storage's reader chain (see Storage)
+        self._next_reader: SharedTensor | None = None
+        storage.add_reader(self)
         self._storage: Storage | None = storage
         self._pool = pool
-        self._refs = RefCounts()
-        self._views: dict[str, SharedTensorView] = {}
+        self._views: dict[str, SharedTensorView] | None = None  # made by the first view
         self._pinned = False
         self._last_used = time.monotonic()
         self._fate = ""
@@ -87,19 +90,19 @@ class SharedTensor:
     @property
     def reference_count(self) -> int:
         """References held by all models together."""
-        return self._refs.total
+        return self._ref_total
 
     @property
     def references(self) -> dict[str, int]:
         """References per model."""
         with self._pool.lock:
-            return self._refs.as_dict()
+            return self._ref_dict()
 
     @property
     def models(self) -> tuple[str, ...]:
         """The models holding at least one reference."""
         with self._pool.lock:
-            return self._refs.models()
+            return self._ref_models()
 
     @property
     def is_pinned(self) -> bool:
@@ -113,7 +116,7 @@ class SharedTensor:
     def views(self) -> dict[str, SharedTensorView]:
         """The open views, by name."""
         with self._pool.lock:
-            return dict(self._views)
+            return {} if self._views is None else dict(self._views)
 
     @property
     def data(self) -> Tensor:
@@ -139,7 +142,7 @@ class SharedTensor:
         pool = self._pool
         with pool.lock:
             storage = self._live()
-            self._refs.add(model_name)
+            self._add_ref(model_name)
             self._touch()
             pool.log.record("acquire", self.name, model_name, storage.nbytes, self.storage_type)
 
@@ -147,7 +150,7 @@ class SharedTensor:
         """One reference fewer for ``model_name``; False when it holds none."""
         pool = self._pool
         with pool.lock:
-            if not self._refs.remove(model_name):
+            if not self._remove_ref(model_name):
                 return False
             self._touch()
             pool.log.record("release", self.name, model_name, self.get_memory_usage(), self.storage_type)
@@ -185,12 +188,16 @@ class SharedTensor:
         pool = self._pool
         with pool.lock:
             storage = self._live()
-            if name in self._views:
+            views = self._views
+            if views is not None and name in views:
                 raise ValueError(
                     f"{self.name!r} already has an open view named {name!r}; close it or pick another name"
                 )
             view = SharedTensorView(self, name, offset, size, model_name)
-            self._views[name] = view
+            if views is None:
+                self._views = {name: view}
+            else:
+                views[name] = view
             self._touch()
             pool.log.record("view", self.name, model_name, view.get_memory_usage(), storage.device.name, name)
             if model_name is not None:
@@ -224,11 +231,11 @@ class SharedTensor:
         """`can_be_freed` for callers holding the lock (``now`` from ``time.monotonic``)."""
         return (
             self._storage is not None
-            and not self._refs.total
+            and not self._ref_total
             and not self._pinned
             and not self._views
-            and now - self._last_used >= self.grace_period_s
-        )
+            and (not self.grace_period_s or now - self._last_used >= self.grace_period_s)
+        )  # without a grace period, no read of `_last_used` (one object fewer to visit per tensor)
 
     def _live(self) -> Storage:
         storage = self._storage
@@ -244,30 +251,36 @@ class SharedTensor:
         self._last_used = time.monotonic()
         unreferenced = self._pool.unreferenced
         unreferenced.pop(self.name, None)
-        if not self._refs.total:
+        if not self._ref_total:
             unreferenced[self.name] = self
 
+    def _open_views(self) -> list[SharedTensorView]:
+        return [] if self._views is None else list(self._views.values())
+
     def _close_view(self, name: str) -> None:
-        del self._views[name]
+        views = self._views
+        assert views is not None, "closing a view that is not open"
+        del views[name]
+        if not views:
+            self._views = None
         self._touch()
 
-    def _take_storage(self, fate: str) -> Storage:
-        """Give up the storage (the caller checked `_freeable`, so no model holds this tensor); the
-        caller releases it when no other tensor reads it."""
+    def _take_storage(self, fate: str) -> Storage | None:
+        """Give up the storage (the caller checked `_freeable`, so no model holds this tensor): the
+        storage, for the caller to release, when no other tensor reads it; else None."""
         storage = self._storage
         assert storage is not None, "freeing a freed tensor"
-        storage.readers.remove(self)
         self._storage = None
         self._fate = fate
-        return storage
+        return storage if storage.remove_reader(self) else None
 
     def _share_storage(self, storage: Storage) -> Storage:
         """Read ``storage`` from now on (identical contents); the old one, for the caller to release
         when no other tensor reads it (dedupe only reads live storages)."""
         old = self._storage
         assert old is not None, "merging a freed tensor"
-        old.readers.remove(self)
-        storage.readers.append(self)
+        old.remove_reader(self)
+        storage.add_reader(self)
         self._storage = storage
         return old
 

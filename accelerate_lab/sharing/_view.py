@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from accelerate_lab.errors import ShapeError
 from accelerate_lab.sharing._errors import TensorFreedError
-from accelerate_lab.sharing._refs import RefCounts
+from accelerate_lab.sharing._refs import RefCounted
 from accelerate_lab.tensor import ops
 from accelerate_lab.tensor.dtypes import itemsize
 from accelerate_lab.tensor.tensor import Tensor
@@ -59,7 +59,7 @@ def _window(
     )
 
 
-class SharedTensorView:
+class SharedTensorView(RefCounted):
     """A named window on a `SharedTensor` (see `SharedTensor.create_view`).
 
     An open view keeps its parent alive (the parent cannot be freed); ``close()`` ends it,
@@ -73,7 +73,7 @@ class SharedTensorView:
     [[1], [4]]
     """
 
-    __slots__ = ("_closed", "_refs", "_window", "dtype", "name", "offset", "owner_model", "parent", "size")
+    __slots__ = ("_closed", "_window", "dtype", "name", "offset", "owner_model", "parent", "size")
 
     def __init__(
         self,
@@ -90,7 +90,7 @@ class SharedTensorView:
         self.size = size
         self.dtype = parent.dtype
         self.owner_model = owner_model
-        self._refs = RefCounts()
+        super().__init__()
         self._closed = False
 
     @property
@@ -99,12 +99,12 @@ class SharedTensorView:
 
     @property
     def reference_count(self) -> int:
-        return self._refs.total
+        return self._ref_total
 
     @property
     def references(self) -> dict[str, int]:
         with self.parent._pool.lock:
-            return self._refs.as_dict()
+            return self._ref_dict()
 
     @property
     def is_closed(self) -> bool:
@@ -129,12 +129,12 @@ class SharedTensorView:
         with self.parent._pool.lock:
             self._check_open()
             self.parent.acquire(model_name)
-            self._refs.add(model_name)
+            self._add_ref(model_name)
 
     def release(self, model_name: str) -> bool:
         """One reference fewer for ``model_name`` (and on the parent); False when it holds none."""
         with self.parent._pool.lock:
-            if not self._refs.remove(model_name):
+            if not self._remove_ref(model_name):
                 return False
             self.parent.release(model_name)
             return True
@@ -144,16 +144,16 @@ class SharedTensorView:
         with self.parent._pool.lock:
             if self._closed:
                 return
-            for model, held in self._refs.as_dict().items():
+            for model, held in self._ref_dict().items():
                 for _ in range(held):
                     self.parent.release(model)
-            self._refs.clear()
+            self._clear_refs()
             self._closed = True
             self.parent._close_view(self.name)
 
     def _drop(self, model_name: str) -> int:
         """Forget ``model_name``'s references here (the caller drops them on the parent)."""
-        return self._refs.drop(model_name)
+        return self._drop_refs(model_name)
 
     def _check_open(self) -> None:
         if self._closed:

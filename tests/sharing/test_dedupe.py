@@ -189,3 +189,23 @@ def test_a_merged_storage_freed_in_one_batch_is_released_once_with_its_last_read
     assert result.freed_tensors == ("c", "x", "y") and result.freed_bytes == 2 * data.nbytes
     assert [e.bytes for e in mgr.events("free")][-3:] == [data.nbytes, 0, data.nbytes]
     assert mgr.get_stats().memory["cpu"].current_bytes == 0
+
+
+def test_the_readers_of_one_storage_leave_in_any_order(mgr: al.TensorSharingManager) -> None:
+    data = np.random.default_rng(3).standard_normal(8).astype(np.float32)
+    for i in range(6):
+        mgr.register_shared_tensor(f"t{i}", data=data, producer_model="m")
+    assert len(mgr.optimize_memory_usage().merged_tensors) == 5  # one storage, six readers
+    for name in ("t1", "t4"):
+        mgr.share_tensor_between_models(name, "m", ["n"])
+    mgr.release_model_tensors("m")
+    for name in ("t2", "t3", "t5", "t0"):  # a middle one, the next, the newest, the oldest: it stays
+        assert mgr.free_shared_tensor(name) == 0
+    mgr.register_shared_tensor("late", data=data, producer_model="m")
+    assert mgr.optimize_memory_usage().merged_tensors == (("late", "t1"),)  # t1: the oldest left
+    mgr.release_model_tensors("n")
+    assert [mgr.free_shared_tensor(name) for name in ("t4", "t1")] == [0, 0]
+    np.testing.assert_array_equal(mgr.get_shared_tensor("late").data.numpy(), data)
+    mgr.release_model_tensors("m")
+    assert mgr.free_shared_tensor("late") == data.nbytes
+    assert mgr.get_stats().memory["cpu"].current_bytes == 0

@@ -264,8 +264,11 @@ class SharingMachine(RuleBasedStateMachine):
             assert [s.serial for s in same] == sorted(s.serial for s in same) and same
             for storage in same:
                 assert storage is storages.pop(id(storage)) and storage.layout == layout
-                assert {id(t) for t in storage.readers} == {id(t) for t in tensors if t._storage is storage}
-                assert len(storage.readers) == len(set(map(id, storage.readers)))
+                readers = storage.readers  # oldest first, along the chain of next links
+                assert {id(t) for t in readers} == {id(t) for t in tensors if t._storage is storage}
+                assert len(readers) == len(set(map(id, readers)))
+                assert [t._prev_reader for t in readers] == [None, *readers[:-1]]
+                assert storage.last_reader is readers[-1]
         assert not storages, "live storages missing from the layout index"
 
 
