@@ -3,6 +3,7 @@
     python bench/bench_wgpu.py                    # sizes picked for the adapter (small on CPU adapters)
     python bench/bench_wgpu.py --matmul 4096 --elements 67108864 --peak-gflops 66900 --peak-gbs 3350
     python bench/bench_wgpu.py --matmul-configs "16,8,8 a128,128,16 a128,64,16"  # both matmul kernels
+    python bench/bench_wgpu.py --cases rows --elements 67108864  # row kernels, both reduction variants
 
 Prints one table (case, ours, numpy baseline, ratio) and the machine: CPU count and adapter. Times
 are medians of several repeats. The device is lazy and skips values nobody holds, so each result
@@ -87,6 +88,11 @@ def bench(args: argparse.Namespace) -> list[Row]:
     dev = al.get_device("wgpu")
     assert isinstance(dev, WgpuDevice)
     rng = np.random.default_rng(0)
+    parts = {"matmul": _matmul_cases, "elementwise": _elementwise_cases, "rows": _row_cases}
+    return [row for name in args.cases.split(",") for row in parts[name](dev, args, rng)]
+
+
+def _matmul_cases(dev: WgpuDevice, args: argparse.Namespace, rng: np.random.Generator) -> list[Row]:
     rows: list[Row] = []
     n = args.matmul
     a = rng.standard_normal((n, n), dtype=np.float32)
@@ -125,7 +131,11 @@ def bench(args: argparse.Namespace) -> list[Row]:
     dev.runtime.matmul_aligned_options = options
     if not timed:
         raise SystemExit("every matmul tile config gave wrong results")
+    return rows
 
+
+def _elementwise_cases(dev: WgpuDevice, args: argparse.Namespace, rng: np.random.Generator) -> list[Row]:
+    rows: list[Row] = []
     m = args.elements
     x = rng.standard_normal(m, dtype=np.float32)
     y = rng.standard_normal(m, dtype=np.float32)
@@ -153,30 +163,6 @@ def bench(args: argparse.Namespace) -> list[Row]:
     ts = al.tensor(s, device=dev)
     rows.append(
         Row(
-            f"softmax {side}x{side} f32",
-            _ours(dev, lambda: al.softmax(ts, -1), args.repeats, args.inner),
-            _median(
-                lambda: (
-                    np.exp(s - s.max(-1, keepdims=True))
-                    / np.exp(s - s.max(-1, keepdims=True)).sum(-1, keepdims=True)
-                ),
-                args.repeats,
-            ),
-            2.0 * 4 * side * side,
-            "GB/s",
-        )
-    )
-    rows.append(
-        Row(
-            f"sum axis -1 {side}x{side} f32",
-            _ours(dev, lambda: al.sum(ts, -1), args.repeats, args.inner),
-            _median(lambda: s.sum(-1), args.repeats),
-            4.0 * side * side,
-            "GB/s",
-        )
-    )
-    rows.append(
-        Row(
             f"transpose copy {side}x{side} f32",
             _ours(dev, lambda: ts.T.clone(), args.repeats, args.inner),
             _median(lambda: np.ascontiguousarray(s.T), args.repeats),
@@ -184,6 +170,44 @@ def bench(args: argparse.Namespace) -> list[Row]:
             "GB/s",
         )
     )
+    return rows
+
+
+def _row_cases(dev: WgpuDevice, args: argparse.Namespace, rng: np.random.Generator) -> list[Row]:
+    """rows.wgsl over ``--elements`` in rows of ``--row-length`` (default: a square), with each
+    workgroup_reduce.wgsl variant the adapter has (subgroup operations, the shared-memory tree); GB/s
+    counts reading the input once and writing the output once."""
+    n = args.row_length or int(np.sqrt(args.elements))
+    s = rng.standard_normal((args.elements // n, n), dtype=np.float32)
+    ts = al.tensor(s, device=dev)
+
+    def softmax() -> np.ndarray:
+        e = np.exp(s - s.max(-1, keepdims=True))
+        out: np.ndarray = e / e.sum(-1, keepdims=True)
+        return out
+
+    cases: list[tuple[str, Callable[[], al.Tensor], Callable[[], object], float]] = [
+        ("sum axis -1", lambda: al.sum(ts, -1), lambda: s.sum(-1), 1.0),
+        ("max axis -1", lambda: al.max(ts, -1), lambda: s.max(-1), 1.0),
+        ("argmax axis -1", lambda: al.argmax(ts, -1), lambda: s.argmax(-1), 1.0),
+        ("softmax", lambda: al.softmax(ts, -1), softmax, 2.0),
+    ]
+    variants = [True, False] if dev.runtime.profile.subgroups else [False]
+    chosen = dev.runtime.subgroups
+    rows: list[Row] = []
+    for case, ours, numpy_fn, passes in cases:
+        base = _median(numpy_fn, args.repeats)
+        for subgroups in variants:
+            dev.runtime.subgroups = subgroups
+            expected, actual = np.asarray(numpy_fn()), ours().numpy()
+            error = np.abs(actual - expected).max() / np.abs(expected).max()
+            assert error < 1e-4, f"{case}: max |ours - numpy| / max |numpy| = {error:.1e}"
+            seconds = _ours(dev, ours, args.repeats, args.inner)
+            variant = "subgroups" if subgroups else "shared memory"
+            rows.append(
+                Row(f"{case} {s.shape[0]}x{n} f32 [{variant}]", seconds, base, passes * 4 * s.size, "GB/s")
+            )
+    dev.runtime.subgroups = chosen
     return rows
 
 
@@ -198,6 +222,12 @@ def main() -> None:
         default="",
         help='tile configs to compare, e.g. "16,8,8 16,8,16 a128,128,16 a128,128,8,u8,g8" (a: the aligned '
         "kernel's tile, then its options: u<UNROLL>, g<GROUP>, t1 (trusted: no runtime checks))",
+    )
+    parser.add_argument(
+        "--cases", default="matmul,elementwise,rows", help="comma-separated: matmul, elementwise, rows"
+    )
+    parser.add_argument(
+        "--row-length", type=int, default=0, help="row length of the row cases (default: a square matrix)"
     )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
@@ -239,6 +269,13 @@ def main() -> None:
             line += f" {ours / peak:>8.1%}"
         print(line)
     print("ratio = numpy time / ours (above 1: the wgpu device is faster)")
+    shared = {
+        r.case.removesuffix(" [shared memory]"): r.ours_s for r in rows if r.case.endswith("[shared memory]")
+    }
+    for r in rows:
+        case = r.case.removesuffix(" [subgroups]")
+        if case != r.case and case in shared:
+            print(f"{case}: subgroups {shared[case] / r.ours_s:.2f}x the speed of the shared-memory tree")
 
 
 if __name__ == "__main__":

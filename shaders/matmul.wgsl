@@ -7,13 +7,15 @@
 // driver that does not unroll such a loop keeps the array in slow local memory.
 //
 // Prepend elementwise_ops.wgsl (the epilogue calls its functions). Bindings (group 0):
-//   0: uniform P   1: A (IN)   2: B (IN)   3: C (OUT, dense (batch, M, N))   4..: epilogue operands
+//   0: uniform P   1: A (IN)   2: B (IN)   3: C (OUT, (batch, M, N): rows [33] apart, matrices M rows
+//   apart, from [11])   4..: epilogue operands
 // Uniform words (i32, elements):
 //   [0] M  [1] N  [2] K  [3] tiles along N  [4] tiles along M  [5] size of the inner batch axis
 //   [6] A offset [7] A row stride [8] A column stride [9] A outer-batch stride [10] A inner-batch stride
+//   [11] C offset
 //   [12..28) epilogue scalars (raw bits)
 //   [28] B offset [29] B row stride [30] B column stride [31] B outer-batch stride [32] B inner-batch stride
-//   [34] batches  [35] (flag Q8) 1 when there is a bias
+//   [33] C row stride  [34] batches  [35] (flag Q8) 1 when there is a bias
 //   [36 + 2k] offset of epilogue operand k, [37 + 2k] its stride along N (bias vectors)
 // Override constants: TS threads per side, R outputs per thread per side (4 or 8), BK K-step; R
 // divides TS, 4 * BK divides TS * TS, and BK * R / TS (values a thread loads per slice) is at most 8.
@@ -178,7 +180,8 @@ fn store(c: mat4x4<f32>, batch: u32, row: u32, col: u32) {
     for (var r = 0u; r < 4u; r++) {
         for (var j = 0u; j < 4u; j++) {
             if (row + r < M && col + j < N) {
-                C[(batch * M + row + r) * N + col + j] = OUT(epilogue(dequantize(c[r][j], col + j), col + j));
+                let at = u32(word(11u)) + (batch * M + row + r) * u32(word(33u)) + col + j;
+                C[at] = OUT(epilogue(dequantize(c[r][j], col + j), col + j));
             }
         }
     }

@@ -2,7 +2,7 @@
 // operand row is contiguous and 16-byte aligned, so each global load is one vec4 and no load needs
 // a bounds check. The caller guarantees: M a multiple of BM = 8 * TY, N of BN = 8 * TX, K of BK;
 // A's column stride 1; B's column stride 1 (or, with BT, its row stride 1: B = W^T of a linear
-// layer); every offset, row stride and batch stride a multiple of 4 elements.
+// layer); every offset, row stride and batch stride (C's too: words [11], [33]) a multiple of 4 elements.
 // Each workgroup (TX x TY threads) computes a BM x BN tile of C; each thread 8 x 8 outputs in four
 // named mat4x4 registers, accumulated with fma from K-slices of BK staged in workgroup memory
 // with A (and B when it is walked along K) transposed there, so the inner loop reads one vec4 of
@@ -238,12 +238,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     }
 
     // thread (tx, ty) owns rows 4 * ty + 0..3 and 4 * (TY + ty) + 0..3, columns 4 * tx + 0..3 and
-    // 4 * (TX + tx) + 0..3; C is dense (batch, M, N)
+    // 4 * (TX + tx) + 0..3; C is (batch, M, N) with rows [33] apart from [11]
     let M = u32(word(0u));
-    let n4 = N / 4u;
+    let ldc = u32(word(33u));
+    let n4 = ldc / 4u;
     let row = row0 + 4u * ty;
     let col = col0 + 4u * tx;
-    let at = ((batch * M + row) * N + col) / 4u;
+    let at = (u32(word(11u)) + (batch * M + row) * ldc + col) / 4u;
     store(acc.c00, at, col, n4);
     store(acc.c01, at + TX, col + 4u * TX, n4);
     store(acc.c10, at + 4u * TY * n4, col, n4);

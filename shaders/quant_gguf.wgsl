@@ -10,8 +10,9 @@
 // them across the lanes; with LANES 1 (software adapters, where barriers are costly) a thread does a
 // whole column.
 // Bindings (group 0): 0: uniform P   1: A (f32, dense (M, K) from element [4])   2: W (u32)
-//   3: C (f32, dense (M, N))
+//   3: C (f32, (M, N): rows [7] apart from element [6])
 // Uniform words (u32): [0] M  [1] N  [2] K  [3] words per row of W  [4] A offset  [5] row groups
+//   [6] C offset  [7] C row stride
 // Uniform word [5] is the number of row groups; workgroups: ceil(N / (WG / LANES)) * row groups.
 // Override constants: WG threads per workgroup, LANES threads per column (powers of two, LANES <= WG).
 override WG: u32 = 64u;
@@ -122,7 +123,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     if (lane == 0u && n < N) {
         for (var r = 0u; r < 4u; r++) {
             if (row0 + r < M) {
-                C[(row0 + r) * N + n] = sum[r];
+                C[word(6u) + (row0 + r) * word(7u) + n] = sum[r];
             }
         }
     }

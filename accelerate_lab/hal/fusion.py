@@ -261,6 +261,9 @@ class LazyGraph:
             return False
         program = ElementwiseProgram(mm.shape, self._host.f16, address="ep_addr(col, {k}u)")
         reg = program.given("x", "f")
+        b_arg = mm.args[1]
+        assert isinstance(b_arg, WgpuBuffer)
+        along_n = mm.shape[-1:] == b_arg.shape[-1:]  # not so for a vector B: the result's last axis is M
         below: Lazy = mm
         for n in reversed(chain):
             regs = []
@@ -271,7 +274,11 @@ class LazyGraph:
                     regs.append(program.scalar(a))
                 else:
                     view = broadcast_view(a.result if isinstance(a, Lazy) else a, mm.shape)  # type: ignore[arg-type]
-                    if any(view.strides[:-1]) or len(program.operands) + 4 > self._host.max_operands:
+                    if (
+                        any(view.strides[:-1])
+                        or (view.strides[-1:] != (0,) and not along_n)
+                        or len(program.operands) + 4 > self._host.max_operands
+                    ):
                         return False
                     regs.append(program.load(view))
             reg = apply_node(program, n, regs)

@@ -71,6 +71,13 @@ class AdapterProfile:
         return "subgroup" in self.features
 
     @property
+    def subgroup_reductions(self) -> bool:
+        """Whether workgroup_reduce.wgsl runs its subgroup variant: on CPU adapters that have subgroups
+        (lavapipe, 1024 rows of 256: softmax 1.3x, argmax 2x faster), not yet on GPUs, where an H100 ran
+        it no faster over 8192-long rows and slower over 256-long ones (softmax 4.1 against 1.1 ms)."""
+        return self.subgroups and self.is_software
+
+    @property
     def workgroup(self) -> int:
         """Threads per workgroup for 1-D kernels: 64 on CPU adapters (each thread is a loop), 256 on GPUs."""
         return 64 if self.is_software else 256
@@ -203,6 +210,8 @@ class Runtime:
         # extra override constants of matmul_aligned.wgsl: UNROLL (1, 4, 8), GROUP (rows of tiles); and
         # TRUSTED (1: compiled without naga's runtime checks)
         self.matmul_aligned_options: dict[str, int] = self.profile.matmul_aligned_options
+        # workgroup_reduce.wgsl's subgroup variant (False: its shared-memory tree); True needs the feature
+        self.subgroups = self.profile.subgroup_reductions
 
     # ---- errors -------------------------------------------------------------------------------
     @contextlib.contextmanager

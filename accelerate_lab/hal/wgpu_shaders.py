@@ -24,6 +24,8 @@ __all__ = ["STORAGE_TYPES", "compose", "library_ops", "load", "prepare", "shader
 STORAGE_TYPES = frozenset({"f32", "f16", "i32", "u32", "vec2<u32>"})
 _ALIAS = re.compile(r"^alias (\w+) = [\w<>]+;$")
 _LIBRARY_FN = re.compile(r"^fn ([fiubl])_(\w+)\(", re.MULTILINE)
+# directives the browser requires and naga (wgpu-native 29) rejects as "not yet implemented"
+_NAGA_IMPLICIT = frozenset({"enable subgroups;"})
 
 
 @functools.cache
@@ -93,13 +95,14 @@ def prepare(
 
 
 def compose(*sources: str) -> str:
-    """Concatenate prepared sources, hoisting ``enable`` directives to the top as WGSL requires."""
+    """Concatenate prepared sources, hoisting ``enable`` directives to the top as WGSL requires; those
+    naga lacks (``_NAGA_IMPLICIT``) are dropped: the device feature alone turns the functions on."""
     directives: list[str] = []
     body: list[str] = []
     for source in sources:
         for line in source.splitlines():
             if line.startswith("enable "):
-                if line not in directives:
+                if line not in directives and line not in _NAGA_IMPLICIT:
                     directives.append(line)
             else:
                 body.append(line)
