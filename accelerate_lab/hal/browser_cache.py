@@ -3,11 +3,12 @@
 Uploads made inside :func:`cacheable_uploads` (a model's weights: ``models/weights.py`` wraps its
 uploads in it), or with ``cacheable=True``, go to ``browser:webgpu`` as their SHA-256 hash and length
 only (the ``cached`` command). The browser (``widget/src/weight_cache.ts``) looks each one up in its
-IndexedDB, checks the hash of what it read, and asks for the ones it lacks with a *need* message
+IndexedDB, checks what it read against the length and the checksum stored with it (a damaged entry
+counts as missing), and asks for the ones it lacks with a *need* message
 ``{"kind": "need", "seq", "hashes"}``; the kernel answers with a *fill* message
 ``{"kind": "fill", "seq", "hashes"}`` carrying their bytes, which the browser stores (least recently
 used entries go past its size cap). So after a kernel restart or a page reload only the missing
-tensors cross the comm. SHA-256 because the browser can compute it too (WebCrypto has no BLAKE2).
+tensors cross the comm.
 
 Hashing a model's weights costs time on every load (about 0.16 s for 87 MiB), so the hashes of the
 tensors loaded from a weights file are kept across kernel restarts in a `HashIndex`: a JSON file under

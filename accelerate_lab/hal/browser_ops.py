@@ -105,18 +105,25 @@ def matmul(
     if len(b.shape) == 1:
         b = b.view((*b.shape, 1), (*b.strides, 0), b.offset)
     batch = shapes.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    a = broadcast_view(a, (*batch, *a.shape[-2:]))
-    b = broadcast_view(b, (*batch, *b.shape[-2:]))
-    dims, (sa, sb) = collapse(batch, [a.strides[:-2], b.strides[:-2]]) if batch else ([1], [[0], [0]])
-    if len(dims) > 2:
-        a, b = dev.dense_copy(a), dev.dense_copy(b)
-        dims, (sa, sb) = [math.prod(batch)], [[a.shape[-2] * a.shape[-1]], [b.shape[-2] * b.shape[-1]]]
-    pad = 2 - len(dims)
-    dims, sa, sb = [1] * pad + dims, [0] * pad + sa, [0] * pad + sb
-    a4 = a.view((*dims, *a.shape[-2:]), (*sa, *a.strides[-2:]), a.offset)
-    b4 = b.view((*dims, *b.shape[-2:]), (*sb, *b.strides[-2:]), b.offset)
+    dims, (a4, b4) = _two_batch_axes(dev, [a, b], batch)
     out = dev.submit_run("matmul", (*dims, a.shape[-2], b.shape[-1]), _F32, [a4, b4], {}, None)
     return out.view(shape, row_major(shape), 0)
+
+
+def _two_batch_axes(
+    dev: BrowserProxyDevice, tensors: Sequence[WgpuBuffer], batch: tuple[int, ...]
+) -> tuple[list[int], list[WgpuBuffer]]:
+    """``tensors`` broadcast to ``(*batch, rows, columns)`` as ``(outer, inner, rows, columns)`` views:
+    batch axes merged where every view allows it, dense copies where more than two would be left."""
+    views = [broadcast_view(t, (*batch, *t.shape[-2:])) for t in tensors]
+    dims, strides = collapse(batch, [t.strides[:-2] for t in views])
+    if len(dims) > 2:
+        views = [dev.dense_copy(t) for t in views]
+        dims, strides = [math.prod(batch)], [[t.shape[-2] * t.shape[-1]] for t in views]
+    pad = 2 - len(dims)
+    dims, strides = [1] * pad + dims, [[0] * pad + s for s in strides]
+    pairs = zip(views, strides, strict=True)
+    return dims, [t.view((*dims, *t.shape[-2:]), (*s, *t.strides[-2:]), t.offset) for t, s in pairs]
 
 
 def matmul_q8(
@@ -229,17 +236,20 @@ def attention(
     (length, e), source, ev = q.shape[-2:], k.shape[-2], v.shape[-1]
     masks = [mask.shape[:-2]] if mask is not None and len(mask.shape) >= 2 else []
     batch = shapes.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2], *masks)
-    views = [broadcast_view(t, (*batch, *t.shape[-2:])) for t in (q, k, v)]
+    operands = [q, k, v]
     if mask is not None:
         if mask.dtype not in (np.dtype(np.bool_), _F32):
             raise _unsupported(f"attention masks of {mask.dtype.name}")
-        views.append(broadcast_view(mask, (*batch, length, source)))
+        operands.append(broadcast_view(mask, (*batch, length, source)))
+    # strided views (heads of a fused projection, a broadcast padding mask) go as they are
+    dims, views = _two_batch_axes(dev, operands, batch)
     scale = params.get("scale")
     wire = {
         "is_causal": bool(params.get("is_causal")),
         "scale": 1 / math.sqrt(e) if scale is None else float(scale),
     }
-    return dev.submit_run(kernel, (*batch, length, ev), _F32, [*views, None][:4], wire, None)
+    out = dev.submit_run(kernel, (*dims, length, ev), _F32, [*views, None][:4], wire, None)
+    return out.view((*batch, length, ev), row_major((*batch, length, ev)), 0)
 
 
 def layout(

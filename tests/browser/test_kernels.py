@@ -173,3 +173,49 @@ def test_views_of_browser_buffers_download_strided(browser_device: BrowserProxyD
     )
     transposed = browser_device.run("transpose", [view], {"axes": (1, 0)})
     np.testing.assert_array_equal(fetch(browser_device, transposed), base[::-2, 1:5].T)
+
+
+@pytest.mark.parametrize(
+    ("mask_kind", "is_causal"), [("none", True), ("bool", False), ("float", False), ("bool", True)]
+)
+def test_sdpa_reads_heads_of_a_fused_projection_in_place(
+    browser_device: BrowserProxyDevice, mask_kind: str, is_causal: bool
+) -> None:
+    # BERT's layout: one (B, L, 3, H, D) projection, its q, k and v strided views, a (B, 1, 1, S) mask
+    b, length, heads, dim = 2, 5, 3, 6
+    fused = f32(b, length, 3, heads, dim)
+    bool_mask = rng.random((b, 1, 1, length)) > 0.4
+    bool_mask[..., 0] = True  # every row keeps a key (numpy gives NaN for rows that keep none)
+    mask = {"none": None, "bool": bool_mask, "float": f32(b, 1, length, length)}[mask_kind]
+    params = {"is_causal": is_causal, "scale": 0.4}
+    split = fused.transpose(2, 0, 3, 1, 4)
+    want = np.asarray(get_device("cpu").run("sdpa", [split[0], split[1], split[2], mask], params))
+    heads_view = browser_device.run("transpose", [browser_device.upload(fused)], {"axes": (2, 0, 3, 1, 4)})
+    q, k, v = (browser_device.run("getitem", [heads_view], {"index": (i,)}) for i in range(3))
+    m = None if mask is None else browser_device.upload(mask)
+    got = fetch(browser_device, browser_device.run("sdpa", [q, k, v, m], params))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_sdpa_over_three_unmergeable_batch_axes(browser_device: BrowserProxyDevice) -> None:
+    # q's batch axes (3, 2, 4) permuted out of (2, 3, 4): no two merge, so the operands go dense
+    base, k, v = f32(2, 3, 4, 3, 5), f32(3, 2, 4, 7, 5), f32(3, 2, 4, 7, 2)
+    mask = rng.random((4, 3, 7)) > 0.3
+    mask[..., 0] = True
+    params = {"is_causal": False, "scale": None}
+    want = np.asarray(get_device("cpu").run("sdpa", [base.transpose(1, 0, 2, 3, 4), k, v, mask], params))
+    q = browser_device.run("transpose", [browser_device.upload(base)], {"axes": (1, 0, 2, 3, 4)})
+    inputs = [q, *(browser_device.upload(x) for x in (k, v, mask))]
+    got = fetch(browser_device, browser_device.run("sdpa", inputs, params))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_reads_transposed_and_sliced_operands(browser_device: BrowserProxyDevice) -> None:
+    # a: every other row of a transposed matrix; b: a transposed batch, broadcast against a's
+    a, b = f32(2, 19, 23), f32(3, 11, 19)
+    want = np.matmul(a.transpose(0, 2, 1)[:, None, 1::2], b.transpose(0, 2, 1))
+    a_view = browser_device.run("transpose", [browser_device.upload(a)], {"axes": (0, 2, 1)})
+    a_view = browser_device.run("getitem", [a_view], {"index": (slice(None), None, slice(1, None, 2))})
+    b_view = browser_device.run("transpose", [browser_device.upload(b)], {"axes": (0, 2, 1)})
+    got = fetch(browser_device, browser_device.run("matmul", [a_view, b_view], {}))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

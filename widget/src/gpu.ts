@@ -111,7 +111,7 @@ export class GpuRuntime {
     const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
     if (!adapter) throw new BrowserError("no-webgpu", "navigator.gpu.requestAdapter() found no adapter in this browser");
     const limits = limitsOf(adapter);
-    const wanted: GPUFeatureName[] = (["shader-f16", "timestamp-query"] as GPUFeatureName[]).filter((f) =>
+    const wanted: GPUFeatureName[] = (["shader-f16", "subgroups", "timestamp-query"] as GPUFeatureName[]).filter((f) =>
       adapter.features.has(f),
     );
     const device = await adapter.requestDevice({
@@ -146,6 +146,12 @@ export class GpuRuntime {
 
   get f16(): boolean {
     return this.device.features.has("shader-f16");
+  }
+
+  /** Flags of workgroup_reduce.wgsl: SUBGROUPS (its subgroup variant and `enable subgroups;`) where the native
+   * profile picks it too (AdapterProfile.subgroup_reductions): software adapters that have subgroups. */
+  get reduceFlags(): string[] {
+    return this.isSoftware && this.device.features.has("subgroups") ? ["SUBGROUPS"] : [];
   }
 
   // ---- buffers ----------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ function matmulGguf(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
   const weight = scratch.dense(view(cmd.inputs[1], "weight"), "int32");
   const [m, k] = x.shape;
   const groups = Math.ceil(m / 4);
-  const words = [m, weight.shape[0], k, weight.shape[1], x.offset, groups, 0, 0];
+  const words = [m, weight.shape[0], k, weight.shape[1], x.offset, groups, 0, weight.shape[0]];
   const source = prepare("quant_gguf", { flags: cmd.kernel === "matmul_q8_0" ? ["Q8_0"] : [] });
   const lanes = gpu.isSoftware ? 1 : 32; // threads per column, as wgpu_kernels.py's matmul_gguf
   const pipeline = gpu.pipeline(source, ["uniform", "read", "read", "write"], { WG: gpu.workgroup, LANES: lanes });
@@ -130,7 +130,9 @@ function matmulGguf(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
 }
 
 /** One matmul.wgsl dispatch (as wgpu_kernels.py's _dispatch_matmul): `a` (outer, inner, M, K), B's
- * buffers (B, or with Q8 the packed bytes, input and output scales, bias) and its five uniform words. */
+ * buffers (B, or with Q8 the packed bytes, input and output scales, bias) and its five uniform words.
+ * A software adapter runs matmul_blocks.wgsl instead (same words and bindings, no workgroup memory or
+ * barriers: 2-3x faster there). */
 function dispatchMatmul(
   gpu: GpuRuntime,
   cmd: RunCommand,
@@ -141,28 +143,38 @@ function dispatchMatmul(
   q8Bias: boolean | null,
 ): void {
   const [outer, inner, m, k] = a.shape;
-  const [ts, r, bk] = gpu.isSoftware ? [8, 4, 8] : [16, 8, 8];
-  const tile = ts * r;
+  const [ts, r, bk] = [16, 8, 8];
+  const tile = gpu.isSoftware ? 8 : ts * r;
   const tilesN = Math.ceil(n / tile);
   const tilesM = Math.ceil(m / tile);
   const words = new Array<number>(64).fill(0);
   words.splice(0, 11, m, n, k, tilesN, tilesM, inner, a.offset, a.strides[2], a.strides[3], a.strides[0], a.strides[1]);
   words.splice(28, 5, ...bWords);
+  words[33] = n; // C's row stride (dense from element 0: word [11] stays 0)
   words[34] = outer * inner;
   words[35] = q8Bias ? 1 : 0;
+  const layout: LayoutKind[] = ["uniform", "read", "read", "write", ...bBuffers.slice(1).map((): LayoutKind => "read")];
+  const buffers = [gpu.storage(a.id).buffer, bBuffers[0], gpu.storage(cmd.out.id).buffer, ...bBuffers.slice(1)];
+  const count = outer * inner * tilesN * tilesM;
+  if (gpu.isSoftware) {
+    const pipeline = gpu.pipeline(prepare("matmul_blocks", { flags: q8Bias === null ? [] : ["Q8"] }), layout, { WG: gpu.workgroup });
+    gpu.dispatch(pipeline, uniformWords(words), buffers, Math.ceil(count / gpu.workgroup));
+    return;
+  }
   const source = compose(
     prepare("matmul", { flags: q8Bias === null ? [] : ["Q8"], slots: { BINDINGS: "", EPILOGUE: "    return x;" } }),
     prepare("elementwise_ops"),
   );
-  const layout: LayoutKind[] = ["uniform", "read", "read", "write", ...bBuffers.slice(1).map((): LayoutKind => "read")];
-  const pipeline = gpu.pipeline(source, layout, { TS: ts, R: r, BK: bk });
-  const buffers = [gpu.storage(a.id).buffer, bBuffers[0], gpu.storage(cmd.out.id).buffer, ...bBuffers.slice(1)];
-  gpu.dispatch(pipeline, uniformWords(words), buffers, outer * inner * tilesN * tilesM);
+  gpu.dispatch(gpu.pipeline(source, layout, { TS: ts, R: r, BK: bk }), uniformWords(words), buffers, count);
 }
 
 // ---- rows.wgsl: reductions over trailing axes, softmax / log_softmax / layer_norm over the last ----
 const REDUCE_OP: Readonly<Record<string, number>> = { sum: 0, mean: 1, max: 2, min: 3, var: 4, argmax: 5 };
 const NORMALIZE_OP: Readonly<Record<string, number>> = { softmax: 0, log_softmax: 1, layer_norm: 2 };
+
+// Threads per row on software adapters: they run a workgroup four lanes at a time and switch between
+// those groups at every barrier, so a 64-thread reduction costs ~20x a 16-thread one there.
+const SOFTWARE_ROW_WG = 16;
 
 function rows(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
   const reduce = cmd.kernel in REDUCE_OP;
@@ -182,7 +194,7 @@ function rows(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
   const source = compose(
     prepare("rows", { aliases: { IN: "f32", OUT: out } }),
     prepare("elementwise_ops"),
-    prepare("workgroup_reduce"),
+    prepare("workgroup_reduce", { flags: gpu.reduceFlags }),
   );
   const entry = reduce ? "reduce" : "normalize";
   const op = reduce ? REDUCE_OP[cmd.kernel] : NORMALIZE_OP[cmd.kernel];
@@ -193,7 +205,7 @@ function rows(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
     layout.push("read", "read");
     buffers.push(weight ? gpu.storage(weight.id).buffer : buffers[0], bias ? gpu.storage(bias.id).buffer : buffers[0]);
   }
-  const pipeline = gpu.pipeline(source, layout, { WG: gpu.workgroup, OP: op }, entry);
+  const pipeline = gpu.pipeline(source, layout, { WG: gpu.isSoftware ? SOFTWARE_ROW_WG : gpu.workgroup, OP: op }, entry);
   gpu.dispatch(pipeline, uniform, buffers, count);
 }
 
@@ -252,17 +264,39 @@ function conv(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
   gpu.dispatch(pipeline, uniform, buffers, Math.ceil(count / gpu.workgroup));
 }
 
-// ---- attention.wgsl: fused scaled-dot-product attention -------------------------------------------
+// ---- attention.wgsl / attention_rows.wgsl: fused scaled-dot-product attention -------------------
+// q (b0, b1, L, E), k (b0, b1, S, E), v (b0, b1, S, Ev) and the mask (b0, b1, L, S): strided views
+// (the kernel side merges the batch axes into two)
 function attention(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
-  const [q, k, v] = [0, 1, 2].map((i) => scratch.dense(view(cmd.inputs[i], "q, k and v")));
-  f32Only(cmd, [q, k, v]);
-  const l = q.shape[q.shape.length - 2];
-  const e = q.shape[q.shape.length - 1];
-  const s = k.shape[k.shape.length - 2];
-  const ev = v.shape[v.shape.length - 1];
-  if (e > 512 || ev > 512) throw new BrowserError("unsupported", "attention head sizes above 512");
+  const qkv = [0, 1, 2].map((i) => view(cmd.inputs[i], "q, k and v"));
+  f32Only(cmd, qkv);
+  if (qkv[0].shape[3] > 512 || qkv[2].shape[3] > 512) throw new BrowserError("unsupported", "attention head sizes above 512");
+  const mask = cmd.inputs[3] ? view(cmd.inputs[3], "mask") : null;
+  if (gpu.isSoftware) attentionRows(gpu, cmd, qkv, mask);
+  else attentionCooperative(gpu, cmd, scratch, qkv, mask);
+}
+
+/** attention_rows.wgsl (software adapters): one invocation per query row, reading the views in place
+ * (a bool mask as its 0/1 words). */
+function attentionRows(gpu: GpuRuntime, cmd: RunCommand, [q, k, v]: View[], mask: View | null): void {
+  const [, b1, l, e] = q.shape;
   const rowsCount = sizeOf(q.shape) / e;
-  const maskView = cmd.inputs[3] ? view(cmd.inputs[3], "mask") : null;
+  const kind = mask === null ? 0 : mask.dtype === "bool" ? 2 : 1;
+  const m = mask ?? { ...q, offset: 0, strides: [0, 0, 0, 0] }; // bound, never read
+  const words = [rowsCount, b1, l, k.shape[2], e, v.shape[3], cmd.params.is_causal ? 1 : 0, kind, param<number>(cmd, "scale")];
+  words.push(q.offset, k.offset, v.offset, m.offset, 0, 0, 0, ...q.strides, ...k.strides, ...v.strides, ...m.strides);
+  const source = compose(prepare("attention_rows", { aliases: { T: "f32" } }), prepare("elementwise_ops"));
+  const pipeline = gpu.pipeline(source, ["uniform", "read", "read", "read", "read", "write"], { WG: gpu.workgroup });
+  const buffers = [q, k, v, m, cmd.out].map((x) => gpu.storage(x.id).buffer);
+  gpu.dispatch(pipeline, uniformWords(words, new Set([8])), buffers, Math.ceil(rowsCount / gpu.workgroup));
+}
+
+/** attention.wgsl: a workgroup per query row, on dense copies and an additive float32 mask. */
+function attentionCooperative(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch, qkv: View[], maskView: View | null): void {
+  const [q, k, v] = qkv.map((x) => scratch.dense(x));
+  const [, , l, e] = q.shape;
+  const [s, ev] = [k.shape[2], v.shape[3]];
+  const rowsCount = sizeOf(q.shape) / e;
   let mask = q;
   if (maskView) {
     if (maskView.dtype === "bool") {
@@ -279,7 +313,7 @@ function attention(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
   }
   const scale = param<number>(cmd, "scale");
   const uniform = uniformWords([rowsCount, l, s, e, ev, cmd.params.is_causal ? 1 : 0, maskView ? 1 : 0, scale], new Set([7]));
-  const source = compose(prepare("attention", { aliases: { T: "f32" } }), prepare("elementwise_ops"), prepare("workgroup_reduce"));
+  const source = compose(prepare("attention", { aliases: { T: "f32" } }), prepare("elementwise_ops"), prepare("workgroup_reduce", { flags: gpu.reduceFlags }));
   const pipeline = gpu.pipeline(source, ["uniform", "read", "read", "read", "read", "write"], { WG: gpu.workgroup });
   const buffers = [q, k, v, mask, cmd.out].map((x) => gpu.storage(x.id).buffer);
   gpu.dispatch(pipeline, uniform, buffers, rowsCount);

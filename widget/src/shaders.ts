@@ -3,22 +3,26 @@
 // `//#if FLAG` / `//#else` / `//#endif` blocks, `alias NAME = type;` lines, `//{{SLOT}}` lines,
 // and composing several prepared files with `enable` directives hoisted to the top.
 import attention from "../../shaders/attention.wgsl";
+import attentionRows from "../../shaders/attention_rows.wgsl";
 import conv from "../../shaders/conv.wgsl";
 import elementwise from "../../shaders/elementwise.wgsl";
 import elementwiseOps from "../../shaders/elementwise_ops.wgsl";
 import gather from "../../shaders/gather.wgsl";
 import matmul from "../../shaders/matmul.wgsl";
+import matmulBlocks from "../../shaders/matmul_blocks.wgsl";
 import quantGguf from "../../shaders/quant_gguf.wgsl";
 import rows from "../../shaders/rows.wgsl";
 import workgroupReduce from "../../shaders/workgroup_reduce.wgsl";
 
 export const SHADERS = {
   attention,
+  attention_rows: attentionRows,
   conv,
   elementwise,
   elementwise_ops: elementwiseOps,
   gather,
   matmul,
+  matmul_blocks: matmulBlocks,
   quant_gguf: quantGguf,
   rows,
   workgroup_reduce: workgroupReduce,
