@@ -8,6 +8,7 @@ import asyncio
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -64,6 +65,17 @@ def _batch(sent: Sent) -> tuple[dict[str, object], str, str]:
     return batch, str(next(iter(spooled.values()))), str(slots[0])
 
 
+async def _round_trip_started(spool: Path, sent: Sent) -> tuple[asyncio.Future[Any], dict[str, object], str]:
+    """A 1 MiB tensor sent to the browser and read back, up to the browser's GET of the upload: the
+    pending read, its batch and the slot its download's PUT is to fill."""
+    data = np.ones(2**20, np.float32)
+    pending = asyncio.ensure_future(al.tensor(data, device="browser:http-test").numpy_async())
+    await asyncio.sleep(0)
+    batch, token, slot = _batch(sent)
+    _get(spool, token)
+    return pending, batch, slot
+
+
 @pytest.mark.parametrize("nbytes", [2**20, 5 * 2**20 + 4])
 async def test_large_buffers_travel_as_spool_tokens_both_ways(
     monkeypatch: pytest.MonkeyPatch, spool: Path, nbytes: int
@@ -94,11 +106,7 @@ async def test_a_put_that_never_arrived_fails_the_download_and_leaves_no_file(
 ) -> None:
     widget, sent = _http_widget(monkeypatch, spool)
     try:
-        data = np.ones(2**20, np.float32)
-        pending = asyncio.ensure_future(al.tensor(data, device="browser:http-test").numpy_async())
-        await asyncio.sleep(0)
-        batch, token, slot = _batch(sent)
-        _get(spool, token)
+        pending, batch, slot = await _round_trip_started(spool, sent)
         (spool / f"{slot}.slot").unlink()  # claimed by a PUT that was cut off: the server removed its part
         request = next(iter(widget.device._requests))  # type: ignore[union-attr]
         reply = {"kind": "reply", "seq": batch["seq"], "downloads": [{"request": request, "buffer": 0}]}
@@ -115,11 +123,7 @@ async def test_a_failed_put_in_the_browser_fails_the_download_and_closes_its_slo
 ) -> None:
     widget, sent = _http_widget(monkeypatch, spool)
     try:
-        data = np.ones(2**20, np.float32)
-        pending = asyncio.ensure_future(al.tensor(data, device="browser:http-test").numpy_async())
-        await asyncio.sleep(0)
-        batch, token, slot = _batch(sent)
-        _get(spool, token)
+        pending, batch, slot = await _round_trip_started(spool, sent)
         _put(spool, slot, b"part")  # a PUT that went through before another failed
         message = "Error: PUT of a transfer failed: HTTP 413"
         widget._on_msg(widget, {"kind": "lost", "seq": batch["seq"], "message": message}, [])
