@@ -133,21 +133,18 @@ def llama_server(binary: Path, gguf: Path, threads: int) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def baseline_rates(url: str, prompt_ids: list[int], new_tokens: int, repeats: int) -> tuple[float, float]:
-    prompt, decode = [], []
-    for _ in range(repeats):
-        body = {
-            "prompt": prompt_ids,
-            "n_predict": new_tokens,
-            "temperature": 0.0,
-            "cache_prompt": False,
-            "ignore_eos": True,
-        }
-        timings = _post(f"{url}/completion", body, timeout=300)["timings"]
-        assert isinstance(timings, dict) and timings["predicted_n"] == new_tokens, timings
-        prompt.append(float(timings["prompt_per_second"]))
-        decode.append(float(timings["predicted_per_second"]))
-    return statistics.median(prompt), statistics.median(decode)
+def baseline_run(url: str, prompt_ids: list[int], new_tokens: int) -> tuple[float, float]:
+    """llama-server's prompt and decode tokens/s for one greedy completion (its own ``timings``)."""
+    body = {
+        "prompt": prompt_ids,
+        "n_predict": new_tokens,
+        "temperature": 0.0,
+        "cache_prompt": False,
+        "ignore_eos": True,
+    }
+    timings = _post(f"{url}/completion", body, timeout=300)["timings"]
+    assert isinstance(timings, dict) and timings["predicted_n"] == new_tokens, timings
+    return float(timings["prompt_per_second"]), float(timings["predicted_per_second"])
 
 
 @contextmanager
@@ -184,14 +181,15 @@ def _reply(generation: Generation) -> Reply:
     return complete(generation.reply_async())
 
 
-def our_rates(llm: Llama, prompt_ids: list[int], new_tokens: int, repeats: int) -> tuple[float, float]:
-    _reply(llm.generate(prompt_ids, max_new_tokens=2, stop_token_ids=()))  # warm-up, as llama-server's
-    prompt, decode = [], []
-    for _ in range(repeats):
-        stats = _reply(llm.generate(prompt_ids, max_new_tokens=new_tokens, stop_token_ids=())).stats
-        prompt.append(stats.prompt_tokens_per_second)
-        decode.append(stats.decode_tokens_per_second)
-    return statistics.median(prompt), statistics.median(decode)
+def our_run(llm: Llama, prompt_ids: list[int], new_tokens: int) -> tuple[float, float]:
+    """Our prompt and decode tokens/s for one greedy generation."""
+    stats = _reply(llm.generate(prompt_ids, max_new_tokens=new_tokens, stop_token_ids=())).stats
+    return stats.prompt_tokens_per_second, stats.decode_tokens_per_second
+
+
+def medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The median prompt and decode rates of ``runs``."""
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def _row(case: str, ours: float, base: float | None) -> tuple[str, str, str, str]:
@@ -226,12 +224,17 @@ def main() -> None:
         cpu = device == "cpu"
         new_tokens = args.new_tokens if cpu else min(args.new_tokens, 4)  # lavapipe, SwiftShader: slow
         for threads in [int(n) for n in args.threads.split(",")] if cpu else [1]:
-            with threadpool_limits(limits=threads, user_api="blas"):
-                ours = our_rates(llm, prompt_ids, new_tokens, args.repeats if cpu else 1)
-            base = None
-            if cpu and binary is not None:
-                with llama_server(binary, gguf, threads) as url:
-                    base = baseline_rates(url, prompt_ids, new_tokens, args.repeats)
+            # ours and llama.cpp alternate run by run, so a change of the machine's load hits both
+            with threadpool_limits(limits=threads, user_api="blas"), ExitStack() as server:
+                url = server.enter_context(llama_server(binary, gguf, threads)) if cpu and binary else None
+                _reply(llm.generate(prompt_ids, max_new_tokens=2, stop_token_ids=()))  # warm-up, as theirs
+                ours_runs, base_runs = [], []
+                for _ in range(args.repeats if cpu else 1):
+                    ours_runs.append(our_run(llm, prompt_ids, new_tokens))
+                    if url is not None:
+                        base_runs.append(baseline_run(url, prompt_ids, new_tokens))
+            ours = medians(ours_runs)
+            base = medians(base_runs) if base_runs else None
             label = f"{device} {threads}t" if cpu else device
             rows.append(_row(f"{label} prompt ({len(prompt_ids)} tokens)", ours[0], base and base[0]))
             rows.append(_row(f"{label} decode ({new_tokens} tokens)", ours[1], base and base[1]))
