@@ -39,11 +39,11 @@ DAMAGE = """async ([hash, keep]) => {
     const r = indexedDB.open("accelerate_lab-weights", 1); r.onsuccess = () => ok(r.result); r.onerror = no;
   });
   const read = db.transaction("data").objectStore("data").get(hash);
-  const data = await new Promise((ok) => (read.onsuccess = () => ok(read.result)));
+  const data = await (await new Promise((ok) => (read.onsuccess = () => ok(read.result)))).arrayBuffer();
   const bytes = new Uint8Array(data.slice(0, keep));
   if (keep === data.byteLength) bytes[7] ^= 0x40;  // same length, one bit flipped
   const write = db.transaction("data", "readwrite");
-  write.objectStore("data").put(bytes.buffer, hash);
+  write.objectStore("data").put(new Blob([bytes]), hash);
   await new Promise((ok) => (write.oncomplete = ok));
   db.close();
 }"""

@@ -114,13 +114,13 @@ function errorOf(error: unknown): Omit<ErrorReport, "command"> {
 }
 
 /** Run one batch; always resolves to a reply (errors are reported, not thrown). `cached` holds the
- * bytes of its `cached` uploads by hash; `checkpoint(done, total)` runs before each command (it may
- * wait, and stops the batch by throwing). */
+ * bytes of its `cached` uploads by hash (as promises: each upload waits for its own bytes only);
+ * `checkpoint(done, total)` runs before each command (it may wait, and stops the batch by throwing). */
 export async function runBatch(
   gpu: GpuRuntime,
   batch: Batch,
   buffers: readonly (DataView | ArrayBuffer)[],
-  cached: ReadonlyMap<string, Uint8Array<ArrayBuffer>> = new Map(),
+  cached: ReadonlyMap<string, Promise<Uint8Array<ArrayBuffer> | undefined>> = new Map(),
   checkpoint: (done: number, total: number) => Promise<void> = async () => {},
 ): Promise<[Reply, ArrayBuffer[]]> {
   const out: ArrayBuffer[] = [];
@@ -140,7 +140,7 @@ export async function runBatch(
           gpu.write(cmd.id, asBytes(buffers[cmd.buffer]));
           break;
         case "cached": {
-          const bytes = cached.get(cmd.hash);
+          const bytes = await cached.get(cmd.hash);
           if (!bytes) throw new BrowserError("js", `the bytes of cached weight ${cmd.hash.slice(0, 12)}… never came`);
           gpu.create(cmd.id, cmd.nbytes);
           gpu.write(cmd.id, bytes);

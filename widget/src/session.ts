@@ -216,26 +216,34 @@ export class Session {
     }
   }
 
-  /** The bytes of the batch's `cached` uploads by hash: from the cache, else asked of the kernel. */
-  private async cachedBytes(batch: Batch): Promise<Map<string, Uint8Array<ArrayBuffer>>> {
+  /** The bytes of the batch's `cached` uploads by hash, each a promise settled as soon as it is read
+   * from the cache (the batch uploads it while the others are still read), else once the kernel's fill
+   * brings it; `settled`: once every entry is looked up, the missing ones filled and stored, and the
+   * cache state published. */
+  private cachedBytes(batch: Batch): [Map<string, Promise<Uint8Array<ArrayBuffer> | undefined>>, Promise<void>] {
     const wanted = new Map(batch.commands.filter((c): c is Cached => c.op === "cached").map((c) => [c.hash, c.nbytes]));
-    if (!wanted.size || !this.cache) return new Map();
+    if (!wanted.size || !this.cache) return [new Map(), Promise.resolve()];
     const cache = this.cache;
-    const found = await cache.get(wanted);
-    const missing = [...wanted.keys()].filter((h) => !found.has(h));
-    if (missing.length) {
+    const { entries, settled } = cache.lookup(wanted);
+    const filled = Promise.all(entries.values()).then(async (read) => {
+      const found = new Map<string, Uint8Array<ArrayBuffer>>();
+      const missing = [...entries.keys()].filter((_, i) => !read[i]);
+      if (!missing.length) return found;
       const arrived = new Promise<[Fill, readonly DataView[]]>((resolve) => this.fills.set(batch.seq, resolve));
       this.send({ kind: "need", seq: batch.seq, hashes: missing });
       const [fill, buffers] = await arrived;
-      for (let i = 0; i < fill.hashes.length; i++) {
+      fill.hashes.forEach((hash, i) => {
         const view = buffers[i];
-        const bytes = new Uint8Array(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength);
-        found.set(fill.hashes[i], bytes);
-        await cache.put(fill.hashes[i], bytes); // checked when read back, as every entry is
-      }
-    }
-    await this.publishCache();
-    return found;
+        found.set(hash, new Uint8Array(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength));
+      });
+      return found;
+    });
+    const stored = Promise.all([settled, filled]).then(async ([, found]) => {
+      for (const [hash, bytes] of found) await cache.put(hash, bytes); // checked when read back, as every entry is
+      await this.publishCache();
+    });
+    const bytes = new Map([...entries].map(([hash, read]) => [hash, read.then(async (b) => b ?? (await filled).get(hash))]));
+    return [bytes, stored];
   }
 
   /** Stop the running WebGPU batch and those received so far (their replies say `cancelled`). */
@@ -286,9 +294,10 @@ export class Session {
         return;
       }
       const checkpoint = (done: number, total: number): Promise<void> => this.checkpoint(batch.seq, done, total);
-      const cached = batch.seq <= this.cancelled ? new Map() : await this.cachedBytes(batch);
+      const [cached, stored] = batch.seq <= this.cancelled ? [new Map(), Promise.resolve()] : this.cachedBytes(batch);
       this.current = batch.seq;
       const [reply, out] = await runBatch(this.gpu, batch, buffers, cached, checkpoint);
+      await stored; // the cache holds what the batch was sent before its reply goes
       this.current = 0;
       const slots = (batch as { slots?: string[] }).slots ?? [];
       if (this.http && slots.length) {

@@ -1,10 +1,11 @@
 // Model weights kept in this browser across kernel restarts and page reloads (the front end's half of
-// accelerate_lab/hal/browser_cache.py): an IndexedDB database of byte arrays keyed by the SHA-256 of
-// their content, with a small record per entry (length, checksum, last use) for least-recently-used
-// eviction under a size cap. A read checks length and checksum (computed when the entry was stored: as
-// sure to catch a changed or cut entry as re-hashing it with SHA-256, at a third of the cost): a corrupt
-// or partial entry is deleted and reported missing, so the kernel sends it again. Works in a window and
-// in a worker (IndexedDB exists in both).
+// accelerate_lab/hal/browser_cache.py): an IndexedDB database of Blobs keyed by the SHA-256 of their
+// content (a Blob reads back 3-4x faster than an ArrayBuffer value, which IndexedDB deserializes; an
+// entry of another kind counts as damaged), with a small record per entry (length, checksum, last use)
+// for least-recently-used eviction under a size cap. A read checks length and checksum (computed when
+// the entry was stored: as sure to catch a changed or cut entry as re-hashing it with SHA-256, at a
+// third of the cost): a corrupt or partial entry is deleted and reported missing, so the kernel sends
+// it again. Works in a window and in a worker (IndexedDB exists in both).
 
 const DATABASE = "accelerate_lab-weights";
 const DATA = "data";
@@ -15,6 +16,13 @@ interface Entry {
   nbytes: number;
   check: string;
   used: number;
+}
+
+/** One looked-up entry: its bytes if present and sound; `damaged`: present but not sound. */
+interface Checked {
+  bytes: Uint8Array<ArrayBuffer> | null;
+  entry?: Entry;
+  damaged?: boolean;
 }
 
 /** What the model state shows of the cache. */
@@ -103,50 +111,63 @@ export class WeightCache {
     return this.clock;
   }
 
-  /** The bytes of each wanted entry (by hash) that is present, `nbytes` long and matches its checksum;
-   * the others are missing from the map (the cache is best effort: a storage error reads as misses). */
-  async get(wanted: ReadonlyMap<string, number>): Promise<Map<string, Uint8Array<ArrayBuffer>>> {
-    let found = new Map<string, Uint8Array<ArrayBuffer>>();
+  /** Each wanted entry (by hash) as a promise of its bytes, settled as soon as that entry is read and
+   * checked (so its use can start while the others are still read): the bytes where the entry is
+   * present, `nbytes` long and matches its checksum, else null (a damaged entry is deleted; the cache is
+   * best effort: a storage error reads as misses). `settled` resolves once every entry has been looked
+   * up and the hits have their last use updated. */
+  lookup(wanted: ReadonlyMap<string, number>): { entries: Map<string, Promise<Uint8Array<ArrayBuffer> | null>>; settled: Promise<void> } {
+    const checked = new Map<string, Promise<Checked>>();
+    let tx: IDBTransaction | null = null;
     try {
-      found = await this.read(wanted);
+      tx = this.db && wanted.size ? this.db.transaction([DATA, META], "readonly") : null;
     } catch (error) {
       console.warn(`accelerate_lab: the weight cache could not be read: ${String(error)}`);
     }
-    this.hits += found.size;
-    this.misses += wanted.size - found.size;
-    return found;
+    // all reads in one transaction, each checked as it arrives
+    for (const [hash, nbytes] of wanted) checked.set(hash, tx ? this.check(tx, hash, nbytes) : Promise.resolve({ bytes: null }));
+    const entries = new Map([...checked].map(([hash, p]) => [hash, p.then((c) => c.bytes)]));
+    const settled = Promise.all(checked.values()).then((all) => this.touch([...checked.keys()], all));
+    return { entries, settled };
   }
 
-  private async read(wanted: ReadonlyMap<string, number>): Promise<Map<string, Uint8Array<ArrayBuffer>>> {
-    const found = new Map<string, Uint8Array<ArrayBuffer>>();
-    if (!this.db || !wanted.size) return found;
-    const tx = this.db.transaction([DATA, META], "readonly");
-    const [data, meta] = [DATA, META].map((store) => tx.objectStore(store));
-    // all reads in one transaction, each checked as it arrives
-    const checked = await Promise.all(
-      [...wanted].map(async ([hash, nbytes]): Promise<[string, Uint8Array<ArrayBuffer> | null, Entry | undefined, boolean]> => {
-        const [stored, entry] = await Promise.all([
-          request(data.get(hash) as IDBRequest<ArrayBuffer | undefined>),
-          request(meta.get(hash) as IDBRequest<Entry | undefined>),
-        ]);
-        const bytes = stored instanceof ArrayBuffer ? new Uint8Array(stored) : null;
-        const whole = bytes !== null && entry?.nbytes === nbytes && bytes.byteLength === nbytes;
-        return [hash, whole && checksum(bytes) === entry.check ? bytes : null, entry, bytes !== null || entry !== undefined];
-      }),
-    );
-    const write = this.db.transaction([DATA, META], "readwrite");
-    for (const [hash, bytes, entry, present] of checked) {
-      if (bytes && entry) {
-        found.set(hash, bytes);
-        write.objectStore(META).put({ ...entry, used: this.tick() } satisfies Entry);
-      } else if (present) {
-        // corrupt or partial: deleted, never used, sent again
-        write.objectStore(DATA).delete(hash);
-        write.objectStore(META).delete(hash);
-      }
+  private async check(tx: IDBTransaction, hash: string, nbytes: number): Promise<Checked> {
+    try {
+      const [stored, entry] = await Promise.all([
+        request(tx.objectStore(DATA).get(hash) as IDBRequest<unknown>),
+        request(tx.objectStore(META).get(hash) as IDBRequest<Entry | undefined>),
+      ]);
+      const bytes = stored instanceof Blob ? new Uint8Array(await stored.arrayBuffer()) : null;
+      const whole = bytes !== null && entry?.nbytes === nbytes && bytes.byteLength === nbytes;
+      const good = whole && checksum(bytes) === entry.check;
+      return { bytes: good ? bytes : null, entry: good ? entry : undefined, damaged: !good && (bytes !== null || entry !== undefined) };
+    } catch (error) {
+      console.warn(`accelerate_lab: the weight cache could not be read: ${String(error)}`);
+      return { bytes: null };
     }
-    await done(write);
-    return found;
+  }
+
+  /** Count hits and misses, update the last use of the hits and delete the damaged entries. */
+  private async touch(hashes: readonly string[], checked: readonly Checked[]): Promise<void> {
+    const hits = checked.filter((c) => c.bytes).length;
+    this.hits += hits;
+    this.misses += checked.length - hits;
+    if (!this.db || !checked.length) return;
+    try {
+      const write = this.db.transaction([DATA, META], "readwrite");
+      checked.forEach(({ entry, damaged }, i) => {
+        if (entry) {
+          write.objectStore(META).put({ ...entry, used: this.tick() } satisfies Entry);
+        } else if (damaged) {
+          // corrupt or partial: deleted, never used, sent again
+          write.objectStore(DATA).delete(hashes[i]);
+          write.objectStore(META).delete(hashes[i]);
+        }
+      });
+      await done(write);
+    } catch (error) {
+      console.warn(`accelerate_lab: the weight cache could not be updated: ${String(error)}`);
+    }
   }
 
   /** Store `bytes` under `hash`, then evict least recently used entries past the limit (a storage
@@ -162,9 +183,8 @@ export class WeightCache {
   private async write(hash: string, bytes: Uint8Array<ArrayBuffer>): Promise<void> {
     if (!this.db || bytes.byteLength > this.limit) return;
     const tx = this.db.transaction([DATA, META], "readwrite");
-    const copy = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
-    tx.objectStore(DATA).put(copy, hash);
-    const check = checksum(new Uint8Array(copy));
+    tx.objectStore(DATA).put(new Blob([bytes]), hash);
+    const check = checksum(bytes.byteOffset % 4 ? bytes.slice() : bytes);
     tx.objectStore(META).put({ hash, nbytes: bytes.byteLength, check, used: this.tick() } satisfies Entry);
     await done(tx);
     await this.evict();
