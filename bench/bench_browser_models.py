@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -247,14 +246,9 @@ def load_ours(page: Any, case: str, spool: Path) -> Any:
 
 
 def machine(page: Any) -> str:
-    cpu = platform.processor() or platform.machine()
-    if Path("/proc/cpuinfo").is_file():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ]
-        cpu = names[0] if names else cpu
+    from accelerate_lab.hal.cpu import processor_name
+
+    cpu = processor_name()
     adapter = page.evaluate(
         """async () => {
           const a = await navigator.gpu.requestAdapter();

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -144,16 +143,10 @@ def machine(threads: int) -> str:
     import torch
     from threadpoolctl import threadpool_info
 
-    cpu = platform.processor() or platform.machine()
-    if Path("/proc/cpuinfo").is_file():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ]
-        cpu = names[0] if names else cpu
+    from accelerate_lab.hal.cpu import processor_name
     from accelerate_lab.hal.cpu_native import native_status
 
+    cpu = processor_name()
     pools = threadpool_info()  # numpy's own BLAS (scipy, imported later, may bring another)
     blas = next((pool["num_threads"] for pool in pools if "numpy" in pool["filepath"]), "?")
     nn = native_status().get("nn", "not loaded").split(":")[0]  # compiled, or off (numpy kernels)

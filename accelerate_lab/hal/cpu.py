@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 import resource
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -507,6 +509,16 @@ def _shape_error(
     return ShapeError(f"{kernel} on shapes {listed}: {error}")
 
 
+def processor_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` knows."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 class CpuDevice:
     """Runs every kernel with numpy on the host; the reference the other devices are tested against."""
 
@@ -519,7 +531,7 @@ class CpuDevice:
         return DeviceInfo(
             name=self.name,
             kind="cpu",
-            description=f"numpy {np.__version__} on {os.cpu_count()} CPU cores",
+            description=f"numpy {np.__version__} on {os.cpu_count()} CPU cores ({processor_name()})",
             features=("float16", "float64", "int64"),
         )
 
