@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from accelerate_lab.hal import register_device, unregister_device
 from accelerate_lab.hal.browser_device import BrowserProxyDevice
-from tests.browser.harness import BUNDLE, CHROMIUM, CHROMIUM_ARGS, connect, page_folder, serve
+from tests.browser.harness import BUNDLE, CHROMIUM, CHROMIUM_ARGS, connect, open_page, page_folder
 
 
 def require_browser_tools() -> None:
@@ -45,16 +44,8 @@ def chromium() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def page(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    folder: Path = page_folder(tmp_path_factory.mktemp("page"))
-    with serve(folder) as url:
-        tab = chromium.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.goto(f"{url}/page.html")
-        tab.wait_for_function("window.pageReady === true", timeout=30_000)
+    with open_page(chromium, page_folder(tmp_path_factory.mktemp("page"))) as tab:
         yield tab
-        tab.close()
-        assert not errors, f"uncaught errors in the page: {errors}"
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,21 @@ def serve(folder: Path, isolated: bool = False) -> Iterator[str]:
         server.server_close()
 
 
+@contextlib.contextmanager
+def open_page(chromium: Any, folder: Path) -> Iterator[Any]:
+    """A tab on the test page served from ``folder`` (made by :func:`page_folder`), ready to connect;
+    closing it fails on any uncaught error the page raised."""
+    with serve(folder) as url:
+        tab = chromium.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.goto(f"{url}/page.html")
+        tab.wait_for_function("window.pageReady === true", timeout=30_000)
+        yield tab
+        tab.close()
+        assert not errors, f"uncaught errors in the page: {errors}"
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the per-request log lines."""

@@ -15,7 +15,7 @@ from accelerate_lab.hal import register_device, unregister_device
 from accelerate_lab.hal.browser_device import BrowserProxyDevice
 from accelerate_lab.models.llm import Llama
 from tests.browser.conftest import chromium  # noqa: F401  (the browser of the browser tier)
-from tests.browser.harness import Crossed, PageTransport, complete, connect_logged, page_folder, serve
+from tests.browser.harness import Crossed, PageTransport, complete, connect_logged, open_page, page_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -46,12 +46,7 @@ def browser(
 ) -> Iterator[tuple[BrowserProxyDevice, PageTransport]]:
     """``browser:webgpu`` registered, talking to a page that fetches large buffers from its folder."""
     folder = page_folder(tmp_path_factory.mktemp("llm-page"))
-    with serve(folder) as url:
-        tab = chromium.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.goto(f"{url}/page.html")
-        tab.wait_for_function("window.pageReady === true", timeout=30_000)
+    with open_page(chromium, folder) as tab:
         device, transport, state = connect_logged(tab, spool=folder)
         assert state["status"] == "ready", (
             f"WebGPU did not start in headless Chromium: {state.get('message')}"
@@ -59,8 +54,6 @@ def browser(
         register_device(device.name, lambda: device, replace=True)  # for the model's loading
         yield device, transport
         release_local_models()
-        tab.close()
-        assert not errors, f"uncaught errors in the page: {errors}"
 
 
 @pytest.fixture(autouse=True)
