@@ -11,8 +11,11 @@ trip on the native ``wgpu`` device (lavapipe), or a numpy copy without it; and t
 Jupyter comm path itself: a widget whose front end echoes each message back untouched, sent the same
 chunked messages (``browser_chunks.split``) with no GPU work and no reassembly.
 Prints one table: case, ours, baseline, ratio, machine. Goal: >= 200 MB/s round trip at 64 MB (HTTP).
+``--profile N`` then runs N more 64 MB round trips over HTTP and prints the CPU seconds each took in
+every process of the benchmark (from ``/proc``: the kernel, JupyterLab, each Chromium process by its
+role), to show where the time goes.
 
-    python bench/bench_browser.py [--repeats N] [--max-message-mb M]
+    python bench/bench_browser.py [--repeats N] [--max-message-mb M] [--profile N]
 
 ``--max-message-mb`` raises JupyterLab's websocket message limit (0 keeps tornado's default, 10 MiB);
 transfers are chunked to fit the default, so it changes nothing but the server's setting.
@@ -121,10 +124,61 @@ for row in rows:
     print("BENCH|" + "|".join(str(v) for v in (*row, *machine)))
 print("BENCH DONE")
 """
+PROFILE = """\
+import collections, contextlib, os, time
+
+def _stat(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[11]) + int(fields[12])  # parent, user + system ticks
+
+def _cpu():
+    # CPU seconds of each process of this benchmark (the tree under JupyterLab's parent: the script,
+    # JupyterLab, this kernel, Playwright's driver, Chromium), by its role in the transfer
+    tick, tree, ticks = os.sysconf("SC_CLK_TCK"), collections.defaultdict(list), {}
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        with contextlib.suppress(OSError):
+            parent, ticks[pid] = _stat(pid)
+            tree[parent].append(pid)
+    out, todo = {}, [_stat(os.getppid())[0]]
+    while todo:
+        pid = todo.pop()
+        todo += tree[pid]
+        with contextlib.suppress(OSError):
+            argv = open(f"/proc/{pid}/cmdline").read().replace("\\0", " ").split() or [""]
+            out[pid] = (_role(pid, argv), ticks[pid] / tick)
+    return out
+
+def _role(pid, argv):
+    if pid == os.getpid():
+        return "kernel"
+    if pid == os.getppid():
+        return "jupyter server"
+    if "chromium" in argv[0] or "chrome" in argv[0]:
+        if any("NetworkService" in a for a in argv):
+            return "chromium network service"
+        return "chromium " + next((a[7:] for a in argv if a.startswith("--type=")), "browser")
+    return "other: " + os.path.basename(argv[0])
+
+data = np.random.default_rng(0).standard_normal(64 * 2**18).astype(np.float32)
+trip = round_trip("browser:webgpu", data)
+await trip()
+before, start = _cpu(), time.perf_counter()
+for _ in range(PROFILE):
+    await trip()
+wall = (time.perf_counter() - start) / PROFILE
+used = collections.Counter()
+for pid, (role, seconds) in _cpu().items():
+    used[role] += seconds - before.get(pid, (role, 0.0))[1]
+for role, seconds in used.most_common():
+    print(f"CPU|{role}|{seconds / PROFILE:.3f}")
+print(f"CPU|total|{sum(used.values()) / PROFILE:.3f}")
+print(f"CPU|wall per round trip|{wall:.3f}")
+print("CPU DONE")
+"""
 
 
-def _notebook(path: Path, repeats: int) -> None:
-    sources = [SETUP, MEASURE.replace("REPEATS", str(repeats))]
+def _notebook(path: Path, repeats: int, profile: int) -> None:
+    sources = [SETUP, MEASURE.replace("REPEATS", str(repeats)), PROFILE.replace("PROFILE", str(profile))]
     cells = [
         {"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None}
         for s in sources
@@ -146,11 +200,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-message-mb", type=int, default=0)
+    parser.add_argument("--profile", type=int, default=0, metavar="N")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         root = Path(tmp)
-        _notebook(root / "bench.ipynb", args.repeats)
+        _notebook(root / "bench.ipynb", args.repeats, args.profile)
         if args.max_message_mb:  # JupyterLab reads its settings from this folder (it inherits our env)
             settings = {"websocket_max_message_size": args.max_message_mb * 2**20}
             (root / "config").mkdir()
@@ -168,6 +223,8 @@ def main() -> None:
             run_cell(page, 0, "BrowserDevice", 120_000)
             page.locator(".al-browser-device[data-status='ready']").wait_for(timeout=60_000)
             text = run_cell(page, 1, "BENCH DONE", 400_000)
+            if args.profile:
+                text += "\n" + run_cell(page, 2, "CPU DONE", 400_000)
         browser.close()
     rows = [line.split("|")[1:] for line in text.splitlines() if line.startswith("BENCH|")]
     if not rows:
@@ -180,6 +237,11 @@ def main() -> None:
     unmet = [r for r in rows if re.match(r"round trip 64 MB http vs comm", r[0]) and float(r[1]) < 200]
     if unmet:
         print(f"goal not met: {unmet[0][1]} MB/s round trip at 64 MB (goal 200)")
+    split = [line.split("|")[1:] for line in text.splitlines() if line.startswith("CPU|")]
+    if split:
+        print(f"\nCPU seconds per 64 MB round trip over HTTP (mean of {args.profile}), by process:")
+        for role, seconds in split:
+            print(f"  {role:32} {float(seconds):6.3f}")
 
 
 if __name__ == "__main__":

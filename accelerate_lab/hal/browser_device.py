@@ -6,7 +6,8 @@ a buffer is freed in the browser when its last view is garbage-collected here. W
 command lists (:mod:`browser_protocol`) sent with binary payloads; a batch goes when a download
 needs it, when it is large, on :meth:`BrowserProxyDevice.flush`, and after each cell. Weights (uploads
 inside :func:`~accelerate_lab.hal.browser_cache.cacheable_uploads`) travel as content hashes first:
-the browser keeps them across sessions and asks only for those it lacks (:mod:`browser_cache`).
+the browser keeps them across sessions and asks only for those it lacks (:mod:`browser_cache`); the
+bytes of a deferred upload (:meth:`BrowserProxyDevice.upload_deferred`) are made only then.
 
 A running cell cannot receive the browser's replies unless it awaits (see DESIGN.md), so downloads
 are awaitable: ``await t.numpy_async()``. ``t.numpy()`` returns at once when the data has arrived
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from accelerate_lab.hal import browser_ops
-from accelerate_lab.hal.browser_cache import content_hash, uploads_cacheable
+from accelerate_lab.hal.browser_cache import Deferred, content_hash, uploads_cacheable
 from accelerate_lab.hal.browser_errors import (
     BrowserDataPending,
     BrowserDeviceLost,
@@ -116,7 +117,7 @@ class BrowserProxyDevice:
             weakref.WeakKeyDictionary()
         )
         self._requests: dict[int, _Request] = {}
-        self._held: dict[int, dict[str, memoryview]] = {}  # seq -> bytes the browser may ask for
+        self._held: dict[int, dict[str, memoryview | Deferred]] = {}  # seq -> what the browser may ask for
         self.cache_sent_bytes = 0
         """Bytes of cacheable uploads the browser asked for (its cache lacked them)."""
         self._failure: BrowserError | None = None
@@ -191,6 +192,27 @@ class BrowserProxyDevice:
                 self._batch.upload(storage.buffer, array)
             self._maybe_flush()
         return WgpuBuffer(tuple(array.shape), array.dtype, storage)
+
+    def upload_deferred(
+        self, shape: tuple[int, ...], dtype: np.dtype[np.generic], digest: str, make: Callable[[], np.ndarray]
+    ) -> WgpuBuffer:
+        """A new buffer holding the array ``make()`` returns (of ``shape`` and ``dtype``, whose encoded
+        bytes hash to ``digest``), called only if the browser's weight cache lacks them."""
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * storage_dtype(dtype).itemsize
+        storage = self._new_storage(nbytes)
+
+        def encoded() -> memoryview:
+            array = make()
+            if array.shape != tuple(shape) or array.dtype != dtype:
+                raise ValueError(f"made {array.dtype}{array.shape}, not the {dtype}{tuple(shape)} announced")
+            return encode_array(array)
+
+        with self._lock:
+            self._check()
+            self._batch.upload_cached(storage.buffer, Deferred(nbytes, encoded), digest)
+            self._maybe_flush()
+        return WgpuBuffer(tuple(shape), dtype, storage)
 
     # ---- kernels (called by browser_ops) --------------------------------------------------------
     def submit_run(
@@ -296,13 +318,40 @@ class BrowserProxyDevice:
                     self._arrived[view] = (request.version, request.array)
 
     def _fill(self, seq: int, hashes: Sequence[str]) -> None:
-        """Send the bytes of the cacheable uploads of batch ``seq`` that the browser's cache lacks."""
+        """Send the bytes of the cacheable uploads of batch ``seq`` that the browser's cache lacks, in
+        fills of at most ``max_bytes`` (or one larger upload alone; deferred ones made fill by fill),
+        the last one without ``more``."""
         with self._lock:
             held = self._held.get(seq, {})
-            # the browser asks only for hashes of batch ``seq``; one not held here fails that batch there
-            sent = [h for h in hashes if h in held]
-            self.cache_sent_bytes += sum(held[h].nbytes for h in sent)
-        self._transport({"kind": "fill", "seq": seq, "hashes": sent}, [held[h] for h in sent])
+        part: list[tuple[str, memoryview]] = []
+        size = 0
+        for digest in hashes:
+            data = self._made(digest, held.get(digest))
+            if data is None:
+                continue
+            if part and size + data.nbytes > self._max_bytes:
+                self._send_fill(seq, part, more=True)
+                part, size = [], 0
+            part.append((digest, data))
+            size += data.nbytes
+        self._send_fill(seq, part, more=False)
+
+    def _made(self, digest: str, data: memoryview | Deferred | None) -> memoryview | None:
+        """The bytes of a held upload; None where it is not held (the browser asks only for hashes of its
+        batch: one missing here fails that batch there) or its bytes cannot be made as announced."""
+        if not isinstance(data, Deferred):
+            return data
+        try:
+            return data.make()
+        except Exception as error:  # a changed weights file: never send bytes of another hash
+            log.warning("%s: weight %s… not sent: %s", self.name, digest[:12], error)
+            return None
+
+    def _send_fill(self, seq: int, part: list[tuple[str, memoryview]], more: bool) -> None:
+        with self._lock:
+            self.cache_sent_bytes += sum(data.nbytes for _, data in part)
+        content = {"kind": "fill", "seq": seq, "hashes": [digest for digest, _ in part], "more": more}
+        self._transport(content, [data for _, data in part])
 
     def fail(self, error: BrowserError) -> None:
         """Pending downloads fail with ``error``, and so does the next call (a batch went wrong)."""

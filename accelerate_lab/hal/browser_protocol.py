@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from accelerate_lab.hal.browser_cache import Deferred
 from accelerate_lab.hal.browser_errors import BrowserError, error_from_report
 from accelerate_lab.hal.wgpu_buffer import WgpuBuffer, storage_dtype
 
@@ -84,13 +85,14 @@ class Batch:
     seq: int
     commands: list[Json] = field(default_factory=list)
     buffers: list[memoryview] = field(default_factory=list)
-    held: dict[str, memoryview] = field(default_factory=dict)
-    """The bytes of the ``cached`` uploads by hash, sent only if the browser asks for them."""
+    held: dict[str, memoryview | Deferred] = field(default_factory=dict)
+    """The bytes of the ``cached`` uploads by hash (or how to make them), sent only if the browser asks."""
 
     @property
     def payload_bytes(self) -> int:
-        """Bytes this batch sends, or may send on request."""
-        return sum(b.nbytes for b in self.buffers) + sum(b.nbytes for b in self.held.values())
+        """Bytes this batch holds: those it sends, or may send on request (deferred ones are not made yet)."""
+        held = sum(b.nbytes for b in self.held.values() if isinstance(b, memoryview))
+        return sum(b.nbytes for b in self.buffers) + held
 
     def upload(self, buffer_id: int, array: np.ndarray) -> None:
         data = encode_array(array)
@@ -99,8 +101,9 @@ class Batch:
         )
         self.buffers.append(data)
 
-    def upload_cached(self, buffer_id: int, data: memoryview, digest: str) -> None:
-        """An upload of ``data`` (already encoded) that the browser may take from its cache by ``digest``."""
+    def upload_cached(self, buffer_id: int, data: memoryview | Deferred, digest: str) -> None:
+        """An upload of ``data`` (already encoded, or made on request) that the browser may take from its
+        cache by ``digest``."""
         self.commands.append({"op": "cached", "id": buffer_id, "nbytes": data.nbytes, "hash": digest})
         self.held[digest] = data
 

@@ -12,6 +12,7 @@ so the blocks run on any device.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,24 +105,28 @@ class Linear:
 
         A projection without a bias (Whisper's key) gets zeros, so the product is unchanged.
         """
-        weight = np.concatenate([w.array(f"{n}.weight", (out_features, in_features)) for n in names])
+        readers = [w.reader(f"{n}.weight", (out_features, in_features)) for n in names]
         joined = "+".join(w.prefix + n for n in names)
+
+        def weight() -> np.ndarray:  # read only where the device lacks it (see Weights.upload_later)
+            return np.concatenate([read() for read in readers])
+
         scales = None
         if w.precision == "q8":
-            packed, scale, x_scale = quantize_q8(weight)
-            held = w.upload(packed, f"{joined}.weight")
-            scales = (w.upload(scale, f"{joined}.scale"), w.upload(x_scale, f"{joined}.x_scale"))
+            quantized = functools.cache(lambda: quantize_q8(weight()))
+            held = w.upload_later(f"{joined}.weight", lambda: quantized()[0])
+            scales = (
+                w.upload_later(f"{joined}.scale", lambda: quantized()[1]),
+                w.upload_later(f"{joined}.x_scale", lambda: quantized()[2]),
+            )
         else:
-            held = w.upload(np.ascontiguousarray(weight.T), f"{joined}.weight")
+            held = w.upload_later(f"{joined}.weight", lambda: np.ascontiguousarray(weight().T))
         if not any(w.has(f"{n}.bias") for n in names):
             return cls(held, None, scales)
-        biases = [
-            w.array(f"{n}.bias", (out_features,))
-            if w.has(f"{n}.bias")
-            else np.zeros(out_features, np.float32)
-            for n in names
-        ]
-        return cls(held, w.upload(np.concatenate(biases), f"{joined}.bias"), scales)
+        zeros = functools.partial(np.zeros, out_features, np.float32)
+        biases = [w.reader(f"{n}.bias", (out_features,)) if w.has(f"{n}.bias") else zeros for n in names]
+        bias = w.upload_later(f"{joined}.bias", lambda: np.concatenate([read() for read in biases]))
+        return cls(held, bias, scales)
 
 
 @dataclass(frozen=True)

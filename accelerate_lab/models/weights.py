@@ -4,7 +4,9 @@
 file is for another architecture) and has the shape the config implies, converts it to float32
 (float16 for a ``precision="fp16"`` model), uploads it to the device, counts its bytes, and ticks a
 ``tqdm`` bar. The linear layers of a ``precision="q8"`` model are quantized by their builder
-(`~accelerate_lab.models.layers.Linear.fused`) before they are uploaded. With a
+(`~accelerate_lab.models.layers.Linear.fused`) before they are uploaded. On ``browser:webgpu``, a
+tensor whose hash the file's `HashIndex` knows is neither read, converted nor quantized unless the
+browser's weight cache lacks it (`Weights.upload_later`). With a
 `TensorSharingManager`, every weight is registered as ``"<model name>/<tensor name>"`` (plus
 ``":fp16"`` or ``":q8"``) with the model as producer (so memory dashboards and budgets see it),
 and a model loaded twice into one manager reuses the first copy.
@@ -20,7 +22,7 @@ import difflib
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -28,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from accelerate_lab.hal.browser_cache import HashIndex, cacheable_uploads, indexed_hashes
+from accelerate_lab.hal.browser_device import BrowserProxyDevice
 from accelerate_lab.hal.device import Device
 from accelerate_lab.hal.registry import get_device
 from accelerate_lab.models.errors import (
@@ -90,17 +93,23 @@ class SafetensorsFile:
 
         self.path = path
         # made before opening: a file replaced meanwhile stores no hashes
-        self.hashes = HashIndex(path) if path.is_file() else None
+        index = HashIndex(path) if path.is_file() else None
         try:
             self._file = safe_open(str(path), framework="np")
         except SafetensorError as error:
             raise WeightsCorruptError(
                 f"{path} is not a complete safetensors file ({error}); re-download or reinstall the model"
             ) from error
+        # and checked after: the index must describe the file that was opened
+        self.hashes = index if index is not None and index.unchanged() else None
         self._names: list[str] = list(self._file.keys())  # type: ignore[no-untyped-call]
 
     def names(self) -> list[str]:
         return self._names
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of ``name``, from the file's header (its data is not read)."""
+        return tuple(int(d) for d in self._file.get_slice(name).get_shape())  # type: ignore[no-untyped-call]
 
     def get(self, name: str) -> np.ndarray:
         array: np.ndarray = self._file.get_tensor(name)  # type: ignore[no-untyped-call]
@@ -147,6 +156,11 @@ class Weights:
 
     def array(self, name: str, shape: Sequence[int]) -> np.ndarray:
         """The float32 array ``name``, which must have ``shape``."""
+        return self.reader(name, shape)()
+
+    def reader(self, name: str, shape: Sequence[int]) -> Callable[[], np.ndarray]:
+        """Check that the tensor ``name`` exists and has ``shape`` (from a safetensors header: its data
+        is not read), count it as loaded, and return what reads it as a float32 array."""
         full = self.prefix + name
         if full not in self._available:
             close = difflib.get_close_matches(full, self._available, n=3)
@@ -155,17 +169,23 @@ class Weights:
                 f"the weights of {self.model_name!r} have no tensor {full!r}{hint}: is this checkpoint for "
                 "another architecture? Load it with the matching class"
             )
-        array = self.state.get(full)
+        read: Callable[[], np.ndarray]
+        if isinstance(self.state, SafetensorsFile):
+            file = self.state
+            found, read = file.shape(full), lambda: file.get(full)
+        else:
+            array = self.state.get(full)
+            found, read = array.shape, lambda: array
         expected = tuple(int(d) for d in shape)
-        if array.shape != expected:
+        if found != expected:
             raise WeightsShapeError(
-                f"tensor {full!r} of {self.model_name!r} has shape {array.shape}, but config.json implies "
+                f"tensor {full!r} of {self.model_name!r} has shape {found}, but config.json implies "
                 f"{expected}: the config and the weights file do not belong together"
             )
         self._bar.update(1)
         for callback in _listeners.callbacks:
             callback(self.model_name, int(self._bar.n), len(self._available))
-        return np.ascontiguousarray(array, dtype=np.float32)
+        return lambda: np.ascontiguousarray(read(), dtype=np.float32)
 
     def upload(self, array: np.ndarray, name: str) -> Tensor:
         """An array (already checked) as the tensor ``name`` on the device, shared when there is a manager.
@@ -174,23 +194,61 @@ class Weights:
         are cacheable uploads: ``browser:webgpu`` keeps them in the browser across sessions, and their
         content hashes in the weights file's `HashIndex`.
         """
-        if array.dtype.kind == "f":
-            array = array.astype(float_dtype(self.precision), copy=False)
-        with cacheable_uploads(), self._indexed(array, name):
-            return self._upload(array, name)
+        array = self._converted(array)
+        return self._upload_from(name, lambda: array, (array.dtype.str, array.shape))
 
-    def _indexed(self, array: np.ndarray, name: str) -> AbstractContextManager[None]:
-        """Hashes from the file's index, for the ``n``-th upload named ``name`` with this dtype and shape."""
-        if self._hash_index is None:
-            return nullcontext()
+    def upload_later(self, name: str, make: Callable[[], np.ndarray]) -> Tensor:
+        """`upload` of the array ``make()`` returns. On a device that keeps weights across sessions, where
+        the weights file's `HashIndex` knows this upload (its hash, dtype and shape), ``make`` runs only
+        if the device asks for the bytes (its cache lacks them), and only while the file is unchanged."""
+        return self._upload_from(name, make, None)
+
+    def _upload_from(
+        self, name: str, make: Callable[[], np.ndarray], known: tuple[str, tuple[int, ...]] | None
+    ) -> Tensor:
+        """`upload_later`; ``known``: the dtype and shape of the array, where it is at hand (an index entry
+        of another dtype or shape is of another upload)."""
+        index, key = self._hash_index, self._key(name)
+        entry = index.get(key) if index is not None and self._defers else None
+        if entry is not None and known is not None and (entry.dtype, entry.shape) != known:
+            entry = None
+        if index is None or entry is None:
+            array = self._converted(make())
+            hashes = nullcontext() if index is None else indexed_hashes(index, key)
+            with cacheable_uploads(), hashes:
+                return self._upload(name, array.nbytes, lambda: tensor(array, device=self.device))
+        device = self.device
+        assert isinstance(device, BrowserProxyDevice)
+
+        def made() -> np.ndarray:
+            if not index.unchanged():
+                raise WeightsCorruptError(f"{index.source} changed while its weights were being loaded")
+            return self._converted(make())
+
+        def place() -> Tensor:
+            dtype = np.dtype(entry.dtype)
+            return Tensor._wrap(device.upload_deferred(entry.shape, dtype, entry.digest, made), device)
+
+        return self._upload(name, entry.nbytes, place)
+
+    @property
+    def _defers(self) -> bool:
+        """Whether uploads may be deferred: the device keeps weights across sessions."""
+        return isinstance(self.device, BrowserProxyDevice) and self.device.caches_weights
+
+    def _converted(self, array: np.ndarray) -> np.ndarray:
+        """Float arrays in the precision's float dtype."""
+        return array.astype(float_dtype(self.precision), copy=False) if array.dtype.kind == "f" else array
+
+    def _key(self, name: str) -> str:
+        """The index key of this load's ``n``-th upload named ``name``."""
         self._uploads[name] += 1
-        key = f"{name}#{self._uploads[name]}:{self.precision}:{array.dtype.str}:{array.shape}"
-        return indexed_hashes(self._hash_index, key)
+        return f"{name}#{self._uploads[name]}:{self.precision}"
 
-    def _upload(self, array: np.ndarray, name: str) -> Tensor:
-        self.nbytes += array.nbytes
+    def _upload(self, name: str, nbytes: int, place: Callable[[], Tensor]) -> Tensor:
+        self.nbytes += nbytes
         if self.sharing is None:
-            return tensor(array, device=self.device)
+            return place()
         key = f"{self.model_name}/{name}"
         if self.precision != "fp32":
             key = f"{key}:{self.precision}"
@@ -199,16 +257,13 @@ class Weights:
         if key in self.sharing:
             return self.sharing.get_shared_tensor(key, self.model_name).data
         shared = self.sharing.register_shared_tensor(
-            key,
-            storage_type=self.device.name,
-            producer_model=self.model_name,
-            data=tensor(array, device=self.device),
+            key, storage_type=self.device.name, producer_model=self.model_name, data=place()
         )
         return shared.data
 
     def tensor(self, name: str, shape: Sequence[int]) -> Tensor:
         """The tensor ``name`` with ``shape``, on the device."""
-        return self.upload(self.array(name, shape), self.prefix + name)
+        return self.upload_later(self.prefix + name, self.reader(name, shape))
 
     def optional(self, name: str, shape: Sequence[int]) -> Tensor | None:
         """The tensor ``name`` when the file has it, else ``None``."""

@@ -83,16 +83,17 @@ class Spool:
     def take(self, token: str) -> memoryview:
         """The bytes PUT to ``token`` (the file is removed); ``FileNotFoundError`` if none came.
 
-        A read-only map of the file rather than a copy (at 64 MB half the time of reading it, here): its
-        memory goes with the view, the file being gone from the folder already. Copy what you keep, so
-        that it does not hold on to ``/dev/shm``.
+        A private, writable map of the file rather than a copy, so that a reply decodes it in place (64 MB
+        decoded and copied out take 33 ms here, against 51 from a read-only map, which decoding copies,
+        and 82 read into a bytearray): its memory, in ``/dev/shm``, goes with the view, the file being
+        gone from the folder already.
         """
         if not TOKEN.fullmatch(token):
             raise FileNotFoundError(f"not a spool token: {token!r}")
         path = self.root / f"{token}.put"
         with path.open("rb") as file:
             size = os.fstat(file.fileno()).st_size
-            data = mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ) if size else b""
+            data = mmap.mmap(file.fileno(), size, access=mmap.ACCESS_COPY) if size else bytearray()
         path.unlink()
         return memoryview(data)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -187,47 +187,96 @@ def test_clear_empties_the_cache_by_message_and_by_the_view_button(fresh: Any) -
         assert "0.0 KiB in 0 weights" in fresh.inner_text("#view")
 
 
-def test_a_weights_file_is_hashed_once_across_kernels_and_again_when_it_changes(
+def test_a_weights_file_is_hashed_and_read_once_across_kernels_and_again_when_it_changes(
     fresh: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from safetensors.numpy import save_file
 
     from accelerate_lab.hal import browser_cache
-    from accelerate_lab.models.weights import Weights, open_safetensors
+    from accelerate_lab.models.weights import SafetensorsFile, Weights, open_safetensors
 
     monkeypatch.setenv("ACCELERATE_LAB_CACHE", str(tmp_path / "cache"))
     hashed: list[int] = []  # the lengths of what SHA-256 was asked to hash
-    sha256 = hashlib.sha256
+    read: list[str] = []  # the tensors read from the file
+    sha256, get = hashlib.sha256, SafetensorsFile.get
 
     def counted(data: bytes | memoryview = b"") -> Any:
         hashed.append(len(data))
         return sha256(data)
 
+    def counted_get(self: SafetensorsFile, name: str) -> np.ndarray:
+        read.append(name)
+        return get(self, name)
+
     monkeypatch.setattr(browser_cache, "hashlib", SimpleNamespace(sha256=counted))
+    monkeypatch.setattr(SafetensorsFile, "get", counted_get)
     file = tmp_path / "model.safetensors"
 
-    def load_file() -> tuple[list[np.ndarray], int]:
-        """A new kernel (nothing remembered in memory) loading ``file`` onto a reloaded page."""
+    def load_file(damage: str | None = None) -> tuple[list[np.ndarray], int, list[str]]:
+        """A new kernel (nothing remembered in memory) loading ``file`` onto a reloaded page (after
+        flipping a bit of the cached entry ``damage``): the values, the bytes sent, the batches' kinds."""
         browser_cache._hashes.clear()
         reload(fresh)
-        device, _ = session(fresh)
-        start = device.cache_sent_bytes
+        if damage is not None:
+            fresh.evaluate(DAMAGE, [damage, 16 * 8 * 4])
+        device, transport = session(fresh)
+        start, logged = device.cache_sent_bytes, len(transport.log)
+        hashed.clear()
+        read.clear()
         with Weights(open_safetensors(file), device=device.name, model_name="t") as w:
             tensors = [w.tensor(name, (16, 8)) for name in ("a", "b")]
         device.flush()
-        return [host(t) for t in tensors], device.cache_sent_bytes - start
+        kinds = [entry.kind for entry in transport.log[logged:]]
+        return [host(t) for t in tensors], device.cache_sent_bytes - start, kinds
 
     for _ in range(2):
         arrays = {name: rng.standard_normal((16, 8)).astype(np.float32) for name in ("a", "b")}
         save_file(arrays, str(file))
         changed = time.time_ns() - 60 * 10**9  # a minute ago: recent changes store no hashes
         os.utime(file, ns=(changed, changed))
-        hashed.clear()
-        first, filled = load_file()
-        assert hashed.count(16 * 8 * 4) == 2 and filled == 2 * 16 * 8 * 4  # a new file: hashed and sent
-        hashed.clear()
-        again, refilled = load_file()
-        assert hashed.count(16 * 8 * 4) == 0 and refilled == 0  # a new kernel: hashes from the index
-        for got in (first, again):
+        first, filled, _ = load_file()
+        # a new file (or a changed one: its old hashes are stale): read, hashed and sent
+        assert hashed.count(16 * 8 * 4) == 2 and sorted(read) == ["a", "b"] and filled == 2 * 16 * 8 * 4
+        again, refilled, kinds = load_file()
+        # a new kernel: hashes from the index, nothing read, every hash in one batch, nothing sent
+        assert hashed.count(16 * 8 * 4) == 0 and read == [] and refilled == 0 and kinds == ["batch"]
+        repaired, resent, kinds = load_file(damage=digest(arrays["b"]))
+        # a damaged entry: only its tensor is read (not hashed) and sent
+        assert hashed.count(16 * 8 * 4) == 0 and read == ["b"] and resent == 16 * 8 * 4
+        assert sorted(kinds) == ["batch", "fill"]  # one batch, one fill (logged first: it is nested)
+        for got in (first, again, repaired):
             np.testing.assert_array_equal(got[0], arrays["a"])
             np.testing.assert_array_equal(got[1], arrays["b"])
+
+
+def test_missing_weights_come_in_several_fills_each_upload_as_its_bytes_arrive(fresh: Any) -> None:
+    arrays = [rng.standard_normal(250).astype(np.float32) for _ in range(5)]  # 1000 bytes each
+    made: list[int] = []  # the arrays whose bytes were made
+
+    def maker(i: int) -> Callable[[], np.ndarray]:
+        def make() -> np.ndarray:
+            made.append(i)
+            return arrays[i]
+
+        return make
+
+    for attempt in ("first", "cached"):
+        device, transport = session(fresh)
+        device._max_bytes = 2500  # fills of up to two of these
+        made.clear()
+        # deferred, as a weights file's indexed tensors are: their bytes are made only when asked for
+        buffers = [
+            device.upload_deferred(a.shape, a.dtype, digest(a), maker(i)) for i, a in enumerate(arrays)
+        ]
+        device.flush()
+        batches, fills = (
+            [entry for entry in transport.log if entry.kind == kind] for kind in ("batch", "fill")
+        )
+        assert len(batches) == 1 and sum(c["op"] == "cached" for c in batches[0].commands) == 5
+        for buffer, a in zip(buffers, arrays, strict=True):
+            np.testing.assert_array_equal(host(al.Tensor._wrap(buffer, device)), a)
+        if attempt == "first":
+            assert [entry.sent_bytes for entry in fills] == [2000, 2000, 1000] and made == [0, 1, 2, 3, 4]
+        else:  # every part was stored
+            assert fills == [] and made == []
+        reload(fresh)

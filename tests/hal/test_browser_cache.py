@@ -1,5 +1,6 @@
 """Content hashes of weights (hal/browser_cache.py): the on-disk `HashIndex` that spares a cached load the
-hashing, kept while the weights file, its config and the code are unchanged, and rebuilt when corrupt."""
+hashing and reading, kept while the weights file, its config and the code are unchanged, and rebuilt when
+corrupt."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelerate_lab.hal.browser_cache import HashIndex, content_hash, indexed_hashes
+from accelerate_lab.hal.browser_cache import HashIndex, Indexed, content_hash, indexed_hashes
 
 rng = np.random.default_rng(5)
-KEY = "encoder.weight#1:fp32:<f4:(4, 4)"
+KEY = "encoder.weight#1:fp32"
 
 
 @pytest.fixture
@@ -37,11 +38,12 @@ def backdate(*files: Path) -> None:
         os.utime(file, ns=(time.time_ns() - 60 * 10**9,) * 2)
 
 
-def digest() -> str:
-    return hashlib.sha256(rng.bytes(16)).hexdigest()
+def digest() -> Indexed:
+    """A made-up entry: a random hash of a (4, 4) float32 array."""
+    return Indexed(hashlib.sha256(rng.bytes(16)).hexdigest(), "<f4", (4, 4))
 
 
-def stored(file: Path, key: str = KEY) -> str | None:
+def stored(file: Path, key: str = KEY) -> Indexed | None:
     """What a new kernel (a new index on ``file``) finds for ``key``."""
     return HashIndex(file).get(key)
 
@@ -110,10 +112,11 @@ def test_a_file_changed_in_the_last_seconds_stores_no_hashes(weights_file: Path,
 def test_a_corrupt_index_is_ignored_and_rebuilt(weights_file: Path, text: str) -> None:
     index = HashIndex(weights_file)
     if text == "IDENTITY_WITH_BAD_HASHES":
-        text = json.dumps({"identity": index.identity, "hashes": {KEY: "abc", "other": 7}})
+        bad = [["abc", "<f4", [4]], 7, ["a" * 64, "not a dtype", [4]], ["a" * 64, "<f4", [-1]], ["a" * 64]]
+        text = json.dumps({"identity": index.identity, "entries": {f"k{i}": e for i, e in enumerate(bad)}})
     index.path.parent.mkdir(parents=True)
     index.path.write_text(text)
-    assert index.get(KEY) is None
+    assert index.get(KEY) is None and all(index.get(f"k{i}") is None for i in range(5))
     value = digest()
     index.put(KEY, value)
     index.save()
@@ -126,7 +129,7 @@ def test_content_hash_takes_the_indexed_hash_and_records_a_computed_one(weights_
     index = HashIndex(weights_file)
     with indexed_hashes(index, KEY):
         assert content_hash(array, data) == hashlib.sha256(data).hexdigest()
-    assert index.get(KEY) == hashlib.sha256(data).hexdigest()
+    assert index.get(KEY) == Indexed(hashlib.sha256(data).hexdigest(), "<f4", (4, 4))
     index.save()
     # a new kernel: a new array object, and the index's hash is used as is, not computed again
     marker = digest()
@@ -134,6 +137,19 @@ def test_content_hash_takes_the_indexed_hash_and_records_a_computed_one(weights_
     later.put(KEY, marker)
     copy = array.copy()
     with indexed_hashes(later, KEY):
-        assert content_hash(copy, copy.data.cast("B")) == marker
+        assert content_hash(copy, copy.data.cast("B")) == marker.digest
+    # but not for an array of another dtype or shape: that entry is of another upload
+    for other in (array.reshape(2, 8).copy(), array.astype(np.float16)):
+        with indexed_hashes(later, KEY):
+            assert content_hash(other, other.data.cast("B")) == hashlib.sha256(other.data).hexdigest()
     other = array + 1  # outside the block nothing is indexed
     assert content_hash(other, other.data.cast("B")) == hashlib.sha256(other.data).hexdigest()
+
+
+def test_unchanged_tells_whether_the_file_is_the_one_indexed(weights_file: Path) -> None:
+    index = HashIndex(weights_file)
+    assert index.unchanged()
+    weights_file.write_bytes(rng.bytes(256))  # same size, new bytes, new mtime
+    assert not index.unchanged()
+    weights_file.unlink()
+    assert not index.unchanged()

@@ -15,6 +15,7 @@ import pytest
 
 import accelerate_lab as al
 from accelerate_lab.hal.browser_errors import BrowserTransferError
+from accelerate_lab.hal.browser_protocol import decode_array
 from accelerate_lab.widgets import BrowserDevice
 from accelerate_lab.widgets.transfer_spool import Spool
 
@@ -189,4 +190,18 @@ def test_a_spool_file_that_cannot_be_written_is_removed(monkeypatch: pytest.Monk
     monkeypatch.setattr(os, "fdopen", fdopen)
     with pytest.raises(OSError, match="No space left"):
         store.offer(b"abc")
+    assert not list(spool.iterdir())
+
+
+def test_a_received_file_is_mapped_writable_so_the_reply_decodes_it_in_place(spool: Path) -> None:
+    store = Spool()
+    data = np.random.default_rng().standard_normal(3000).astype(np.float32)
+    token = store.slot(data.nbytes)
+    _put(spool, token, data.tobytes())
+    view = store.take(token)
+    assert not list(spool.iterdir())  # the file is gone; its pages stay with the view
+    decoded = decode_array(view, data.shape, data.dtype)
+    np.testing.assert_array_equal(decoded, data)
+    assert np.shares_memory(decoded, np.frombuffer(view, np.float32))  # not copied
+    decoded[0] += 1  # private: writing leaves nothing behind in the spool
     assert not list(spool.iterdir())

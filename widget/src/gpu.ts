@@ -15,6 +15,14 @@ export const STORAGE_BYTES: Readonly<Record<string, number>> = {
   float64: 8,
 };
 
+/** Bytes that arrive in pieces (./transfer's `Incoming`): `take` gets each piece and where it goes. */
+export interface Pieces {
+  pieces(take: (piece: Uint8Array<ArrayBuffer>, offset: number) => void): Promise<void>;
+}
+
+/** Bytes of each part `readBlob` maps at a time. */
+export const PART_BYTES = 8 << 20;
+
 export interface Storage {
   buffer: GPUBuffer;
   nbytes: number;
@@ -42,7 +50,16 @@ export interface AdapterSummary {
 /** An error with the kind the kernel maps to a Python exception class. */
 export class BrowserError extends Error {
   constructor(
-    readonly kind: "js" | "validation" | "out-of-memory" | "device-lost" | "no-webgpu" | "index" | "unsupported" | "cancelled",
+    readonly kind:
+      | "js"
+      | "validation"
+      | "out-of-memory"
+      | "device-lost"
+      | "no-webgpu"
+      | "index"
+      | "unsupported"
+      | "cancelled"
+      | "transfer",
     message: string,
   ) {
     super(message);
@@ -183,11 +200,16 @@ export class GpuRuntime {
     this.transient.push(storage.buffer); // destroyed after the batch's work is submitted
   }
 
-  write(id: number, data: Uint8Array<ArrayBuffer>): void {
-    const storage = this.storage(id);
+  write(id: number, data: Uint8Array<ArrayBuffer>, offset = 0): void {
     const padded = data.byteLength % 4 ? new Uint8Array(Math.ceil(data.byteLength / 4) * 4) : data;
     if (padded !== data) padded.set(data);
-    this.device.queue.writeBuffer(storage.buffer, 0, padded);
+    this.device.queue.writeBuffer(this.storage(id).buffer, offset, padded);
+  }
+
+  /** Write the bytes of `incoming` as they arrive, a piece at a time (the GPU takes each piece while the
+   * next one is read). */
+  async writePieces(id: number, incoming: Pieces): Promise<void> {
+    await incoming.pieces((piece, offset) => this.write(id, piece, offset));
   }
 
   /** A scratch buffer that lives until the end of the batch. */
@@ -297,16 +319,45 @@ export class GpuRuntime {
     }
   }
 
+  /** A mappable copy of `size` bytes of `source` from `offset`, recorded (not submitted). */
+  private staged(source: GPUBuffer, offset: number, size: number): GPUBuffer {
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.commands.copyBufferToBuffer(source, offset, staging, 0, size);
+    return staging;
+  }
+
   /** The first `nbytes` of a buffer, after everything recorded so far has run. */
   async read(source: GPUBuffer, nbytes: number): Promise<ArrayBuffer> {
-    const size = Math.max(4, Math.ceil(nbytes / 4) * 4);
-    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    this.commands.copyBufferToBuffer(source, 0, staging, 0, size);
+    const staging = this.staged(source, 0, Math.max(4, Math.ceil(nbytes / 4) * 4));
     this.submit();
     await staging.mapAsync(GPUMapMode.READ);
     const data = staging.getMappedRange().slice(0, nbytes);
     staging.unmap();
     staging.destroy();
     return data;
+  }
+
+  /** `read` as a Blob, with no ArrayBuffer in between: the buffer is mapped in parts of PART_BYTES, each
+   * copied into a Blob while the GPU maps the next (an empty Blob for no bytes). */
+  async readBlob(source: GPUBuffer, nbytes: number): Promise<Blob> {
+    const parts: [GPUBuffer, number][] = [];
+    for (let offset = 0; offset < nbytes; offset += PART_BYTES) {
+      const length = Math.min(PART_BYTES, nbytes - offset);
+      parts.push([this.staged(source, offset, Math.ceil(length / 4) * 4), length]);
+    }
+    this.submit();
+    const mapped = parts.map(([staging]) => staging.mapAsync(GPUMapMode.READ));
+    void Promise.allSettled(mapped); // those left waiting when one fails reject when destroyed below
+    const blobs: Blob[] = [];
+    try {
+      for (const [i, [staging, length]] of parts.entries()) {
+        await mapped[i];
+        blobs.push(new Blob([new Uint8Array(staging.getMappedRange(), 0, length)]));
+        staging.unmap();
+      }
+    } finally {
+      parts.forEach(([staging]) => staging.destroy());
+    }
+    return new Blob(blobs);
   }
 }

@@ -7,6 +7,7 @@
 import { BrowserError, GpuRuntime, STORAGE_BYTES, View, isDense, rowMajor, sizeOf } from "./gpu";
 import { RunCommand, runKernel } from "./kernels";
 import { copyInto } from "./elementwise";
+import { Downloaded, HTTP_BYTES, Incoming } from "./transfer";
 
 export interface Upload {
   op: "upload";
@@ -91,15 +92,18 @@ function asBytes(buffer: DataView | ArrayBuffer): Uint8Array<ArrayBuffer> {
 
 let nextStaging = -1_000_000_000;
 
-/** The bytes of a view, row-major (a strided view is copied into a dense buffer first). */
-async function download(gpu: GpuRuntime, view: View): Promise<ArrayBuffer> {
+/** The bytes of a view, row-major (a strided view is copied into a dense buffer first); as a Blob if
+ * `blobs` and they are at least HTTP_BYTES. */
+async function download(gpu: GpuRuntime, view: View, blobs: boolean): Promise<Downloaded> {
   const nbytes = sizeOf(view.shape) * STORAGE_BYTES[view.dtype];
-  if (isDense(view) && view.offset === 0) return gpu.read(gpu.storage(view.id).buffer, nbytes);
+  const read = (buffer: GPUBuffer): Promise<Downloaded> =>
+    blobs && nbytes >= HTTP_BYTES ? gpu.readBlob(buffer, nbytes) : gpu.read(buffer, nbytes);
+  if (isDense(view) && view.offset === 0) return read(gpu.storage(view.id).buffer);
   const id = nextStaging--;
   gpu.create(id, nbytes);
   const dense = { id, shape: view.shape, strides: rowMajor(view.shape), offset: 0, dtype: view.dtype };
   copyInto(gpu, view, dense);
-  const data = await gpu.read(gpu.storage(id).buffer, nbytes);
+  const data = await read(gpu.storage(id).buffer);
   gpu.free(id);
   return data;
 }
@@ -113,17 +117,35 @@ function errorOf(error: unknown): Omit<ErrorReport, "command"> {
   return { kind: "js", message: String(error) };
 }
 
-/** Run one batch; always resolves to a reply (errors are reported, not thrown). `cached` holds the
- * bytes of its `cached` uploads by hash (as promises: each upload waits for its own bytes only);
- * `checkpoint(done, total)` runs before each command (it may wait, and stops the batch by throwing). */
+/** Run one batch; always resolves to a reply (errors are reported, not thrown). An upload's buffer may be
+ * an `Incoming` (streamed to the GPU as it arrives). `cached` holds the bytes of its `cached` uploads by
+ * hash (as promises: each upload waits for its own bytes only); `checkpoint(done, total)` runs before
+ * each command (it may wait, and stops the batch by throwing); `blobs`: large downloads come as Blobs
+ * (to be PUT). */
+export async function runBatch(
+  gpu: GpuRuntime,
+  batch: Batch,
+  buffers: readonly (DataView | ArrayBuffer)[],
+  cached?: ReadonlyMap<string, Promise<Uint8Array<ArrayBuffer> | undefined>>,
+  checkpoint?: (done: number, total: number) => Promise<void>,
+): Promise<[Reply, ArrayBuffer[]]>;
+export async function runBatch(
+  gpu: GpuRuntime,
+  batch: Batch,
+  buffers: readonly (DataView | ArrayBuffer)[],
+  cached: ReadonlyMap<string, Promise<Uint8Array<ArrayBuffer> | undefined>>,
+  checkpoint: (done: number, total: number) => Promise<void>,
+  blobs: boolean,
+): Promise<[Reply, Downloaded[]]>;
 export async function runBatch(
   gpu: GpuRuntime,
   batch: Batch,
   buffers: readonly (DataView | ArrayBuffer)[],
   cached: ReadonlyMap<string, Promise<Uint8Array<ArrayBuffer> | undefined>> = new Map(),
   checkpoint: (done: number, total: number) => Promise<void> = async () => {},
-): Promise<[Reply, ArrayBuffer[]]> {
-  const out: ArrayBuffer[] = [];
+  blobs = false,
+): Promise<[Reply, Downloaded[]]> {
+  const out: Downloaded[] = [];
   const reply: Reply = { kind: "reply", seq: batch.seq, downloads: [], error: null, memory: memoryReport(gpu) };
   const flags: GPUBuffer[] = [];
   let at = 0;
@@ -135,10 +157,13 @@ export async function runBatch(
       await checkpoint(at, batch.commands.length);
       const cmd = batch.commands[at];
       switch (cmd.op) {
-        case "upload":
+        case "upload": {
+          const payload = buffers[cmd.buffer];
           gpu.create(cmd.id, cmd.nbytes);
-          gpu.write(cmd.id, asBytes(buffers[cmd.buffer]));
+          if (payload instanceof Incoming) await gpu.writePieces(cmd.id, payload);
+          else gpu.write(cmd.id, asBytes(payload));
           break;
+        }
         case "cached": {
           const bytes = await cached.get(cmd.hash);
           if (!bytes) throw new BrowserError("js", `the bytes of cached weight ${cmd.hash.slice(0, 12)}… never came`);
@@ -157,7 +182,7 @@ export async function runBatch(
           break;
         case "download":
           reply.downloads.push({ request: cmd.request, buffer: out.length });
-          out.push(await download(gpu, cmd.view));
+          out.push(await download(gpu, cmd.view, blobs));
           break;
       }
     }
@@ -172,6 +197,7 @@ export async function runBatch(
     reply.error = { ...errorOf(error), command: at };
   } finally {
     flags.forEach((flag) => flag.destroy());
+    buffers.forEach((buffer) => buffer instanceof Incoming && buffer.discard());
   }
   const validation = await gpu.device.popErrorScope();
   const memory = await gpu.device.popErrorScope();

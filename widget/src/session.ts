@@ -3,11 +3,12 @@
 // batches one at a time (a batch marked `device: "webnn"` on the WebNN runtime) and sends replies
 // with binary buffers, chunked both ways where they exceed Jupyter's message limit (./chunks).
 // Weights come by content hash (`cached` commands): before a batch runs, those missing from the weight
-// cache (./weight_cache) are asked for with one `need` message, and the batch waits for the kernel's
-// `fill` with their bytes, which go into the cache. It runs in a Web Worker (./worker.ts) with a
+// cache (./weight_cache) are asked for with one `need` message; the kernel answers with `fill` messages
+// (the last one without `more`), each upload waits for the fill that brings its bytes, and they go into
+// the cache. It runs in a Web Worker (./worker.ts) with a
 // stand-in for the model; a long batch reports its progress in the state and can be cancelled.
 import { Assembler, split } from "./chunks";
-import { HttpConfig, HttpTransfer } from "./transfer";
+import { HttpConfig, HttpTransfer, arrayBuffers } from "./transfer";
 import { BrowserError, GpuRuntime } from "./gpu";
 import { Batch, Cached, memoryReport, runBatch } from "./protocol";
 import { CacheReport, WeightCache } from "./weight_cache";
@@ -60,6 +61,8 @@ interface Fill {
   kind: "fill";
   seq: number;
   hashes: string[];
+  /** More fills follow for this batch (the last one has none: what it lacks never comes). */
+  more?: boolean;
 }
 
 export class Session {
@@ -70,7 +73,7 @@ export class Session {
   private incoming = new Assembler();
   private transfers = 0;
   private cache: WeightCache | null = null;
-  private readonly fills = new Map<number, (fill: [Fill, readonly DataView[]]) => void>();
+  private readonly fills = new Map<number, (fill: Fill, buffers: readonly DataView[]) => void>();
   private received = 0; // the last WebGPU batch received
   private cancelled = 0; // WebGPU batches up to this one stop (or do not start)
   private running: Promise<void> | null = null; // the GPU work of the last chunk submitted
@@ -200,10 +203,10 @@ export class Session {
   private dispatch(...message: [unknown, DataView[]]): void {
     const kind = (message[0] as { kind?: string }).kind;
     if (kind === "fill") {
-      const fill = message as [Fill, readonly DataView[]];
-      const waiter = this.fills.get(fill[0].seq);
-      this.fills.delete(fill[0].seq);
-      waiter?.(fill);
+      const [fill, buffers] = message as [Fill, readonly DataView[]];
+      const waiter = this.fills.get(fill.seq);
+      if (!fill.more) this.fills.delete(fill.seq);
+      waiter?.(fill, buffers);
     } else if (kind === "clear-cache") {
       this.enqueue(() => this.clearCache());
     } else if (kind === "cancel") {
@@ -218,31 +221,39 @@ export class Session {
 
   /** The bytes of the batch's `cached` uploads by hash, each a promise settled as soon as it is read
    * from the cache (the batch uploads it while the others are still read), else once the kernel's fill
-   * brings it; `settled`: once every entry is looked up, the missing ones filled and stored, and the
-   * cache state published. */
+   * that brings it arrives; `settled`: once every entry is looked up, the missing ones filled and
+   * stored, and the cache state published. */
   private cachedBytes(batch: Batch): [Map<string, Promise<Uint8Array<ArrayBuffer> | undefined>>, Promise<void>] {
     const wanted = new Map(batch.commands.filter((c): c is Cached => c.op === "cached").map((c) => [c.hash, c.nbytes]));
     if (!wanted.size || !this.cache) return [new Map(), Promise.resolve()];
     const cache = this.cache;
     const { entries, settled } = cache.lookup(wanted);
+    const found = new Map<string, Uint8Array<ArrayBuffer>>(); // what the fills brought
+    const waiting = new Map<string, (bytes: Uint8Array<ArrayBuffer> | undefined) => void>();
+    const arrival = new Map([...entries.keys()].map((hash) => [hash, new Promise<Uint8Array<ArrayBuffer> | undefined>((resolve) => waiting.set(hash, resolve))]));
     const filled = Promise.all(entries.values()).then(async (read) => {
-      const found = new Map<string, Uint8Array<ArrayBuffer>>();
       const missing = [...entries.keys()].filter((_, i) => !read[i]);
-      if (!missing.length) return found;
-      const arrived = new Promise<[Fill, readonly DataView[]]>((resolve) => this.fills.set(batch.seq, resolve));
-      this.send({ kind: "need", seq: batch.seq, hashes: missing });
-      const [fill, buffers] = await arrived;
-      fill.hashes.forEach((hash, i) => {
-        const view = buffers[i];
-        found.set(hash, new Uint8Array(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength));
+      if (!missing.length) return;
+      await new Promise<void>((resolve) => {
+        this.fills.set(batch.seq, (fill, buffers) => {
+          fill.hashes.forEach((hash, i) => {
+            const view = buffers[i];
+            const bytes = new Uint8Array(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength);
+            found.set(hash, bytes);
+            waiting.get(hash)?.(bytes);
+          });
+          if (fill.more) return;
+          for (const settle of waiting.values()) settle(undefined); // the last fill: what it lacks never comes
+          resolve();
+        });
+        this.send({ kind: "need", seq: batch.seq, hashes: missing });
       });
-      return found;
     });
-    const stored = Promise.all([settled, filled]).then(async ([, found]) => {
+    const stored = Promise.all([settled, filled]).then(async () => {
       for (const [hash, bytes] of found) await cache.put(hash, bytes); // checked when read back, as every entry is
       await this.publishCache();
     });
-    const bytes = new Map([...entries].map(([hash, read]) => [hash, read.then(async (b) => b ?? (await filled).get(hash))]));
+    const bytes = new Map([...entries].map(([hash, read]) => [hash, read.then(async (b) => b ?? (await arrival.get(hash)))]));
     return [bytes, stored];
   }
 
@@ -296,19 +307,20 @@ export class Session {
       const checkpoint = (done: number, total: number): Promise<void> => this.checkpoint(batch.seq, done, total);
       const [cached, stored] = batch.seq <= this.cancelled ? [new Map(), Promise.resolve()] : this.cachedBytes(batch);
       this.current = batch.seq;
-      const [reply, out] = await runBatch(this.gpu, batch, buffers, cached, checkpoint);
+      const slots = (batch as { slots?: string[] }).slots ?? [];
+      const http = slots.length ? this.http : null; // then large downloads come as Blobs, to be PUT
+      const [reply, out] = await runBatch(this.gpu, batch, buffers, cached, checkpoint, http !== null);
       await stored; // the cache holds what the batch was sent before its reply goes
       this.current = 0;
-      const slots = (batch as { slots?: string[] }).slots ?? [];
-      if (this.http && slots.length) {
+      if (http) {
         try {
-          this.send(...(await this.http.putLarge(reply, out, slots)));
+          this.send(...(await http.putLarge(reply, out, slots)));
         } catch (error) {
           // the kernel fails the batch's downloads and removes what its slots hold
           this.model.send({ kind: "lost", seq: batch.seq, message: `in the browser: ${String(error)}` });
         }
       } else {
-        this.send(reply, out);
+        this.send(reply, await arrayBuffers(out));
       }
       if (this.model.get("progress")) this.model.set("progress", null);
     });
