@@ -100,8 +100,18 @@ from accelerate_lab.tensor import (
     zeros,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the widgets are imported lazily by __getattr__; type checkers see them here
     from IPython.core.interactiveshell import InteractiveShell
+
+    from accelerate_lab.widgets import (
+        BertDemo,
+        BrowserDevice,
+        Chat,
+        ClipDemo,
+        MemoryDashboard,
+        VitDemo,
+        WhisperDemo,
+    )
 
 _WIDGETS = ("BertDemo", "BrowserDevice", "Chat", "ClipDemo", "MemoryDashboard", "VitDemo", "WhisperDemo")
 

@@ -179,7 +179,7 @@ print("CPU DONE")
 
 def _notebook(path: Path, repeats: int, profile: int) -> None:
     sources = [SETUP, MEASURE.replace("REPEATS", str(repeats)), PROFILE.replace("PROFILE", str(profile))]
-    cells = [
+    cells: list[dict[str, object]] = [
         {"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None}
         for s in sources
     ]

@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits
 
 from accelerate_lab.errors import DeviceError
 from accelerate_lab.hal import Device, cpu_native, get_device

@@ -23,18 +23,24 @@ import accelerate_lab as al
 Case = tuple[str, int, Callable[[], object], Callable[[], object]]
 
 
+# numpy's stubs type keepdims reductions and ufuncs on them as Any: the results get typed locals
+
+
 def _np_softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return out
 
 
 def _np_layer_norm(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean(axis=-1, keepdims=True)) / np.sqrt(x.var(axis=-1, keepdims=True) + 1e-5)
+    out: np.ndarray = (x - x.mean(axis=-1, keepdims=True)) / np.sqrt(x.var(axis=-1, keepdims=True) + 1e-5)
+    return out
 
 
 def _np_gelu_tanh(x: np.ndarray) -> np.ndarray:
     c = np.float32(math.sqrt(2 / math.pi))
-    return np.float32(0.5) * x * (1 + np.tanh(c * (x + np.float32(0.044715) * x**3)))
+    out: np.ndarray = np.float32(0.5) * x * (1 + np.tanh(c * (x + np.float32(0.044715) * x**3)))
+    return out
 
 
 def elementwise_cases(n: int) -> list[Case]:
@@ -57,14 +63,15 @@ def elementwise_cases(n: int) -> list[Case]:
     ]
 
 
+def matmul_case(size: int) -> Case:
+    rng = np.random.default_rng(size)
+    x_np, y_np = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
+    x, y = al.tensor(x_np), al.tensor(y_np)
+    return (f"matmul {size}^3", size * size, lambda: x @ y, lambda: x_np @ y_np)
+
+
 def matmul_cases(sizes: list[int]) -> list[Case]:
-    cases: list[Case] = []
-    for size in sizes:
-        rng = np.random.default_rng(size)
-        x_np, y_np = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
-        x, y = al.tensor(x_np), al.tensor(y_np)
-        cases.append((f"matmul {size}^3", size * size, lambda x=x, y=y: x @ y, lambda x=x_np, y=y_np: x @ y))
-    return cases
+    return [matmul_case(size) for size in sizes]
 
 
 def median_us(fn: Callable[[], object], repeats: int) -> float:

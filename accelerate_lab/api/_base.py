@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from accelerate_lab.api._config import ResilienceConfig
@@ -205,7 +205,7 @@ class ApiBackend:
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
         **opts: object,
-    ) -> Iterator[StreamChunk]:
+    ) -> Generator[StreamChunk, None, None]:
         """Chunks as they arrive; the last has `done=True`. Close the iterator to cancel."""
         req = self._chat_request(self._model(model), as_messages(messages), opts, True)
         return self.layer.stream(req, self._stream_decoder, priority=priority, timeout=timeout)
@@ -218,7 +218,7 @@ class ApiBackend:
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
         **opts: object,
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         req = self._chat_request(self._model(model), as_messages(messages), opts, True)
         return self.layer.astream(req, self._stream_decoder, priority=priority, timeout=timeout)
 

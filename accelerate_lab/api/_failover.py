@@ -13,7 +13,7 @@ next provider would refuse it too). A stream fails over only before its first ch
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
 from typing import TypeVar
 
 from accelerate_lab.api._base import ApiBackend
@@ -93,7 +93,7 @@ class Failover:
 
     def stream_chat(
         self, model: str | None, messages: str | Sequence[Message], **opts: object
-    ) -> Iterator[StreamChunk]:
+    ) -> Generator[StreamChunk, None, None]:
         errors: list[ApiError] = []
         for backend in self.backends:
             started = False
@@ -112,7 +112,7 @@ class Failover:
 
     async def astream_chat(
         self, model: str | None, messages: str | Sequence[Message], **opts: object
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         errors: list[ApiError] = []
         for backend in self.backends:
             started = False

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from typing import Protocol, TypeVar
 
 from accelerate_lab.api._config import ResilienceConfig
@@ -216,7 +216,7 @@ class Resilience:
         *,
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
-    ) -> Iterator[T]:
+    ) -> Generator[T, None, None]:
         timeout = timeout or self.config.timeout
         with self.queue.slot(priority, self.config.wait_timeout):
             attempt = 0
@@ -261,7 +261,7 @@ class Resilience:
         *,
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         timeout = timeout or self.config.timeout
         async with self.queue.aslot(priority, self.config.wait_timeout):
             attempt = 0

@@ -43,7 +43,7 @@ def load_audio(audio: AudioLike, sampling_rate: int = 16000) -> np.ndarray:
     if isinstance(audio, np.ndarray):
         samples, rate = audio.astype(np.float32, copy=False), sampling_rate
     else:
-        import soundfile  # type: ignore[import-untyped]
+        import soundfile
 
         path = Path(audio)
         if not path.is_file():

@@ -82,13 +82,13 @@ def stream_into_output(
     options: dict[str, object],
 ) -> str:
     """Stream the reply into one output that redraws as text arrives; returns the text."""
-    handle = display(Markdown("…"), display_id=True)  # type: ignore[no-untyped-call]
+    handle = display(Markdown("…"), display_id=True)
     text, header, footer = "", "", ""
     drawn_at, started = 0.0, time.monotonic()
 
     def draw() -> None:
         if handle is not None:
-            handle.update(Markdown(header + (text or "…") + footer))  # type: ignore[no-untyped-call]
+            handle.update(Markdown(header + (text or "…") + footer))
 
     try:
         for piece in stream_reply(route, messages, lambda: False, backends, **options):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pytest
 
@@ -30,7 +30,9 @@ def serve() -> Iterator[Serve]:
         server.stop()
 
 
-def backend_for(name: str, url: str, key: str = "test-key-0123456789", **settings: object) -> ApiBackend:
+def backend_for(
+    name: str, url: str | Sequence[str], key: str = "test-key-0123456789", **settings: object
+) -> ApiBackend:
     """A backend of `name` aimed at `url`, with fast retries unless `settings` say otherwise."""
     metadata = {f"{name}_api_url": url, f"{name}_api_key": key, **FAST, **settings}
     return create_api_backend(name, metadata=metadata)

@@ -8,6 +8,7 @@ usage: python kserve_model.py PORT
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 import uvicorn
@@ -17,29 +18,34 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 _Config = uvicorn.Config
 
 
-class LoopbackConfig(_Config):  # type: ignore[misc]
+class LoopbackConfig(_Config):
     """KServe hard-codes host 0.0.0.0; the tests serve on loopback only."""
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # uvicorn's arguments, whatever its version
         kwargs["host"] = "127.0.0.1"
         super().__init__(*args, **kwargs)
 
 
-uvicorn.Config = LoopbackConfig
+uvicorn.Config = LoopbackConfig  # type: ignore[misc]  # a deliberate monkeypatch: KServe calls uvicorn.Config
 
 
-class Doubler(Model):  # type: ignore[misc]
+class Doubler(Model):  # type: ignore[misc]  # kserve is untyped here: it lives in its own virtualenv
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.ready = True
 
-    def get_input_types(self):  # type: ignore[no-untyped-def]
+    def get_input_types(self) -> list[dict[str, object]]:
         return [{"name": "x", "datatype": "FP32", "shape": [-1, 3]}]
 
-    def get_output_types(self):  # type: ignore[no-untyped-def]
+    def get_output_types(self) -> list[dict[str, object]]:
         return [{"name": "y", "datatype": "FP32", "shape": [-1, 3]}]
 
-    async def predict(self, payload, headers=None, response_headers=None):  # type: ignore[no-untyped-def]
+    async def predict(
+        self,
+        payload: InferRequest | dict[str, Any],
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> InferResponse | dict[str, object]:
         if isinstance(payload, InferRequest):
             x = payload.inputs[0].as_numpy()
             out = InferOutput(name="y", shape=list(x.shape), datatype=payload.inputs[0].datatype)

@@ -20,7 +20,7 @@ PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
 def test_request_has_system_tools_images_and_headers(serve: Serve) -> None:
     server = serve({"POST /v1/messages": lambda r: Reply.json(rec.CLAUDE_MESSAGE)})
     b = backend_for("claude", server.url)
-    messages = [
+    messages: list[dict[str, object]] = [
         {"role": "system", "content": "You are terse."},
         {
             "role": "user",

@@ -58,7 +58,10 @@ def s3_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
 
 def s3(urls: list[str], secret: str = SK, **settings: object) -> S3KitBackend:
     settings = {"timeout": 20, **settings}  # a real server on 2 shared cores can be slow now and then
-    b = backend_for("s3_kit", ",".join(urls), s3_kit_access_key=AK, s3_kit_secret_key=secret, **settings)
+    # s3_kit's API key is its secret key; `s3_kit_secret_key` wins over AWS_SECRET_ACCESS_KEY
+    b = backend_for(
+        "s3_kit", ",".join(urls), key=secret, s3_kit_access_key=AK, s3_kit_secret_key=secret, **settings
+    )
     assert isinstance(b, S3KitBackend)
     return b
 

@@ -50,8 +50,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyterlab(root: Path, *, transfer_server: bool = False) -> Iterator[str]:
-    """JupyterLab on a free port of 127.0.0.1, stopped afterwards; yields its URL with the token.
+def jupyterlab(root: Path, *, transfer_server: bool = False) -> Iterator[tuple[str, str]]:
+    """JupyterLab on a free port of 127.0.0.1, stopped afterwards; yields its URL and its token.
     ``transfer_server``: accelerate_lab's server extension (the BrowserDevice's HTTP path) on or off."""
     port, token = _free_port(), secrets.token_hex(16)
     command = [
@@ -96,7 +96,7 @@ def jupyterlab(root: Path, *, transfer_server: bool = False) -> Iterator[str]:
 
 
 def _notebook(path: Path) -> None:
-    cells = [
+    cells: list[dict[str, object]] = [
         {"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None}
         for c in CELLS
     ]

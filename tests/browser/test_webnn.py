@@ -166,7 +166,7 @@ def test_kernel_matches_numpy_as_webnn_graph_or_webgpu_fallback(
     params: Mapping[str, object],
     rtol: float,
 ) -> None:
-    before = sum(webnn.stats.webgpu_fallbacks.values())
+    before = sum(webnn.webnn_stats.webgpu_fallbacks.values())
     want = np.asarray(_run(get_device("cpu"), kernel, inputs, params))
     got = _fetch(webnn, _run(webnn, kernel, inputs, params))
     assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, got.dtype, want.shape, want.dtype)
@@ -175,8 +175,8 @@ def test_kernel_matches_numpy_as_webnn_graph_or_webgpu_fallback(
         np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
     else:
         np.testing.assert_array_equal(got, want)
-    fell_back = sum(webnn.stats.webgpu_fallbacks.values()) > before
-    assert fell_back == (case in WEBGPU_CASES), f"{case}: fallbacks {webnn.stats.webgpu_fallbacks}"
+    fell_back = sum(webnn.webnn_stats.webgpu_fallbacks.values()) > before
+    assert fell_back == (case in WEBGPU_CASES), f"{case}: fallbacks {webnn.webnn_stats.webgpu_fallbacks}"
 
 
 def test_op_sequence_runs_as_one_cached_graph(webnn: BrowserWebnnDevice) -> None:
@@ -192,13 +192,18 @@ def test_op_sequence_runs_as_one_cached_graph(webnn: BrowserWebnnDevice) -> None
         e = np.exp(n - n.max(-1, keepdims=True))
         return np.asarray(e / e.sum(-1, keepdims=True))
 
-    built, hits = webnn.stats.graphs_built, webnn.stats.graph_cache_hits
+    built, hits = webnn.webnn_stats.graphs_built, webnn.webnn_stats.graph_cache_hits
     for attempt in range(2):  # the second run has new data and the same op sequence
         arrays = [rng.standard_normal(s).astype(np.float32) for s in ((8, 16), (16, 32), (32,))]
         out = host(block(*(al.tensor(a, device=webnn.name) for a in arrays)))
         np.testing.assert_allclose(out, reference(*arrays), rtol=3e-4, atol=3e-5)
-        assert (webnn.stats.graphs_built, webnn.stats.graph_cache_hits) == (built + 1, hits + attempt)
-    assert webnn.browser_memory["graphs_built"] >= 1 and webnn.browser_memory["graph_cache_hits"] >= 1
+        assert (webnn.webnn_stats.graphs_built, webnn.webnn_stats.graph_cache_hits) == (
+            built + 1,
+            hits + attempt,
+        )
+    page_built, page_hits = webnn.browser_memory["graphs_built"], webnn.browser_memory["graph_cache_hits"]
+    assert isinstance(page_built, int | float) and isinstance(page_hits, int | float)  # JSON numbers
+    assert page_built >= 1 and page_hits >= 1
 
 
 def test_intermediates_python_holds_come_out_of_the_same_graph(webnn: BrowserWebnnDevice) -> None:
@@ -206,10 +211,10 @@ def test_intermediates_python_holds_come_out_of_the_same_graph(webnn: BrowserWeb
     x = al.tensor(x_host, device=webnn.name)
     hidden = al.relu(x @ x.T)
     out = al.exp(-hidden)
-    graphs = webnn.stats.graphs_built + webnn.stats.graph_cache_hits
+    graphs = webnn.webnn_stats.graphs_built + webnn.webnn_stats.graph_cache_hits
     np.testing.assert_allclose(host(out), np.exp(-np.maximum(x_host @ x_host.T, 0)), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(host(hidden), np.maximum(x_host @ x_host.T, 0), rtol=1e-5, atol=1e-5)
-    assert webnn.stats.graphs_built + webnn.stats.graph_cache_hits == graphs + 1
+    assert webnn.webnn_stats.graphs_built + webnn.webnn_stats.graph_cache_hits == graphs + 1
 
 
 def test_op_outside_the_context_runs_with_webgpu_visibly(fresh_webnn: BrowserWebnnDevice) -> None:
@@ -223,7 +228,7 @@ def test_op_outside_the_context_runs_with_webgpu_visibly(fresh_webnn: BrowserWeb
     out = al.relu(f * 2.0) + wrapped  # graphs on both sides of the fallback (float32 add: WebNN)
     np.testing.assert_array_equal(host(wrapped), a_host + b_host)
     np.testing.assert_allclose(host(out), np.maximum(f_host * 2, 0) + (a_host + b_host), rtol=1e-6)
-    assert webnn.stats.webgpu_fallbacks == {"add": 1}
+    assert webnn.webnn_stats.webgpu_fallbacks == {"add": 1}
     assert webnn.browser_memory["fallback_runs"] == 1
 
 
@@ -235,4 +240,4 @@ def test_rank_beyond_the_context_limit_runs_with_webgpu(fresh_webnn: BrowserWebn
     with pytest.warns(RuntimeWarning, match="matmul for ranks 2..5 only"):
         out = al.tensor(a_host, device=webnn.name) @ al.tensor(b_host, device=webnn.name)
     np.testing.assert_allclose(host(out), a_host @ b_host, rtol=1e-5, atol=1e-5)
-    assert webnn.stats.webgpu_fallbacks == {"matmul": 1}
+    assert webnn.webnn_stats.webgpu_fallbacks == {"matmul": 1}

@@ -53,6 +53,7 @@ def test_a_full_pool_gives_back_its_oldest_buffers_first(gpu: Any, monkeypatch: 
 
 def test_recorded_work_is_submitted_before_it_holds_half_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     from accelerate_lab.hal import wgpu_runtime
+    from accelerate_lab.hal.wgpu_buffer import WgpuBuffer
     from accelerate_lab.hal.wgpu_device import WgpuDevice
 
     monkeypatch.setattr(wgpu_runtime, "_POOL_BYTES", 8 << 20)
@@ -61,6 +62,7 @@ def test_recorded_work_is_submitted_before_it_holds_half_the_pool(monkeypatch: p
     held = dev.memory().allocated_bytes
     for _ in range(20):  # each result is computed, then dropped: its buffer is recycled
         out = x + 1.0
+        assert isinstance(out._buf, WgpuBuffer)
         dev.graph.concrete(out._buf)
     assert dev.memory().peak_bytes <= held + (6 << 20)
     np.testing.assert_array_equal(out.numpy(), 2.0)

@@ -7,7 +7,7 @@ float16 rtol/atol 1e-2 against numpy's own float16 results; integer and bool res
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -48,7 +48,7 @@ def test_unary_ops_match_numpy_on_odd_shapes(gpu: Any, name: str) -> None:
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_gelu_matches_numpy_including_the_tails(gpu: Any, approximate: str) -> None:
+def test_gelu_matches_numpy_including_the_tails(gpu: Any, approximate: Literal["none", "tanh"]) -> None:
     x = np.concatenate([f32(37) * 3, np.array([-12, -4, -1e-3, 0, 1e-3, 4, 12], np.float32)])
     same(gpu, lambda t: al.gelu(t, approximate=approximate), x, tol=2e-5)
 
@@ -205,7 +205,7 @@ def test_conv2d_with_stride_padding_dilation_groups(gpu: Any, groups: int) -> No
     x, w, b = f32(2, 4, 7, 6), f32(6, 4 // groups, 3, 2), f32(6)
     same(
         gpu,
-        lambda *t: al.conv2d(*t, stride=(2, 1), padding=1, dilation=(1, 2), groups=groups),
+        lambda x, w, b: al.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2), groups=groups),
         x,
         w,
         b,
@@ -229,7 +229,7 @@ def test_conv1d_and_its_gradients_match_numpy(gpu: Any) -> None:
 @pytest.mark.parametrize("causal", [False, True])
 def test_fused_attention_matches_composed_numpy(gpu: Any, causal: bool) -> None:
     q, k, v = f32(2, 3, 5, 8), f32(2, 3, 70, 8), f32(2, 3, 70, 6)
-    same(gpu, lambda *t: al.scaled_dot_product_attention(*t, is_causal=causal), q, k, v, tol=1e-5)
+    same(gpu, lambda q, k, v: al.scaled_dot_product_attention(q, k, v, is_causal=causal), q, k, v, tol=1e-5)
 
 
 def test_attention_with_boolean_and_additive_masks(gpu: Any) -> None:
@@ -237,7 +237,9 @@ def test_attention_with_boolean_and_additive_masks(gpu: Any) -> None:
     keep = rng.random((4, 6)) > 0.3
     keep[:, 0] = True
     same(gpu, lambda *t: al.scaled_dot_product_attention(*t), q, k, v, keep)
-    same(gpu, lambda *t: al.scaled_dot_product_attention(*t, scale=0.3), q, k, v, f32(1, 4, 6))
+    same(
+        gpu, lambda q, k, v, m: al.scaled_dot_product_attention(q, k, v, m, scale=0.3), q, k, v, f32(1, 4, 6)
+    )
 
 
 def test_views_are_read_through_strides(gpu: Any) -> None:

@@ -44,7 +44,8 @@ def device(request: pytest.FixtureRequest) -> str:
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    return (a64 * b64).sum(-1) / (np.linalg.norm(a64, axis=-1) * np.linalg.norm(b64, axis=-1))
+    out: np.ndarray = (a64 * b64).sum(-1) / (np.linalg.norm(a64, axis=-1) * np.linalg.norm(b64, axis=-1))
+    return out
 
 
 def max_relative_error(ours: np.ndarray, reference: np.ndarray) -> float:
@@ -104,7 +105,15 @@ def tiny_vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
     labels = {i: f"class {i}" for i in range(5)}
-    config = ViTConfig(image_size=32, patch_size=8, num_labels=len(labels), id2label=labels, **_TINY_ENCODER)
+    # num_labels goes through PreTrainedConfig's **kwargs, which the dataclass signature transformers
+    # shows type checkers leaves out
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        num_labels=len(labels),  # type: ignore[call-arg]
+        id2label=labels,
+        **_TINY_ENCODER,
+    )
     folder = _save(tmp_path_factory.mktemp("tiny-vit"), ViTForImageClassification, config)
     ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
@@ -124,6 +133,7 @@ def _clip_tokenizer(path: Path) -> tuple[int, int, int]:
     )
     tok.train_from_iterator(["a photo of a cat", "a photo of a dog", "a diagram of a tree"], trainer)
     bos, eos = tok.token_to_id("<|startoftext|>"), tok.token_to_id("<|endoftext|>")
+    assert bos is not None and eos is not None
     tok.post_processor = processors.TemplateProcessing(
         single="<|startoftext|> $A <|endoftext|>",
         special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)],

@@ -95,7 +95,8 @@ def _sentence_embeddings(folder: Path, texts: list[str]) -> np.ndarray:
         )
     mask = tokens.attention_mask[..., None]
     pooled = (hidden * mask).sum(1) / mask.sum(1)
-    return pooled / np.linalg.norm(pooled, axis=-1, keepdims=True)
+    out: np.ndarray = pooled / np.linalg.norm(pooled, axis=-1, keepdims=True)  # numpy: keepdims gives Any
+    return out
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "q8"])

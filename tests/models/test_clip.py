@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -10,6 +11,9 @@ import torch
 
 from accelerate_lab.models import CLIP
 from tests.models.conftest import max_relative_error
+
+if TYPE_CHECKING:
+    from transformers import CLIPModel
 
 TEXTS = ["a photo of a cat", "a dog", "a diagram of a tree"]
 
@@ -20,10 +24,12 @@ def clip(tiny_clip_dir: Path) -> CLIP:
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_clip_dir: Path) -> torch.nn.Module:
+def reference(tiny_clip_dir: Path) -> CLIPModel:
     from transformers import CLIPModel
 
-    return CLIPModel.from_pretrained(tiny_clip_dir).eval()
+    model = CLIPModel.from_pretrained(tiny_clip_dir)
+    model.eval()
+    return model
 
 
 def _pixels(tiny_clip_dir: Path, picture: np.ndarray) -> np.ndarray:
@@ -35,7 +41,7 @@ def _pixels(tiny_clip_dir: Path, picture: np.ndarray) -> np.ndarray:
 
 
 def test_forward_matches_transformers_with_padded_texts(
-    reference: torch.nn.Module, tiny_clip_dir: Path, picture: np.ndarray, device: str
+    reference: CLIPModel, tiny_clip_dir: Path, picture: np.ndarray, device: str
 ) -> None:
     clip = CLIP.from_pretrained(tiny_clip_dir, device)
     assert clip.tokenizer is not None
@@ -54,7 +60,7 @@ def test_forward_matches_transformers_with_padded_texts(
 
 
 def test_embed_image_preprocesses_like_transformers(
-    clip: CLIP, reference: torch.nn.Module, tiny_clip_dir: Path, picture: np.ndarray
+    clip: CLIP, reference: CLIPModel, tiny_clip_dir: Path, picture: np.ndarray
 ) -> None:
     with torch.no_grad():
         expected = reference.get_image_features(
@@ -66,7 +72,7 @@ def test_embed_image_preprocesses_like_transformers(
 
 
 def test_zero_shot_probabilities_follow_transformers_logits(
-    clip: CLIP, reference: torch.nn.Module, tiny_clip_dir: Path, picture: np.ndarray
+    clip: CLIP, reference: CLIPModel, tiny_clip_dir: Path, picture: np.ndarray
 ) -> None:
     labels = ["cat", "dog", "tree"]
     assert clip.tokenizer is not None

@@ -98,8 +98,13 @@ def test_minilm_weight_bytes_per_precision(
 
 
 def _tiny(name: str, folder: Path, device: str, dtype: str) -> Any:
-    cls = {"bert": BERT, "vit": ViT, "clip": CLIP, "whisper": Whisper}[name]
-    return cls.from_pretrained(folder, device, dtype=dtype)
+    classes: dict[str, type[BERT | ViT | CLIP | Whisper]] = {
+        "bert": BERT,
+        "vit": ViT,
+        "clip": CLIP,
+        "whisper": Whisper,
+    }
+    return classes[name].from_pretrained(folder, device, dtype=dtype)
 
 
 def _outputs(name: str, model: Any) -> list[np.ndarray]:

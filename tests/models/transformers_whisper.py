@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    import torch
+    from transformers import WhisperForConditionalGeneration
 
 
-def transformers_tiny_en(whisper_dir: Path) -> torch.nn.Module:
+def transformers_tiny_en(whisper_dir: Path) -> WhisperForConditionalGeneration:
     """transformers' Whisper with the CTranslate2 weights in ``whisper_dir``, decoding as its config says."""
     import torch
     from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
@@ -22,7 +22,8 @@ def transformers_tiny_en(whisper_dir: Path) -> torch.nn.Module:
     from accelerate_lab.models.whisper.ct2_state import CTranslate2WhisperState
 
     state = CTranslate2WhisperState(CTranslate2File(whisper_dir / "model.bin"))
-    model = WhisperForConditionalGeneration(WhisperConfig(**state.config())).eval()
+    model = WhisperForConditionalGeneration(WhisperConfig(**state.config()))
+    model.eval()
     model.load_state_dict(
         {n: torch.tensor(np.asarray(state.get(n), np.float32)) for n in state.names()}, strict=True
     )

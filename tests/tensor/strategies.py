@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -20,7 +22,7 @@ def arrays(
     elif kind in "iu":
         elements = st.integers(max(int(low), 0) if kind == "u" else int(low), int(high))
     else:
-        width = 16 if dtype == "float16" else 32 if dtype == "float32" else 64
+        width: Literal[16, 32, 64] = 16 if dtype == "float16" else 32 if dtype == "float32" else 64
         elements = st.floats(low, high, width=width, allow_nan=False, allow_infinity=False)
     return hnp.arrays(dtype, shape, elements=elements)
 

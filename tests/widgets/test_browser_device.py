@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -40,7 +40,8 @@ class StandIn:
 
     def __call__(self, content: dict[str, object], buffers: list[memoryview]) -> None:
         self.batches.append((content, buffers))
-        downloads, out = [], []
+        downloads: list[dict[str, object]] = []
+        out: list[bytes] = []
         for command in content["commands"]:  # type: ignore[attr-defined]
             if command["op"] == "upload":
                 self.data[command["id"]] = bytes(buffers[command["buffer"]])
@@ -63,7 +64,7 @@ class StandIn:
 
 
 @pytest.fixture
-def stand_in() -> StandIn:
+def stand_in() -> Iterator[StandIn]:
     front = StandIn()
     front.device = BrowserProxyDevice(front, name="browser:test", timeout=0.5)
     register_device("browser:test", lambda: front.device, replace=True)  # type: ignore[arg-type, return-value]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
 import accelerate_lab as al
 from accelerate_lab.api.testing import LocalServer, Reply, Request, sample_routes
 from accelerate_lab.widgets import Chat
-from accelerate_lab.widgets._chat_backend import default_backend, parse_target, plan_route
+from accelerate_lab.widgets._chat_backend import LOCAL, default_backend, parse_target, plan_route
 
 SECRET = "sk-test-0123456789abcdefSECRET"
 
@@ -29,15 +29,15 @@ def server() -> Iterator[LocalServer]:
         yield running
 
 
-def _chat(url: str, **kwargs: object) -> Chat:
+def _chat(url: str, failover: Sequence[str] = (LOCAL,)) -> Chat:
     metadata = {"sample_api_url": url, "sample_api_key": SECRET, "max_retries": 0}
-    return Chat(backend="sample", metadata=metadata, **kwargs)
+    return Chat(backend="sample", metadata=metadata, failover=failover)
 
 
 def test_chat_streams_the_reply_into_the_history(server: LocalServer) -> None:
     chat = _chat(server.url)
     deltas: list[str] = []
-    chat.send = lambda content, buffers=None: deltas.append(content["text"])  # type: ignore[method-assign]
+    chat.send = lambda content, buffers=None: deltas.append(content["text"])
     assert chat.ask("hello there", wait=True) == "echo: hello there"
     assert chat.messages[-1] == {
         "role": "assistant",

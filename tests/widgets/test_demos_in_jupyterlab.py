@@ -59,7 +59,7 @@ def _cells(vit: Path, clip: Path, photo: Path) -> dict[str, str]:
 
 def write_notebook(path: Path, sources: Iterable[str]) -> None:
     """A notebook of code cells (not run yet) for the python3 kernel."""
-    cells = [
+    cells: list[dict[str, object]] = [
         {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
         for source in sources
     ]

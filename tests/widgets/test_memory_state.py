@@ -15,6 +15,12 @@ from accelerate_lab.widgets._memory_state import (
 )
 
 
+def _int(value: object) -> int:
+    """A number of bytes from the dashboard's JSON rows (typed ``object`` there)."""
+    assert isinstance(value, int)
+    return value
+
+
 def _manager() -> al.TensorSharingManager:
     mgr = al.TensorSharingManager(max_memory_mb={"cpu": 4})
     mgr.register_shared_tensor("bert.emb", [256, 64], producer_model="bert", consumer_models=["clip"])
@@ -53,7 +59,7 @@ def test_history_ends_at_the_bytes_held_now_and_steps_down_when_freed() -> None:
     mgr = _manager()
     mgr.release_model_tensors("vit")
     mgr.optimize_memory_usage()
-    series = [p["bytes"] for p in history_points([mgr])]
+    series = [_int(p["bytes"]) for p in history_points([mgr])]
     held = mgr.get_stats().current_bytes
     assert series[-1] == held == 256 * 64 * 4
     assert max(series) == held + 32 * 32 * 4

@@ -73,7 +73,7 @@ ORDER = list(CELLS)
 
 
 def _notebook(path: Path) -> None:
-    cells = [
+    cells: list[dict[str, object]] = [
         {"cell_type": "code", "metadata": {}, "source": CELLS[name], "outputs": [], "execution_count": None}
         for name in ORDER
     ]

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from accelerate_lab.api._base import ApiBackend
@@ -186,7 +186,7 @@ class LocalBackend(ApiBackend):
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
         **opts: object,
-    ) -> Iterator[StreamChunk]:
+    ) -> Generator[StreamChunk, None, None]:
         with self.queue.slot(priority, self.config.wait_timeout):
             yield from self._chunks(self._start(model, messages, opts), timeout, threading.Event())
 
@@ -212,7 +212,7 @@ class LocalBackend(ApiBackend):
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
         **opts: object,
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         """Chunks computed in a worker thread, so the event loop (and a notebook's widgets) stay live; a
         model on a browser device runs there already, its steps awaited on the loop (one id a token)."""
         if self._in_browser():  # as `_chunks`; each step also waits at most the whole timeout

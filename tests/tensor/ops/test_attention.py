@@ -10,14 +10,22 @@ from hypothesis import strategies as st
 import accelerate_lab as al
 
 
-def reference(q, k, v, mask=None, is_causal=False, scale=None):  # type: ignore[no-untyped-def]
+def reference(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    mask: np.ndarray | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> np.ndarray:
     scores = q @ np.swapaxes(k, -1, -2) * (1 / np.sqrt(q.shape[-1]) if scale is None else scale)
     if is_causal:
         scores = np.where(np.tril(np.ones(scores.shape[-2:], bool)), scores, -np.inf)
     if mask is not None:
         scores = np.where(mask, scores, -np.inf) if mask.dtype == bool else scores + mask
     scores = np.exp(scores - scores.max(-1, keepdims=True))
-    return scores / scores.sum(-1, keepdims=True) @ v
+    out: np.ndarray = scores / scores.sum(-1, keepdims=True) @ v  # numpy types keepdims sums as Any
+    return out
 
 
 @given(
@@ -35,7 +43,7 @@ def test_attention_matches_reference(
     q = rng.standard_normal((*batch, length, 4))
     k = rng.standard_normal((*batch, source, 4))
     v = rng.standard_normal((*batch, source, 3))
-    mask = None
+    mask: np.ndarray | None = None
     if mask_kind == "bool":
         mask = rng.random((length, source)) > 0.3
         mask[:, 0] = True  # every query sees at least one key

@@ -11,8 +11,20 @@ from hypothesis import strategies as st
 
 import accelerate_lab as al
 
+Sizes = tuple[int, ...]
+# x's shape, w's shape, stride, padding, dilation, groups
+ConvCase = tuple[Sizes, Sizes, Sizes, Sizes, Sizes, int]
 
-def reference_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride, padding, dilation, groups):  # type: ignore[no-untyped-def]
+
+def reference_conv(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    stride: Sizes,
+    padding: Sizes,
+    dilation: Sizes,
+    groups: int,
+) -> np.ndarray:
     nd = x.ndim - 2
     xp = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
     n, c = x.shape[:2]
@@ -28,16 +40,17 @@ def reference_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride, p
         for pos in itertools.product(*(range(s) for s in out_sizes)):
             for k in itertools.product(*(range(s) for s in w.shape[2:])):
                 src = tuple(pos[i] * stride[i] + k[i] * dilation[i] for i in range(nd))
-                out[(slice(None), oc, *pos)] += (
-                    xp[(slice(None), slice(g * cg, (g + 1) * cg), *src)] * w[(oc, slice(None), *k)]
-                ).sum(axis=1)
+                at: tuple[int | slice, ...] = (slice(None), oc, *pos)
+                window: tuple[int | slice, ...] = (slice(None), slice(g * cg, (g + 1) * cg), *src)
+                kernel: tuple[int | slice, ...] = (oc, slice(None), *k)
+                out[at] += (xp[window] * w[kernel]).sum(axis=1)
         if b is not None:
             out[:, oc] += b[oc]
     return out
 
 
 @st.composite
-def conv_case(draw: st.DrawFn, nd: int):  # type: ignore[no-untyped-def]
+def conv_case(draw: st.DrawFn, nd: int) -> ConvCase:
     groups = draw(st.sampled_from([1, 2]))
     c, o = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
     k = tuple(draw(st.integers(1, 3)) for _ in range(nd))

@@ -123,4 +123,4 @@ def test_bad_broadcast_names_both_shapes() -> None:
 
 def test_two_scalars_are_rejected() -> None:
     with pytest.raises(TypeError, match="at least one operand must be a Tensor"):
-        al.add(1, 2)  # type: ignore[arg-type]
+        al.add(1, 2)

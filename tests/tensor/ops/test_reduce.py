@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,7 +14,13 @@ from hypothesis.extra import numpy as hnp
 import accelerate_lab as al
 from tests.tensor.strategies import arrays, non_contiguous
 
-REDUCTIONS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "var": np.var}
+REDUCTIONS: dict[str, Callable[..., Any]] = {  # numpy's: a scalar or an array
+    "sum": np.sum,
+    "mean": np.mean,
+    "max": np.max,
+    "min": np.min,
+    "var": np.var,
+}
 
 
 @pytest.mark.parametrize("name", sorted(REDUCTIONS))
