@@ -12,6 +12,7 @@ unless ``--threads`` says. Run: ``.venv/bin/python bench/bench_models.py [--repe
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -45,15 +46,22 @@ class Times(NamedTuple):
 Row = tuple[str, Times, str, Times]  # case, ours, baseline's name, baseline
 
 
+SETTLE_S = 0.3  # idle time before each timed run (see medians_ms)
+
+
 def medians_ms(fns: list[Callable[[], object]], repeats: int) -> list[Times]:
     """The median times of each function; the runs take turns (ours, a baseline, ...), so a burst of
-    load from the other work on the machine falls on all of them alike."""
+    load from the other work on the machine falls on all of them alike. Each timed run starts after
+    SETTLE_S of idleness: the engine that ran before leaves its thread pool spinning (OpenMP's,
+    onnxruntime's and OpenBLAS's workers busy-wait for a while after a call), and on a small machine
+    those spinning threads would take the cores of the next engine; a notebook runs one model at a time."""
     for fn in fns:
         fn()  # warm up: caches, allocator, lazy imports
     walls: list[list[float]] = [[] for _ in fns]
     cpus: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for fn, wall, cpu in zip(fns, walls, cpus, strict=True):
+            time.sleep(SETTLE_S)
             start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             cpu.append((time.process_time() - start_cpu) * 1000)
@@ -89,9 +97,9 @@ def bench_bert(repeats: int, threads: int, rows: list[Row]) -> None:
 
         ours_t, torch_t, ort_t = medians_ms(
             [
-                lambda i=ids, m=mask: ours(input_ids=i, attention_mask=m),
+                functools.partial(ours, input_ids=ids, attention_mask=mask),
                 run_torch,
-                lambda i=ids, m=mask: session.run(None, {"input_ids": i, "attention_mask": m}),
+                functools.partial(session.run, None, {"input_ids": ids, "attention_mask": mask}),
             ],
             repeats,
         )
@@ -144,6 +152,7 @@ def machine(threads: int) -> str:
     from threadpoolctl import threadpool_info
 
     from accelerate_lab.hal.cpu import processor_name
+    from accelerate_lab.hal.cpu_blas import blas_threads
     from accelerate_lab.hal.cpu_native import native_status
 
     cpu = processor_name()
@@ -153,7 +162,7 @@ def machine(threads: int) -> str:
     return (
         f"{cpu}, {os.cpu_count()} CPUs; numpy {np.__version__} ({blas} BLAS threads), "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {threads} threads; "
-        f"cpu nn kernels: {nn}"
+        f"cpu nn kernels: {nn} ({blas_threads()} threads, numpy's BLAS count)"
     )
 
 

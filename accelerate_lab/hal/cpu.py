@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from accelerate_lab.errors import ShapeError, UnsupportedKernelError
-from accelerate_lab.hal import cpu_nn, shapes
+from accelerate_lab.hal import cpu_buffers, cpu_nn, shapes
 from accelerate_lab.hal.cpu_gguf import matmul_gguf
 from accelerate_lab.hal.device import Buffer, DeviceInfo, DeviceStats, KernelInput, MemoryInfo
 from accelerate_lab.hal.gguf_quant import GGUF_KERNELS
@@ -108,6 +108,16 @@ def _erf(x: Array) -> Array:
     from scipy.special import erf  # imported on first use: scipy is slow to import
 
     return np.asarray(erf(x))
+
+
+def _matmul(a: Array, b: Array) -> Array:
+    compiled = cpu_nn.matmul(a, b)
+    return np.matmul(a, b) if compiled is None else compiled
+
+
+def _add(a: Array | float, b: Array | float) -> Array:
+    compiled = cpu_nn.add(a, b) if type(a) is np.ndarray and type(b) is np.ndarray else None
+    return np.add(a, b) if compiled is None else compiled
 
 
 def _sigmoid(x: Array) -> Array:
@@ -360,6 +370,11 @@ def _sdpa_compiled(
     return True
 
 
+# queries from which the compiled attention kernel (cpu_nn.attention) runs: it copies each head's keys
+# and values into padded scratch first, which one query (Whisper's decoding steps) does not repay
+_KERNEL_QUERIES = 8
+
+
 def _sdpa(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float | None) -> Array:
     """Fused attention: one slice of the first batch axis at a time (its scores stay in the cache), with
     the scale, the mask and the exponentials applied in place on the scores, and the softmax's division
@@ -387,8 +402,11 @@ def _sdpa(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, sca
     hidden = None if hide is None or not hide.any() else full(hide)
     q, k = full(q), full(k)
     # (..., L, heads, Ev) in memory: merging the heads back, (..., L, heads * Ev), is then a free reshape
-    out = np.swapaxes(np.empty((*lead[:-1], length, lead[-1], v.shape[-1]), q.dtype), -3, -2)
-    if _sdpa_compiled(q, k, np.broadcast_to(v, (*lead, *v.shape[-2:])), added, hidden, float(factor), out):
+    out = np.swapaxes(cpu_buffers.empty((*lead[:-1], length, lead[-1], v.shape[-1]), q.dtype), -3, -2)
+    v_full = np.broadcast_to(v, (*lead, *v.shape[-2:]))
+    if length >= _KERNEL_QUERIES and cpu_nn.attention(q, k, v_full, added, hidden, float(factor), out):
+        return out
+    if _sdpa_compiled(q, k, v_full, added, hidden, float(factor), out):
         return out
     v1 = np.ones((*lead, source, v.shape[-1] + 1), np.result_type(q, k, v))
     v1[..., :-1] = v
@@ -444,7 +462,7 @@ _KERNELS: dict[str, Kernel] = {
     "silu": lambda x: x * _sigmoid(x),
     "gelu": _gelu,
     "cast": lambda x, dtype: x.astype(dtype),
-    "add": np.add,
+    "add": _add,
     "sub": np.subtract,
     "mul": np.multiply,
     "div": np.true_divide,
@@ -458,7 +476,7 @@ _KERNELS: dict[str, Kernel] = {
     "gt": np.greater,
     "ge": np.greater_equal,
     "where": np.where,
-    "matmul": np.matmul,
+    "matmul": _matmul,
     "matmul_q8": _matmul_q8,
     **{name: matmul_gguf(name) for name in GGUF_KERNELS},
     "sum": _reduce("sum"),

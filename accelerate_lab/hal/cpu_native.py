@@ -32,7 +32,16 @@ __all__ = ["load", "native_status"]
 
 SOURCES = Path(__file__).parent / "csrc"
 # -ffp-contract=fast lets the compiler fuse multiply-adds; no -ffast-math: kernels keep IEEE NaN/inf rules
-FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-ffp-contract=fast", "-fno-math-errno", "-std=c11")
+FLAGS = (
+    "-O3",
+    "-march=native",
+    "-fPIC",
+    "-shared",
+    "-pthread",
+    "-ffp-contract=fast",
+    "-fno-math-errno",
+    "-std=c11",
+)
 
 _lock = threading.Lock()
 _status: dict[str, str] = {}

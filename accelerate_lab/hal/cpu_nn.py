@@ -1,9 +1,11 @@
-"""The cpu device's compiled float32 nn kernels (``csrc/nn.c``): gelu, layer norm, softmax rows.
+"""The cpu device's compiled float32 nn kernels (``csrc/nn.c``): gelu, add, layer norm, softmax rows,
+attention.
 
-Each function returns ``None`` where it does not apply (no compiled library: see
-:func:`~accelerate_lab.hal.cpu_native.native_status`; another dtype or layout), and the caller then
-runs its numpy kernel. Inputs that are not contiguous are copied first; results are new arrays
-(softmax writes into ``out`` where given).
+Each function returns ``None`` (``attention``: False) where it does not apply (no compiled library:
+see :func:`~accelerate_lab.hal.cpu_native.native_status`; another dtype or layout), and the caller
+then runs its numpy kernel. Inputs that are not contiguous are copied first; results are new arrays
+(softmax and attention write into ``out`` where given). Each kernel uses as many threads as numpy's
+BLAS may (:func:`~accelerate_lab.hal.cpu_blas.blas_threads`), for large enough work.
 
 >>> import numpy as np
 >>> out = softmax(np.zeros((2, 4), np.float32), 1.0)
@@ -21,9 +23,10 @@ import functools
 
 import numpy as np
 
-from accelerate_lab.hal import cpu_native
+from accelerate_lab.hal import cpu_blas, cpu_buffers, cpu_native
+from accelerate_lab.hal.cpu_blas import blas_threads
 
-__all__ = ["gelu", "layer_norm", "library", "softmax"]
+__all__ = ["add", "attention", "gelu", "layer_norm", "library", "matmul", "softmax"]
 
 Array = np.ndarray
 _F32 = np.dtype(np.float32)
@@ -36,11 +39,16 @@ def library() -> ctypes.CDLL | None:
     lib = cpu_native.load("nn")
     if lib is None:
         return None
-    lib.al_gelu_f32.argtypes = [_P, _P, _I, _P, _P, _D]
-    lib.al_layer_norm_f32.argtypes = [_P, _P, _P, _P, _I, _I, _D]
-    lib.al_softmax_f32.argtypes = [_P, _P, _I, _I, _F, _P, _P, _I, _I, _I]
-    for function in (lib.al_gelu_f32, lib.al_layer_norm_f32, lib.al_softmax_f32):
+    lib.al_gelu_f32.argtypes = [_P, _P, _I, _P, _P, _D, _I]
+    lib.al_add_f32.argtypes = [_P, _P, _P, _I, _I, _I, _I]
+    lib.al_layer_norm_f32.argtypes = [_P, _P, _P, _P, _I, _I, _D, _I]
+    lib.al_softmax_f32.argtypes = [_P, _P, _I, _I, _F, _P, _P, _I, _I, _I, _I]
+    lib.al_attention_f32.argtypes = [_P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I, _F, _I]
+    lib.al_matmul_f32.argtypes = [_P, _P, _I, _P, _I, _I, _P, _I, _I, _P, _I, _I, _I, _I]
+    kernels = (lib.al_gelu_f32, lib.al_add_f32, lib.al_layer_norm_f32, lib.al_softmax_f32, lib.al_matmul_f32)
+    for function in kernels:
         function.restype = None
+    lib.al_attention_f32.restype = ctypes.c_int
     return lib
 
 
@@ -55,11 +63,105 @@ def gelu(x: Array, numerator: Array, denominator: Array, limit: float) -> Array 
     lib = library()
     if lib is None or x.dtype != _F32:
         return None
-    out = np.empty(x.shape, _F32)
+    out = cpu_buffers.empty(x.shape, _F32)
     x = np.ascontiguousarray(x)  # (a 0-d x comes back 1-d: out keeps its shape)
     lib.al_gelu_f32(
-        x.ctypes.data, out.ctypes.data, x.size, numerator.ctypes.data, denominator.ctypes.data, limit
+        x.ctypes.data,
+        out.ctypes.data,
+        x.size,
+        numerator.ctypes.data,
+        denominator.ctypes.data,
+        limit,
+        blas_threads(),
     )
+    return out
+
+
+# below this many elements numpy's add is as fast (a ctypes call costs microseconds)
+_ADD_MIN_SIZE = 1 << 14
+
+
+def add(a: Array, b: Array) -> Array | None:
+    """``a + b`` of float32 arrays, ``a`` contiguous and ``b`` of its shape or a vector along its last
+    axis (a bias), into a new array; bit for bit numpy's sum."""
+    lib = library()
+    if (
+        lib is None
+        or a.dtype != _F32
+        or b.dtype != _F32
+        or a.size < _ADD_MIN_SIZE
+        or not a.flags.c_contiguous
+        or not b.flags.c_contiguous
+        or b.shape not in (a.shape, a.shape[-1:])
+    ):
+        return None
+    out = cpu_buffers.empty(a.shape, _F32)
+    cols = a.shape[-1]
+    lib.al_add_f32(
+        a.ctypes.data,
+        b.ctypes.data,
+        out.ctypes.data,
+        a.size // cols,
+        cols,
+        cols if b.shape == a.shape else 0,
+        blas_threads(),
+    )
+    return out
+
+
+# products below this many multiply-adds: numpy's matmul. OpenBLAS runs them on one thread anyway (it
+# threads from 4 * 65536, GEMM_MULTITHREAD_THRESHOLD's default), so its workers never wake to busy-wait
+# against the kernels' threads; larger ones too small to split run single-threaded here
+_MATMUL_MIN_WORK = 1 << 18
+
+
+def _operand(a: Array) -> tuple[int, int] | None:
+    """(transposed, leading dimension) of a matrix as cblas takes it: row-major, or column-major as the
+    transpose of a row-major one; None for other layouts."""
+    if a.flags.c_contiguous:
+        return 0, max(1, a.shape[1])
+    if a.flags.f_contiguous:
+        return 1, max(1, a.shape[0])
+    return None
+
+
+def matmul(a: Array, b: Array) -> Array | None:
+    """``a @ b`` of float32 matrices, split over :func:`blas_threads` threads, each part one
+    single-threaded sgemm (sgemv for a single row) of numpy's OpenBLAS (see
+    :mod:`~accelerate_lab.hal.cpu_blas`); None where one thread is allowed, the product is small, or
+    for other dtypes, shapes and layouts."""
+    lib, blas = library(), cpu_blas.routines()
+    if (
+        lib is None
+        or blas is None
+        or a.dtype != _F32
+        or b.dtype != _F32
+        or a.ndim != 2
+        or b.ndim != 2
+        or a.shape[1] != b.shape[0]
+        or a.shape[0] * a.shape[1] * b.shape[1] < _MATMUL_MIN_WORK
+    ):
+        return None
+    threads = blas_threads()
+    layout_a, layout_b = _operand(a), _operand(b)
+    if threads == 1 or layout_a is None or layout_b is None:
+        return None
+    out = cpu_buffers.empty((a.shape[0], b.shape[1]), _F32)
+    with cpu_blas.single_threaded():
+        lib.al_matmul_f32(
+            blas.sgemm,
+            blas.sgemv,
+            int(blas.ilp64),
+            a.ctypes.data,
+            *layout_a,
+            b.ctypes.data,
+            *layout_b,
+            out.ctypes.data,
+            a.shape[0],
+            b.shape[1],
+            a.shape[1],
+            threads,
+        )
     return out
 
 
@@ -80,10 +182,10 @@ def layer_norm(x: Array, weight: Array | None, bias: Array | None, eps: float) -
     ):
         return None
     x = np.ascontiguousarray(x)
-    out = np.empty_like(x)
+    out = cpu_buffers.empty(x.shape, _F32)
     w, b = _vector(weight, width), _vector(bias, width)
     lib.al_layer_norm_f32(
-        x.ctypes.data, _address(w), _address(b), out.ctypes.data, x.size // width, width, eps
+        x.ctypes.data, _address(w), _address(b), out.ctypes.data, x.size // width, width, eps, blas_threads()
     )
     return out
 
@@ -127,7 +229,7 @@ def softmax(
     ):
         return None
     x = np.ascontiguousarray(x)
-    out = np.empty_like(x) if out is None else out
+    out = cpu_buffers.empty(x.shape, _F32) if out is None else out
     inner, outer_stride, inner_stride = 1, 0, 0
     mask = added if hidden is None else hidden
     if mask is not None:
@@ -145,5 +247,80 @@ def softmax(
         inner,
         outer_stride,
         inner_stride,
+        blas_threads(),
     )
     return out
+
+
+def _heads(a: Array) -> tuple[Array, list[int]]:
+    """``a`` (..., heads, rows, cols) with a contiguous last axis, as (units, heads, rows, cols) (a view
+    where one exists, else a copy), and its (unit, head, row) strides in elements (row 0: one row)."""
+    if a.shape[-1] > 1 and a.strides[-1] != a.itemsize:
+        a = np.ascontiguousarray(a)
+    try:
+        merged = np.reshape(a, (-1, *a.shape[-3:]), copy=False)
+    except ValueError:  # leading axes that no single stride walks
+        merged = np.ascontiguousarray(a).reshape(-1, *a.shape[-3:])
+    unit, head, row = (stride // a.itemsize for stride in merged.strides[:3])
+    return merged, [unit, head, row if a.shape[-2] > 1 else 0]
+
+
+def attention(
+    q: Array,
+    k: Array,
+    v: Array,
+    added: Array | None,
+    hidden: Array | None,
+    factor: float,
+    out: Array,
+) -> bool:
+    """``out`` <- ``softmax(q k^T * factor + mask) v`` for float32 ``(..., heads, L, E)`` operands of
+    one batch shape, with the float mask ``added`` or the bool mask ``hidden`` (True: left out) of
+    shape ``(..., heads, L or 1, S)``; each query's softmax as :func:`softmax` computes it. ``out``:
+    ``(..., heads, L, Ev)`` float32 with a contiguous last axis. False, with nothing done, where it
+    does not apply: no library, other dtypes, both masks, no heads axis, an ``out`` whose batch axes
+    no view merges, or empty operands."""
+    lib = library()
+    if (
+        lib is None
+        or not q.dtype == k.dtype == v.dtype == out.dtype == _F32
+        or (added is not None and hidden is not None)
+        or q.ndim < 3
+        or 0 in (*q.shape, *k.shape[-2:])
+        or out.strides[-1] != out.itemsize
+    ):
+        return False
+    try:
+        target = np.reshape(out, (-1, *out.shape[-3:]), copy=False)
+    except ValueError:
+        return False
+    mask = None if added is None else np.asarray(added, _F32)
+    mask = mask if hidden is None else np.asarray(hidden, np.bool_)
+    operands, layouts = [], []
+    for a in (q, k, v) if mask is None else (q, k, v, mask):
+        merged, strides = _heads(a)
+        operands.append(merged)
+        layouts.extend(strides)
+    layouts[9:9] = [*(stride // 4 for stride in target.strides[:2]), target.strides[2] // 4]
+    layouts.extend([0] * (15 - len(layouts)))
+    heads, length, dim = q.shape[-3:]
+    status = lib.al_attention_f32(
+        operands[0].ctypes.data,
+        operands[1].ctypes.data,
+        operands[2].ctypes.data,
+        target.ctypes.data,
+        operands[3].ctypes.data if added is not None else None,
+        operands[3].ctypes.data if hidden is not None else None,
+        (ctypes.c_int64 * 15)(*layouts),
+        target.shape[0] * heads,
+        heads,
+        length,
+        k.shape[-2],
+        dim,
+        v.shape[-1],
+        factor,
+        blas_threads(),
+    )
+    if status:
+        raise MemoryError("no memory for the scratch of the attention kernel")
+    return True

@@ -4,6 +4,7 @@ softmax; each test runs twice, with the compiled kernels (``csrc/nn.c``) and wit
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -312,3 +313,43 @@ def test_fused_attention_in_blocks_of_query_rows(
     out = run("sdpa", q, k, v, mask, is_causal=causal, scale=0.3)
     expected = attention(q * (0.3 * math.sqrt(4)), k, v, mask, causal)  # attention() divides by sqrt(4)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_attention_kernel_on_odd_sizes_against_float64() -> None:
+    # the compiled kernel's tails: 9 and 17 queries (blocks of 8), 33 keys and 7 value columns (padded
+    # to 32), a head size of 5, three heads of two batches
+    rng = np.random.default_rng()
+    for length, source in [(9, 33), (17, 1), (8, 40)]:
+        q = rng.standard_normal((2, 3, length, 5)).astype(np.float32)
+        k = rng.standard_normal((2, 3, source, 5)).astype(np.float32)
+        v = rng.standard_normal((2, 3, source, 7)).astype(np.float32)
+        added = rng.standard_normal((2, 1, length, source)).astype(np.float32)
+        for mask in (None, added):
+            out = run("sdpa", q, k, v, mask, is_causal=False, scale=None)
+            np.testing.assert_allclose(out, attention(q, k, v, mask, False), rtol=1e-5, atol=1e-6)
+
+
+def test_add_is_numpys_sum_for_biases_rows_scalars_and_views() -> None:
+    rng = np.random.default_rng()
+    x = rng.standard_normal((300, 97)).astype(np.float32)  # above the compiled kernel's minimum size
+    for b in (rng.standard_normal(97).astype(np.float32), rng.standard_normal((300, 97)).astype(np.float32)):
+        np.testing.assert_array_equal(run("add", x, b), x + b)
+        np.testing.assert_array_equal(run("add", x[:, ::2], b[..., ::2]), x[:, ::2] + b[..., ::2])
+    np.testing.assert_array_equal(run("add", x, np.array(2.5, np.float32)), x + np.float32(2.5))
+    np.testing.assert_array_equal(run("add", x[:3, :5], x[0, :5]), x[:3, :5] + x[0, :5])  # small: numpy's
+    assert run("add", x, x.astype(np.float64)).dtype == np.float64  # mixed dtypes: numpy's promotion
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "n"), [(2003, 97, 129), (129, 384, 1152), (37, 100, 1000), (5, 1000, 2000), (1, 300, 20011)]
+)
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_matmul_of_float32_matrices_against_float64(m: int, k: int, n: int, layout: str) -> None:
+    rng = np.random.default_rng()
+    order: Literal["C", "F"] = "C" if layout == "C" else "F"
+    a, b = (np.asarray(rng.standard_normal(shape), np.float32, order) for shape in ((m, k), (k, n)))
+    out = run("matmul", a, b)
+    assert out.dtype == np.float32 and out.shape == (m, n)
+    reference = a.astype(np.float64) @ b
+    # float32 products summed over k in float32: measured ~5e-7 of the largest entry
+    assert np.abs(out - reference).max() <= 1e-5 * np.abs(reference).max()

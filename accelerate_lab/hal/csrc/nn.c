@@ -3,11 +3,22 @@
  * Loops over contiguous rows, vectorized by the compiler (-O3 -march=native) or written with vector
  * types. IEEE rules are kept (no -ffast-math), so reductions keep partial results in lanes side by
  * side; a NaN in a row gives NaN wherever numpy's formulas give NaN. Outputs overlap no input, except
- * that the softmax may run in place.
+ * that the softmax and the add may run in place.
+ *
+ * Each kernel takes ``threads``, the most threads it may use (numpy's BLAS thread count, read by
+ * cpu_nn.py): the work is split into contiguous ranges of rows (or elements, or attention heads) of a
+ * minimum size; the caller runs the first range and kept worker threads the others (parallel_for).
+ * Every row is computed the same way whatever the split, so the results of the nn kernels do not
+ * depend on the thread count (the matrix product's: see al_matmul_f32).
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, pthreads */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
 /* the vector helpers are static inline: no 64-byte vector crosses a call on targets without AVX-512 */
@@ -42,6 +53,176 @@ static inline f64x8 select8(i64x8 mask, f64x8 a, f64x8 b) {
     return (f64x8)((mask & (i64x8)a) | (~mask & (i64x8)b));
 }
 
+/* A range [begin, end) of a kernel's work, run by one thread: ``part`` numbers the ranges from 0. */
+typedef void (*range_fn)(const void *job, int64_t part, int64_t begin, int64_t end);
+
+struct range {
+    range_fn fn;
+    const void *job;
+    int64_t part, begin, end;
+};
+
+static void run_range(const struct range *r) { r->fn(r->job, r->part, r->begin, r->end); }
+
+#define MAX_THREADS 64
+
+/* How many ranges ``parallel_for`` splits n items into: at most ``threads``, each of ``grain`` or more. */
+static int64_t count_parts(int64_t threads, int64_t n, int64_t grain) {
+    int64_t parts = n / (grain > 0 ? grain : 1);
+    if (parts > threads) parts = threads;
+    if (parts > MAX_THREADS) parts = MAX_THREADS;
+    return parts > 1 ? parts : 1;
+}
+
+/* The worker threads, started as needed and kept: a BLAS keeps per-thread buffers, which a new thread
+ * per call would allocate and fault in again every time. Between kernels a worker first spins for
+ * SPIN_NS (a model's next kernel comes within microseconds, and a spinning thread keeps its core where
+ * other processes compete for it), then sleeps. ``busy`` is held by the one caller using them; a
+ * second caller meanwhile (another Python thread) runs its ranges itself. Worker i runs ranges[i] of
+ * each generation it sees, where i < parts. */
+#define SPIN_NS 300000
+
+static struct {
+    pthread_mutex_t busy, state;
+    pthread_cond_t wake, done;
+    int64_t workers, sleepers; /* sleepers: guarded by state */
+    int caller_sleeping;       /* guarded by state */
+    _Atomic int64_t parts, pending;
+    _Atomic uint64_t generation;
+    struct range ranges[MAX_THREADS];
+} pool = {.busy = PTHREAD_MUTEX_INITIALIZER,
+          .state = PTHREAD_MUTEX_INITIALIZER,
+          .wake = PTHREAD_COND_INITIALIZER,
+          .done = PTHREAD_COND_INITIALIZER};
+
+static inline void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Spins until *value differs from ``old`` (returns 1) or SPIN_NS pass (returns 0). */
+static int spin_while_equal(const _Atomic uint64_t *value, uint64_t old) {
+    const int64_t until = now_ns() + SPIN_NS;
+    for (;;) {
+        for (int i = 0; i < 64; i++) {
+            if (atomic_load_explicit(value, memory_order_acquire) != old) return 1;
+            relax();
+        }
+        if (now_ns() > until) return 0;
+    }
+}
+
+struct worker_start {
+    int64_t index;
+    uint64_t generation;
+};
+
+static void *worker(void *arg) {
+    const struct worker_start start = *(struct worker_start *)arg;
+    free(arg);
+    uint64_t seen = start.generation;
+    for (;;) {
+        if (!spin_while_equal(&pool.generation, seen)) {
+            pthread_mutex_lock(&pool.state);
+            pool.sleepers++;
+            while (atomic_load(&pool.generation) == seen) pthread_cond_wait(&pool.wake, &pool.state);
+            pool.sleepers--;
+            pthread_mutex_unlock(&pool.state);
+        }
+        seen = atomic_load(&pool.generation);
+        if (start.index < atomic_load(&pool.parts)) {
+            run_range(&pool.ranges[start.index]);
+            if (atomic_fetch_sub(&pool.pending, 1) == 1) {
+                pthread_mutex_lock(&pool.state);
+                if (pool.caller_sleeping) pthread_cond_signal(&pool.done);
+                pthread_mutex_unlock(&pool.state);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* A forked child has none of the parent's threads: it starts its own when it needs them. */
+static void forget_workers(void) {
+    pthread_mutex_init(&pool.busy, NULL);
+    pthread_mutex_init(&pool.state, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.workers = pool.sleepers = pool.caller_sleeping = 0;
+    atomic_store(&pool.parts, 0);
+    atomic_store(&pool.pending, 0);
+}
+
+static pthread_once_t fork_handler = PTHREAD_ONCE_INIT;
+
+static void install_fork_handler(void) { pthread_atfork(NULL, NULL, forget_workers); }
+
+/* Workers 1 .. wanted - 1 started where they can be; how many ranges can run at once. */
+static int64_t start_workers(int64_t wanted) {
+    while (pool.workers + 1 < wanted) {
+        struct worker_start *start = malloc(sizeof *start);
+        pthread_t id;
+        pthread_attr_t attr;
+        if (!start) break;
+        *start = (struct worker_start){pool.workers + 1, atomic_load(&pool.generation)};
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        const int failed = pthread_create(&id, &attr, worker, start);
+        pthread_attr_destroy(&attr);
+        if (failed) {
+            free(start);
+            break;
+        }
+        pool.workers++;
+    }
+    return pool.workers + 1 < wanted ? pool.workers + 1 : wanted;
+}
+
+/* fn over [0, n) in count_parts(threads, n, grain) contiguous ranges: the caller runs range 0 (and
+ * any that no worker could take), the workers the others. */
+static void parallel_for(int64_t threads, int64_t n, int64_t grain, range_fn fn, const void *job) {
+    const int64_t parts = count_parts(threads, n, grain);
+    struct range ranges[MAX_THREADS];
+    for (int64_t i = 0; i < parts; i++) ranges[i] = (struct range){fn, job, i, n * i / parts, n * (i + 1) / parts};
+    pthread_once(&fork_handler, install_fork_handler);
+    if (parts == 1 || pthread_mutex_trylock(&pool.busy) != 0) {
+        for (int64_t i = 0; i < parts; i++) run_range(&ranges[i]);
+        return;
+    }
+    const int64_t shared = start_workers(parts);
+    memcpy(pool.ranges, ranges, (size_t)shared * sizeof *ranges);
+    atomic_store(&pool.parts, shared);
+    atomic_store(&pool.pending, shared - 1);
+    pthread_mutex_lock(&pool.state);
+    atomic_fetch_add(&pool.generation, 1);
+    if (pool.sleepers) pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.state);
+    run_range(&ranges[0]);
+    for (int64_t i = shared; i < parts; i++) run_range(&ranges[i]);
+    const int64_t until = now_ns() + SPIN_NS;
+    while (atomic_load(&pool.pending) > 0 && now_ns() < until) relax();
+    pthread_mutex_lock(&pool.state);
+    pool.caller_sleeping = 1;
+    while (atomic_load(&pool.pending) > 0) pthread_cond_wait(&pool.done, &pool.state);
+    pool.caller_sleeping = 0;
+    pthread_mutex_unlock(&pool.state);
+    pthread_mutex_unlock(&pool.busy);
+}
+
+/* Work per range: about 32 Ki elements (tens of microseconds: a thread's start costs a few) */
+#define GRAIN (1 << 15)
+
+static int64_t rows_grain(int64_t cols) { return cols >= GRAIN ? 1 : (GRAIN + cols - 1) / cols; }
+
 /* gelu(x) = x * max(0, 1/2 + t * P(t^2) / Q(t^2)), t = x clamped to [-limit, limit]: the rational
  * fit of erf (cpu.py's _GELU_P, 7 coefficients, and _GELU_Q, 5, highest power first), evaluated in
  * double as numpy's float32 path does, then rounded once to float. NaN stays NaN. The denominator
@@ -63,21 +244,157 @@ static inline f64x8 gelu8(f64x8 v, const double *restrict p, const double *restr
     return c * v;
 }
 
-void al_gelu_f32(const float *restrict x, float *restrict out, int64_t n, const double *restrict p,
-                 const double *restrict q, double limit) {
-    float tail[8] = {0};
-    for (int64_t i = 0; i < n; i += 8) {
-        const int64_t count = n - i < 8 ? n - i : 8;
-        f32x8 v;
-        if (count == 8) {
-            memcpy(&v, x + i, sizeof v);
-        } else {
-            memcpy(tail, x + i, (size_t)count * sizeof *x);
-            memcpy(&v, tail, sizeof v);
-        }
-        f32x8 g = __builtin_convertvector(gelu8(__builtin_convertvector(v, f64x8), p, q, limit), f32x8);
-        memcpy(out + i, &g, (size_t)count * sizeof *out);
+struct gelu_job {
+    const float *x;
+    float *out;
+    const double *p, *q;
+    double limit;
+};
+
+/* elements [8 begin, 8 end) (the last range ends at n) */
+/* elements [begin, end): whole vectors of 16 (two independent chains) while they last, then 8 at a time */
+static void gelu_range(const void *job, int64_t part, int64_t begin, int64_t end) {
+    (void)part;
+    const struct gelu_job *g = job;
+    double p[7], q[5]; /* local copies: the compiler keeps them in registers (out cannot alias them) */
+    memcpy(p, g->p, sizeof p);
+    memcpy(q, g->q, sizeof q);
+    const float *restrict x = g->x;
+    float *restrict out = g->out;
+    int64_t i = begin;
+    for (; i + 16 <= end; i += 16) {
+        f32x8 v0, v1;
+        memcpy(&v0, x + i, sizeof v0);
+        memcpy(&v1, x + i + 8, sizeof v1);
+        const f32x8 r0 = __builtin_convertvector(gelu8(__builtin_convertvector(v0, f64x8), p, q, g->limit), f32x8);
+        const f32x8 r1 = __builtin_convertvector(gelu8(__builtin_convertvector(v1, f64x8), p, q, g->limit), f32x8);
+        memcpy(out + i, &r0, sizeof r0);
+        memcpy(out + i + 8, &r1, sizeof r1);
     }
+    float tail[8] = {0};
+    for (; i < end; i += 8) {
+        const int64_t count = end - i < 8 ? end - i : 8;
+        memcpy(tail, x + i, (size_t)count * sizeof *x);
+        f32x8 v;
+        memcpy(&v, tail, sizeof v);
+        const f32x8 r = __builtin_convertvector(gelu8(__builtin_convertvector(v, f64x8), p, q, g->limit), f32x8);
+        memcpy(out + i, &r, (size_t)count * sizeof *out);
+    }
+}
+
+struct split_job {
+    range_fn fn;
+    const void *job;
+    int64_t n, unit;
+};
+
+/* ranges of whole ``unit``s of elements: the last one ends at n */
+static void split_range(const void *job, int64_t part, int64_t begin, int64_t end) {
+    const struct split_job *s = job;
+    const int64_t stop = end * s->unit < s->n ? end * s->unit : s->n;
+    s->fn(s->job, part, begin * s->unit, stop);
+}
+
+void al_gelu_f32(const float *restrict x, float *restrict out, int64_t n, const double *restrict p,
+                 const double *restrict q, double limit, int64_t threads) {
+    const struct gelu_job job = {x, out, p, q, limit};
+    const struct split_job split = {gelu_range, &job, n, 16};
+    parallel_for(threads, (n + 15) / 16, GRAIN / 16, split_range, &split);
+}
+
+/* out = a + b over (rows, cols): b a row of cols (b_stride 0: a bias) or rows of its own (b_stride
+ * cols); out may be a or b. */
+struct add_job {
+    const float *a, *b;
+    float *out;
+    int64_t cols, b_stride;
+};
+
+static void add_range(const void *job, int64_t part, int64_t begin, int64_t end) {
+    (void)part;
+    const struct add_job *j = job;
+    for (int64_t r = begin; r < end; r++) {
+        const float *a = j->a + r * j->cols, *b = j->b + r * j->b_stride;
+        float *o = j->out + r * j->cols;
+        for (int64_t c = 0; c < j->cols; c++) o[c] = a[c] + b[c];
+    }
+}
+
+void al_add_f32(const float *a, const float *b, float *out, int64_t rows, int64_t cols, int64_t b_stride,
+                int64_t threads) {
+    const struct add_job job = {a, b, out, cols, b_stride};
+    parallel_for(threads, rows, rows_grain(cols), add_range, &job);
+}
+
+/* C = A B through a BLAS's cblas_sgemm (row-major; A or B transposed: stored column-major), split
+ * over threads by blocks of 16 rows of C, or of 64 columns where C has fewer than 32 rows; each part is
+ * one sgemm call, or one sgemv call where A is a single row (the caller keeps the BLAS itself
+ * single-threaded meanwhile). The blocks keep each
+ * part's tiles where the whole product has them; a BLAS may still pick another kernel for a smaller
+ * part (a few last bits apart: the tests check row splits of row-major operands bit for bit). */
+typedef void (*sgemm64_fn)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
+                           int64_t, float, float *, int64_t);
+typedef void (*sgemm32_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
+                           float *, int);
+typedef void (*sgemv64_fn)(int, int, int64_t, int64_t, float, const float *, int64_t, const float *, int64_t, float,
+                           float *, int64_t);
+typedef void (*sgemv32_fn)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
+typedef void (*any_fn)(void);
+
+struct matmul_job {
+    any_fn sgemm, sgemv;
+    int ilp64, trans_a, trans_b, by_rows;
+    const float *a, *b;
+    float *c;
+    int64_t m, n, k, lda, ldb, block;
+};
+
+static void matmul_range(const void *job, int64_t part, int64_t begin, int64_t end) {
+    (void)part;
+    const struct matmul_job *j = job;
+    const int64_t limit = j->by_rows ? j->m : j->n, first = begin * j->block;
+    const int64_t count = (end * j->block < limit ? end * j->block : limit) - first;
+    const float *a = j->a, *b = j->b;
+    float *c = j->c;
+    int64_t m = j->m, n = j->n;
+    if (j->by_rows) {
+        a += j->trans_a ? first : first * j->lda;
+        c += first * j->n;
+        m = count;
+    } else {
+        b += j->trans_b ? first * j->ldb : first;
+        c += first;
+        n = count;
+    }
+    if (m == 1) { /* c = b^T a: the rows of b's storage are its columns where it is transposed */
+        const int trans = j->trans_b ? NO_TRANS : TRANS;
+        const int64_t rows = j->trans_b ? n : j->k, cols = j->trans_b ? j->k : n;
+        if (j->ilp64)
+            ((sgemv64_fn)j->sgemv)(ROW_MAJOR, trans, rows, cols, 1.0f, b, j->ldb, a, 1, 0.0f, c, 1);
+        else
+            ((sgemv32_fn)j->sgemv)(ROW_MAJOR, trans, (int)rows, (int)cols, 1.0f, b, (int)j->ldb, a, 1, 0.0f, c, 1);
+        return;
+    }
+    const int ta = j->trans_a ? TRANS : NO_TRANS, tb = j->trans_b ? TRANS : NO_TRANS;
+    if (j->ilp64)
+        ((sgemm64_fn)j->sgemm)(ROW_MAJOR, ta, tb, m, n, j->k, 1.0f, a, j->lda, b, j->ldb, 0.0f, c, j->n);
+    else
+        ((sgemm32_fn)j->sgemm)(ROW_MAJOR, ta, tb, (int)m, (int)n, (int)j->k, 1.0f, a, (int)j->lda, b, (int)j->ldb,
+                               0.0f, c, (int)j->n);
+}
+
+void al_matmul_f32(any_fn sgemm, any_fn sgemv, int64_t ilp64, const float *a, int64_t trans_a, int64_t lda, const float *b,
+                   int64_t trans_b, int64_t ldb, float *c, int64_t m, int64_t n, int64_t k, int64_t threads) {
+    const int by_rows = m >= 32;
+    const int64_t block = by_rows ? 16 : 64, blocks = ((by_rows ? m : n) + block - 1) / block;
+    /* a part of at least ~4 MFLOP: some hundred times a thread's start */
+    const int64_t block_flops = 2 * block * k * (by_rows ? n : m);
+    const int64_t grain = block_flops >= (1 << 22) ? 1 : (1 << 22) / (block_flops > 0 ? block_flops : 1);
+    const struct matmul_job job = {sgemm, sgemv, (int)ilp64, (int)trans_a, (int)trans_b, by_rows, a, b, c, m, n, k, lda, ldb,
+                                   block};
+    parallel_for(threads, blocks, grain, matmul_range, &job);
 }
 
 /* sum of x[0..n) in double */
@@ -110,13 +427,23 @@ static double squares_f64(const float *restrict x, int64_t n, double center) {
 /* Layer norm over the last axis of a (rows, cols) array: mean, then the variance of x - mean (two
  * passes over a row that sits in L1), in double; then (x - mean) / sqrt(var + eps) * w + b in float.
  * w and b may be NULL. */
-void al_layer_norm_f32(const float *restrict x, const float *restrict w, const float *restrict b,
-                       float *restrict out, int64_t rows, int64_t cols, double eps) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *restrict row = x + r * cols;
-        float *restrict o = out + r * cols;
+struct layer_norm_job {
+    const float *x, *w, *b;
+    float *out;
+    int64_t cols;
+    double eps;
+};
+
+static void layer_norm_range(const void *job, int64_t part, int64_t begin, int64_t end) {
+    (void)part;
+    const struct layer_norm_job *n = job;
+    const int64_t cols = n->cols;
+    const float *restrict w = n->w, *restrict b = n->b;
+    for (int64_t r = begin; r < end; r++) {
+        const float *restrict row = n->x + r * cols;
+        float *restrict o = n->out + r * cols;
         const double mean = sum_f64(row, cols) / (double)cols;
-        const float rstd = (float)(1.0 / sqrt(squares_f64(row, cols, mean) / (double)cols + eps));
+        const float rstd = (float)(1.0 / sqrt(squares_f64(row, cols, mean) / (double)cols + n->eps));
         const float m = (float)mean;
         for (int64_t j = 0; j < cols; j++) o[j] = (row[j] - m) * rstd;
         if (w)
@@ -124,6 +451,12 @@ void al_layer_norm_f32(const float *restrict x, const float *restrict w, const f
         if (b)
             for (int64_t j = 0; j < cols; j++) o[j] += b[j];
     }
+}
+
+void al_layer_norm_f32(const float *restrict x, const float *restrict w, const float *restrict b,
+                       float *restrict out, int64_t rows, int64_t cols, double eps, int64_t threads) {
+    const struct layer_norm_job job = {x, w, b, out, cols, eps};
+    parallel_for(threads, rows, rows_grain(cols), layer_norm_range, &job);
 }
 
 /* The largest lane (NaN lanes ignored unless all are NaN) and the sum of the lanes, by halving:
@@ -167,63 +500,202 @@ static inline f32x16 exp16(f32x16 x) {
     return select16(under, (f32x16){0}, e * (f32x16)scale);
 }
 
-/* Softmax along each row of x (rows, cols) into out, of the scores x * factor, plus a float mask
- * ``added`` or with the positions where the bool mask ``hidden`` is set at -inf. Rows are grouped
- * ``inner`` at a time (a query's rows of one head, say): the mask row of row r starts at element
- * (r / inner) * outer_stride + (r % inner) * inner_stride (strides 0: a broadcast mask). The shift is
- * each row's own maximum. A row holding NaN, or +inf, or only -inf gives NaN throughout, as numpy's
- * formula does. ``out`` may be ``x`` (in place): each element is read before it is written. */
+/* Softmax of one row of ``cols`` scores ``row * factor``, plus the float mask row ``add`` or with the
+ * positions where the bool mask row ``hide`` is set at -inf (either may be NULL), into ``o``. The shift
+ * is the row's maximum. A row holding NaN, or +inf, or only -inf gives NaN throughout, as numpy's
+ * formula does. ``o`` may be ``row`` (in place): each element is read before it is written. */
+static void softmax_row(const float *row, float *o, int64_t cols, float factor, const float *restrict add,
+                        const uint8_t *restrict hide) {
+    const int64_t body = cols - cols % WIDTH;
+    /* scores into out and their maximum in one pass; the maximum ignores NaN, whose exponential
+     * then makes the sum NaN */
+    f32x16 top16 = (f32x16){0} - INFINITY;
+    for (int64_t j = 0; j < body; j += WIDTH) {
+        f32x16 v = load16(row + j) * factor;
+        if (add) v += load16(add + j);
+        if (hide) {
+            i32x16 h;
+            for (int k = 0; k < WIDTH; k++) h[k] = hide[j + k] ? -1 : 0;
+            v = select16(h, (f32x16){0} - INFINITY, v);
+        }
+        store16(o + j, v);
+        top16 = select16(v > top16, v, top16);
+    }
+    float top = -INFINITY;
+    for (int64_t j = body; j < cols; j++) {
+        float v = row[j] * factor + (add ? add[j] : 0.0f);
+        o[j] = hide && hide[j] ? -INFINITY : v;
+        top = o[j] > top ? o[j] : top;
+    }
+    const float top_body = max16(top16);
+    top = top_body > top ? top_body : top;
+    f32x16 sums = {0};
+    for (int64_t j = 0; j < body; j += WIDTH) {
+        f32x16 e = exp16(load16(o + j) - top);
+        store16(o + j, e);
+        sums += e;
+    }
+    if (body < cols) { /* the tail, padded with -inf: e^-inf adds 0 */
+        float tail[WIDTH];
+        for (int k = 0; k < WIDTH; k++) tail[k] = body + k < cols ? o[body + k] : -INFINITY;
+        f32x16 e = exp16(load16(tail) - top);
+        sums += e;
+        for (int64_t j = body; j < cols; j++) o[j] = e[j - body];
+    }
+    const float sum = sum16(sums);
+    if (!isfinite(top) || sum != sum) { /* a NaN, a +inf maximum (inf - inf), or only -inf */
+        for (int64_t j = 0; j < cols; j++) o[j] = NAN;
+        return;
+    }
+    const float inverse = 1.0f / sum;
+    for (int64_t j = 0; j < cols; j++) o[j] *= inverse;
+}
+
+struct softmax_job {
+    const float *x;
+    float *out;
+    int64_t cols;
+    float factor;
+    const float *added;
+    const uint8_t *hidden;
+    int64_t inner, outer_stride, inner_stride;
+};
+
+static void softmax_range(const void *job, int64_t part, int64_t begin, int64_t end) {
+    (void)part;
+    const struct softmax_job *s = job;
+    for (int64_t r = begin; r < end; r++) {
+        const int64_t m = (r / s->inner) * s->outer_stride + (r % s->inner) * s->inner_stride;
+        softmax_row(s->x + r * s->cols, s->out + r * s->cols, s->cols, s->factor, s->added ? s->added + m : NULL,
+                    s->hidden ? s->hidden + m : NULL);
+    }
+}
+
+/* Softmax along each row of x (rows, cols) into out (softmax_row). Rows are grouped ``inner`` at a
+ * time (a query's rows of one head, say): the mask row of row r starts at element
+ * (r / inner) * outer_stride + (r % inner) * inner_stride (strides 0: a broadcast mask). */
 void al_softmax_f32(const float *x, float *out, int64_t rows, int64_t cols, float factor,
                     const float *restrict added, const uint8_t *restrict hidden, int64_t inner,
-                    int64_t outer_stride, int64_t inner_stride) {
-    const int64_t body = cols - cols % WIDTH;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *row = x + r * cols;
-        float *o = out + r * cols;
-        const int64_t m = (r / inner) * outer_stride + (r % inner) * inner_stride;
-        /* scores into out and their maximum in one pass; the maximum ignores NaN, whose exponential
-         * then makes the sum NaN */
-        const float *restrict add = added ? added + m : NULL;
-        const uint8_t *restrict hide = hidden ? hidden + m : NULL;
-        f32x16 top16 = (f32x16){0} - INFINITY;
-        for (int64_t j = 0; j < body; j += WIDTH) {
-            f32x16 v = load16(row + j) * factor;
-            if (add) v += load16(add + j);
-            if (hide) {
-                i32x16 h;
-                for (int k = 0; k < WIDTH; k++) h[k] = hide[j + k] ? -1 : 0;
-                v = select16(h, (f32x16){0} - INFINITY, v);
-            }
-            store16(o + j, v);
-            top16 = select16(v > top16, v, top16);
+                    int64_t outer_stride, int64_t inner_stride, int64_t threads) {
+    const struct softmax_job job = {x, out, cols, factor, added, hidden, inner, outer_stride, inner_stride};
+    parallel_for(threads, rows, rows_grain(cols), softmax_range, &job);
+}
+
+/* Attention: out = softmax(q k^T * factor + mask) v for each of ``units`` heads, on queries ``rows`` at
+ * a time. Per head, k^T and v are first copied into zero-padded scratch (keys and value columns rounded
+ * up to 32), so that both products run on one register-blocked kernel: an 8 x 32 tile of C = A B
+ * (A's rows strided by lda, B's by ldb) in sixteen 16-float accumulators, over k steps. */
+#define ROWS 8
+#define COLS 32
+
+static inline void tile_8x32(const float *restrict a, int64_t lda, const float *restrict b, int64_t ldb,
+                             int64_t k, float *restrict c, int64_t ldc) {
+    f32x16 acc[ROWS][2] = {{{0}}};
+    for (int64_t p = 0; p < k; p++) {
+        const f32x16 b0 = load16(b + p * ldb), b1 = load16(b + p * ldb + 16);
+        for (int r = 0; r < ROWS; r++) {
+            const float s = a[r * lda + p];
+            acc[r][0] += s * b0;
+            acc[r][1] += s * b1;
         }
-        float top = -INFINITY;
-        for (int64_t j = body; j < cols; j++) {
-            float v = row[j] * factor + (add ? add[j] : 0.0f);
-            o[j] = hide && hide[j] ? -INFINITY : v;
-            top = o[j] > top ? o[j] : top;
-        }
-        const float top_body = max16(top16);
-        top = top_body > top ? top_body : top;
-        f32x16 sums = {0};
-        for (int64_t j = 0; j < body; j += WIDTH) {
-            f32x16 e = exp16(load16(o + j) - top);
-            store16(o + j, e);
-            sums += e;
-        }
-        if (body < cols) { /* the tail, padded with -inf: e^-inf adds 0 */
-            float tail[WIDTH];
-            for (int k = 0; k < WIDTH; k++) tail[k] = body + k < cols ? o[body + k] : -INFINITY;
-            f32x16 e = exp16(load16(tail) - top);
-            sums += e;
-            for (int64_t j = body; j < cols; j++) o[j] = e[j - body];
-        }
-        const float sum = sum16(sums);
-        if (!isfinite(top) || sum != sum) { /* a NaN, a +inf maximum (inf - inf), or only -inf */
-            for (int64_t j = 0; j < cols; j++) o[j] = NAN;
-            continue;
-        }
-        const float inverse = 1.0f / sum;
-        for (int64_t j = 0; j < cols; j++) o[j] *= inverse;
     }
+    for (int r = 0; r < ROWS; r++) {
+        store16(c + r * ldc, acc[r][0]);
+        store16(c + r * ldc + 16, acc[r][1]);
+    }
+}
+
+static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+/* Where a head's matrix lies: element (unit u, row i, column j) at
+ * (u / inner) * outer + (u % inner) * unit_stride + i * row + j (the last axis is contiguous). */
+struct layout {
+    int64_t outer, unit, row;
+};
+
+static int64_t offset(const struct layout *l, int64_t u, int64_t inner) {
+    return (u / inner) * l->outer + (u % inner) * l->unit;
+}
+
+struct attention_job {
+    const float *q, *k, *v;
+    float *out;
+    const float *added;
+    const uint8_t *hidden;
+    struct layout lq, lk, lv, lo, lm; /* lm: the mask's (row 0 for a mask of one row) */
+    int64_t inner, length, source, dim, dim_v;
+    float factor;
+    float *scratch; /* scratch_floats(...) floats per range */
+};
+
+static int64_t scratch_floats(int64_t source, int64_t dim, int64_t dim_v) {
+    const int64_t s = round_up(source, COLS), e = round_up(dim_v, COLS);
+    return dim * s + s * e + ROWS * dim + ROWS * s + ROWS * e;
+}
+
+static void attention_range(const void *job, int64_t part, int64_t begin, int64_t end) {
+    const struct attention_job *a = job;
+    const int64_t s32 = round_up(a->source, COLS), e32 = round_up(a->dim_v, COLS), dim = a->dim;
+    float *const kt = a->scratch + part * scratch_floats(a->source, dim, a->dim_v); /* (dim, s32) */
+    float *const vp = kt + dim * s32;                                                /* (s32, e32) */
+    float *const qb = vp + s32 * e32;                                                /* (ROWS, dim) */
+    float *const sc = qb + ROWS * dim;                                               /* (ROWS, s32) */
+    float *const ob = sc + ROWS * s32;                                               /* (ROWS, e32) */
+    memset(kt, 0, (size_t)(dim * s32 + s32 * e32) * sizeof *kt);
+    for (int64_t u = begin; u < end; u++) {
+        const float *q = a->q + offset(&a->lq, u, a->inner), *k = a->k + offset(&a->lk, u, a->inner);
+        const float *v = a->v + offset(&a->lv, u, a->inner);
+        float *out = a->out + offset(&a->lo, u, a->inner);
+        for (int64_t j = 0; j < a->source; j++) {
+            const float *key = k + j * a->lk.row;
+            for (int64_t d = 0; d < dim; d++) kt[d * s32 + j] = key[d];
+            memcpy(vp + j * e32, v + j * a->lv.row, (size_t)a->dim_v * sizeof *vp);
+        }
+        for (int64_t i0 = 0; i0 < a->length; i0 += ROWS) {
+            const int64_t rows = a->length - i0 < ROWS ? a->length - i0 : ROWS;
+            for (int64_t r = 0; r < ROWS; r++) {
+                if (r < rows)
+                    memcpy(qb + r * dim, q + (i0 + r) * a->lq.row, (size_t)dim * sizeof *qb);
+                else
+                    memset(qb + r * dim, 0, (size_t)dim * sizeof *qb);
+            }
+            for (int64_t c = 0; c < s32; c += COLS) tile_8x32(qb, dim, kt + c, s32, dim, sc + c, s32);
+            for (int64_t r = 0; r < ROWS; r++) {
+                float *row = sc + r * s32;
+                if (r < rows) {
+                    const int64_t m = offset(&a->lm, u, a->inner) + (i0 + r) * a->lm.row;
+                    softmax_row(row, row, a->source, a->factor, a->added ? a->added + m : NULL,
+                                a->hidden ? a->hidden + m : NULL);
+                    memset(row + a->source, 0, (size_t)(s32 - a->source) * sizeof *row);
+                } else {
+                    memset(row, 0, (size_t)s32 * sizeof *row);
+                }
+            }
+            for (int64_t c = 0; c < e32; c += COLS) tile_8x32(sc, s32, vp + c, e32, s32, ob + c, e32);
+            for (int64_t r = 0; r < rows; r++)
+                memcpy(out + (i0 + r) * a->lo.row, ob + r * e32, (size_t)a->dim_v * sizeof *out);
+        }
+    }
+}
+
+/* layouts: the (outer, unit, row) strides in elements of q, k, v, out and the mask, 15 numbers.
+ * Returns 0, or -1 where the scratch could not be allocated (nothing done). */
+int al_attention_f32(const float *q, const float *k, const float *v, float *out, const float *added,
+                     const uint8_t *hidden, const int64_t *layouts, int64_t units, int64_t inner, int64_t length,
+                     int64_t source, int64_t dim, int64_t dim_v, float factor, int64_t threads) {
+    struct attention_job job = {
+        .q = q, .k = k, .v = v, .out = out, .added = added, .hidden = hidden, .inner = inner,
+        .length = length, .source = source, .dim = dim, .dim_v = dim_v, .factor = factor,
+    };
+    struct layout *l[5] = {&job.lq, &job.lk, &job.lv, &job.lo, &job.lm};
+    for (int i = 0; i < 5; i++) *l[i] = (struct layout){layouts[3 * i], layouts[3 * i + 1], layouts[3 * i + 2]};
+    /* a head of BERT's (128 queries and keys of 32) is ~2 MFLOP: about a thread's start cost times 100 */
+    const int64_t flops = 2 * length * source * (dim + dim_v);
+    const int64_t grain = flops >= (1 << 21) ? 1 : (1 << 21) / (flops > 0 ? flops : 1);
+    const int64_t parts = count_parts(threads, units, grain);
+    job.scratch = malloc((size_t)(parts * scratch_floats(source, dim, dim_v)) * sizeof(float));
+    if (!job.scratch) return -1;
+    parallel_for(threads, units, grain, attention_range, &job);
+    free(job.scratch);
+    return 0;
 }

@@ -1,0 +1,119 @@
+"""The compiled cpu kernels' threads: the same results on one thread and on several, a forked child
+that starts its own threads, and numpy's BLAS thread count left as it was."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from typing import Literal
+
+import numpy as np
+import pytest
+
+from accelerate_lab.hal import cpu_blas, cpu_native, cpu_nn
+from tests.hal.test_cpu_kernels import attention, run
+
+
+@pytest.fixture(autouse=True)
+def compiled() -> None:
+    """numpy's kernels have no threads of their own: these tests need the compiled ones."""
+    if cpu_nn.library() is None:
+        status = cpu_native.native_status()["nn"]
+        if "build failed" in status:  # a compiler that rejects nn.c is a bug, not a missing tool
+            pytest.fail(status)
+        pytest.skip(f"no compiled nn kernels: {status}")
+
+
+def _gelu_or_exit(x: np.ndarray, expected: np.ndarray) -> None:
+    """In a forked child: exit 1 unless the threaded gelu of ``x`` is ``expected``."""
+    sys.exit(0 if np.array_equal(run("gelu", x, approximate="none"), expected) else 1)
+
+
+class TestThreads:
+    """The compiled kernels split their work over numpy's BLAS thread count: three threads here, on
+    sizes no split divides evenly, against one thread (the numpy path for matmul)."""
+
+    @staticmethod
+    def both(kernel: str, *inputs: np.ndarray | None, **params: object) -> tuple[np.ndarray, np.ndarray]:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cpu_nn, "blas_threads", lambda: 1)
+            single = run(kernel, *inputs, **params)
+            patch.setattr(cpu_nn, "blas_threads", lambda: 3)
+            return single, run(kernel, *inputs, **params)
+
+    def test_elementwise_and_row_kernels_give_the_same_bits(self) -> None:
+        rng = np.random.default_rng()
+        x = (rng.standard_normal((2003, 97)) * 4).astype(np.float32)  # rows per thread: 667, 668, 668
+        w, b = rng.standard_normal(97).astype(np.float32), rng.standard_normal(97).astype(np.float32)
+        mask = rng.standard_normal((1, 97)).astype(np.float32)
+        cases: list[tuple[str, tuple[np.ndarray, ...], dict[str, object]]] = [
+            ("gelu", (x,), {"approximate": "none"}),
+            ("add", (x, b), {}),
+            ("add", (x, x[::-1].copy()), {}),
+            ("layer_norm", (x, w, b), {"eps": 1e-5}),
+            ("softmax", (x,), {"axis": 1}),
+        ]
+        for kernel, inputs, params in cases:
+            single, threaded = self.both(kernel, *inputs, **params)
+            np.testing.assert_array_equal(single, threaded, err_msg=kernel)
+        single_masked = cpu_nn.softmax(x, 0.5, mask)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cpu_nn, "blas_threads", lambda: 3)
+            np.testing.assert_array_equal(cpu_nn.softmax(x, 0.5, mask), single_masked)
+
+    @pytest.mark.parametrize("mask_kind", ["none", "bool", "float"])
+    def test_attention_gives_the_same_bits(self, mask_kind: str) -> None:
+        rng = np.random.default_rng()
+        q, k, v = rng.standard_normal((3, 5, 7, 130, 16)).astype(np.float32)  # 35 heads of 130 x 130
+        masks = {
+            "none": None,
+            "bool": rng.random((5, 1, 1, 130)) > 0.2,
+            "float": rng.standard_normal((130, 130)),
+        }
+        mask = masks[mask_kind]
+        single, threaded = self.both("sdpa", q, k, v, mask, is_causal=mask_kind == "bool", scale=None)
+        np.testing.assert_array_equal(single, threaded)
+        np.testing.assert_allclose(
+            threaded, attention(q, k, v, mask, mask_kind == "bool"), rtol=1e-4, atol=1e-5
+        )
+
+    def test_matmul_split_by_rows_gives_numpys_bits(self) -> None:
+        rng = np.random.default_rng()
+        for m, k, n in [(2003, 97, 129), (1000, 33, 517), (129, 384, 1152)]:
+            a, b = (
+                rng.standard_normal((m, k)).astype(np.float32),
+                rng.standard_normal((k, n)).astype(np.float32),
+            )
+            single, threaded = self.both("matmul", a, b)
+            np.testing.assert_array_equal(single, threaded)
+
+    @pytest.mark.parametrize("layout", ["C", "F"])
+    def test_matmul_of_a_single_row_split_by_columns(self, layout: str) -> None:
+        # Whisper's vocabulary projection: a row times the transposed embedding table, by sgemv
+        rng = np.random.default_rng()
+        order: Literal["C", "F"] = "C" if layout == "C" else "F"
+        a = rng.standard_normal((1, 300)).astype(np.float32)
+        b = np.asarray(rng.standard_normal((300, 20011)), np.float32, order)
+        single, threaded = self.both("matmul", a, b)
+        np.testing.assert_allclose(threaded, single, rtol=1e-5, atol=1e-5)
+
+    def test_a_forked_child_starts_its_own_threads(self) -> None:
+        x = np.random.default_rng().standard_normal((2003, 97)).astype(np.float32)
+        single, _ = self.both("gelu", x, approximate="none")  # the parent's workers exist now
+        context = multiprocessing.get_context("fork")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cpu_nn, "blas_threads", lambda: 3)
+            child = context.Process(target=_gelu_or_exit, args=(x, single), daemon=True)
+            child.start()
+            child.join(timeout=60)
+        if child.exitcode is None:  # hung, waiting for threads it does not have
+            child.kill()
+        assert child.exitcode == 0
+
+    def test_matmul_leaves_blas_thread_count_alone(self) -> None:
+        a = np.ones((256, 256), np.float32)
+        before = cpu_blas.blas_threads()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cpu_nn, "blas_threads", lambda: 3)
+            assert (run("matmul", a, a) == 256).all()
+        assert cpu_blas.blas_threads() == before
