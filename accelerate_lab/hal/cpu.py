@@ -358,12 +358,16 @@ def _sdpa_compiled(
         units, step = list(np.ndindex(*q.shape[:-2])), max(1, _SCORES_BYTES // (4 * source))
     scores = np.empty((*q[units[0]].shape[:-2], min(step, length), source), np.float32)
     for unit in units:
-        # a contiguous k.T: numpy's batched matmul takes a slow path (~100x) for a swapped-axes operand
-        keys = np.ascontiguousarray(np.swapaxes(k[unit], -1, -2))
+        # a contiguous k.T: numpy's batched matmul takes a slow path (~100x) for a swapped-axes operand;
+        # a few queries (decoding steps) take k @ q.T instead, reading the keys where they are
+        keys = None if length < _KERNEL_QUERIES else np.ascontiguousarray(np.swapaxes(k[unit], -1, -2))
         for start in range(0, length, step):
             stop = min(start + step, length)
             block = scores[..., : stop - start, :]
-            np.matmul(q[unit][..., start:stop, :], keys, out=block)
+            if keys is None:
+                block[...] = np.swapaxes(k[unit] @ np.swapaxes(q[unit][..., start:stop, :], -1, -2), -1, -2)
+            else:
+                np.matmul(q[unit][..., start:stop, :], keys, out=block)
             mask = (_rows(added, unit, start, stop), _rows(hidden, unit, start, stop))
             cpu_nn.softmax(block, factor, *mask, out=block)
             np.matmul(block, v[unit], out=out[unit][..., start:stop, :])

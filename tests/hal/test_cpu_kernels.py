@@ -102,6 +102,16 @@ def test_fused_attention_on_bert_shaped_strided_heads_with_padding() -> None:
     assert merged.flags.c_contiguous
 
 
+def test_attention_of_one_query_reads_strided_heads_in_place() -> None:
+    # a decoding step: one query against cached keys and values whose heads are strided views
+    rng = np.random.default_rng()
+    batch, source, heads, dim = 2, 300, 6, 16
+    q = rng.standard_normal((batch, heads, 1, dim)).astype(np.float32)
+    k, v = rng.standard_normal((2, batch, source, heads, dim)).astype(np.float32).transpose(0, 1, 3, 2, 4)
+    out = run("sdpa", q, k, v, None, is_causal=False, scale=None)
+    np.testing.assert_allclose(out, attention(q, k, v, None, False), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("mask_kind", ["none", "bool", "float", "row"])
 @pytest.mark.parametrize("causal", [False, True])
 def test_fused_attention_broadcasts_batches_and_masks(mask_kind: str, causal: bool) -> None:
