@@ -79,13 +79,25 @@ class TestThreads:
 
     def test_matmul_split_by_rows_gives_numpys_bits(self) -> None:
         rng = np.random.default_rng()
-        for m, k, n in [(2003, 97, 129), (1000, 33, 517), (129, 384, 1152)]:
+        for m, k, n in [(2003, 97, 129), (1000, 33, 517), (600, 384, 1152)]:
             a, b = (
                 rng.standard_normal((m, k)).astype(np.float32),
                 rng.standard_normal((k, n)).astype(np.float32),
             )
             single, threaded = self.both("matmul", a, b)
             np.testing.assert_array_equal(single, threaded)
+
+    def test_matmul_of_few_rows_split_by_columns(self) -> None:
+        # fewer than 512 rows (a 128-token layer): each thread takes columns of b, a few last bits apart
+        rng = np.random.default_rng()
+        for m, k, n in [(129, 384, 1152), (31, 400, 3000)]:
+            a, b = (
+                rng.standard_normal((m, k)).astype(np.float32),
+                rng.standard_normal((k, n)).astype(np.float32),
+            )
+            single, threaded = self.both("matmul", a, b)
+            np.testing.assert_allclose(threaded, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(threaded, single, rtol=1e-5, atol=1e-5)
 
     @pytest.mark.parametrize("layout", ["C", "F"])
     def test_matmul_of_a_single_row_split_by_columns(self, layout: str) -> None:
