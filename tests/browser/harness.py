@@ -61,18 +61,25 @@ def serve(folder: Path, isolated: bool = False) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def open_page(chromium: Any, folder: Path) -> Iterator[Any]:
-    """A tab on the test page served from ``folder`` (made by :func:`page_folder`), ready to connect;
-    closing it fails on any uncaught error the page raised."""
-    with serve(folder) as url:
-        tab = chromium.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.goto(f"{url}/page.html")
-        tab.wait_for_function("window.pageReady === true", timeout=30_000)
+def open_tab(browser: Any, url: str, timeout_ms: float = 30_000) -> Iterator[Any]:
+    """A tab of ``browser`` on the test page at ``url``, ready to connect; closing it fails on any
+    uncaught error the page raised."""
+    tab = browser.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto(f"{url}/page.html")
+    tab.wait_for_function("window.pageReady === true", timeout=timeout_ms)
+    yield tab
+    tab.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@contextlib.contextmanager
+def open_page(chromium: Any, folder: Path, isolated: bool = False) -> Iterator[Any]:
+    """A tab on the test page served from ``folder`` (made by :func:`page_folder`; ``isolated`` as in
+    :func:`serve`), ready to connect."""
+    with serve(folder, isolated) as url, open_tab(chromium, url) as tab:
         yield tab
-        tab.close()
-        assert not errors, f"uncaught errors in the page: {errors}"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

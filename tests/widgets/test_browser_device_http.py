@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +29,33 @@ def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "spool"
 
 
-def _http_widget(monkeypatch: pytest.MonkeyPatch, spool: Path) -> tuple[BrowserDevice, Sent]:
-    """A ready widget whose probe came back intact (the browser GETs the probe and PUTs it back)."""
+def _capturing(monkeypatch: pytest.MonkeyPatch) -> tuple[BrowserDevice, Sent]:
+    """A widget whose messages to the browser land in the list it comes with."""
     widget = BrowserDevice(name="browser:http-test")
     sent: Sent = []
     monkeypatch.setattr(widget, "send", lambda content, buffers: sent.append((content, buffers)))
-    widget.status = "ready"
-    widget._on_msg(widget, {"kind": "hello"}, [])
-    probe = sent.pop()[0]
-    assert probe["kind"] == "probe" and widget.transfer == "probing"
-    _put(spool, str(probe["put"]), _get(spool, str(probe["get"])))
-    widget._on_msg(widget, {"kind": "probe", "ok": True, "message": ""}, [])
-    assert (widget.transfer, widget.transfer_message) == ("http", "")
-    assert not list(spool.iterdir())
     return widget, sent
+
+
+@pytest.fixture
+async def http_widget(
+    monkeypatch: pytest.MonkeyPatch, spool: Path
+) -> AsyncIterator[tuple[BrowserDevice, Sent]]:
+    """A ready widget whose probe came back intact (the browser GETs the probe and PUTs it back);
+    closed after the test, while its event loop still runs (closing settles what is pending)."""
+    widget, sent = _capturing(monkeypatch)
+    try:
+        widget.status = "ready"
+        widget._on_msg(widget, {"kind": "hello"}, [])
+        probe = sent.pop()[0]
+        assert probe["kind"] == "probe" and widget.transfer == "probing"
+        _put(spool, str(probe["put"]), _get(spool, str(probe["get"])))
+        widget._on_msg(widget, {"kind": "probe", "ok": True, "message": ""}, [])
+        assert (widget.transfer, widget.transfer_message) == ("http", "")
+        assert not list(spool.iterdir())
+        yield widget, sent
+    finally:
+        widget.close()
 
 
 def _get(spool: Path, token: str) -> bytes:
@@ -79,68 +93,57 @@ async def _round_trip_started(spool: Path, sent: Sent) -> tuple[asyncio.Future[A
 
 @pytest.mark.parametrize("nbytes", [2**20, 5 * 2**20 + 4])
 async def test_large_buffers_travel_as_spool_tokens_both_ways(
-    monkeypatch: pytest.MonkeyPatch, spool: Path, nbytes: int
+    http_widget: tuple[BrowserDevice, Sent], spool: Path, nbytes: int
 ) -> None:
-    widget, sent = _http_widget(monkeypatch, spool)
-    try:
-        data = np.random.default_rng().standard_normal(nbytes // 4).astype(np.float32)
-        pending = asyncio.ensure_future(al.tensor(data, device="browser:http-test").numpy_async())
-        await asyncio.sleep(0)
-        batch, token, slot = _batch(sent)
-        commands = batch["commands"]
-        assert isinstance(commands, list)
-        upload = next(c for c in commands if c["op"] == "upload")
-        request = next(c for c in commands if c["op"] == "download")["request"]
-        assert batch["spooled"] == {str(upload["buffer"]): token}
-        assert _get(spool, token) == data.tobytes()  # the comm carried an empty buffer instead
-        _put(spool, slot, data.tobytes())
-        reply = {"kind": "reply", "seq": batch["seq"], "downloads": [{"request": request, "buffer": 0}]}
-        widget._on_msg(widget, {**reply, "error": None, "spooled": {"0": slot}}, [memoryview(b"")])
-        np.testing.assert_array_equal(await asyncio.wait_for(pending, 5), data)
-        assert not list(spool.iterdir())
-    finally:
-        widget.close()
+    widget, sent = http_widget
+    data = np.random.default_rng().standard_normal(nbytes // 4).astype(np.float32)
+    pending = asyncio.ensure_future(al.tensor(data, device="browser:http-test").numpy_async())
+    await asyncio.sleep(0)
+    batch, token, slot = _batch(sent)
+    commands = batch["commands"]
+    assert isinstance(commands, list)
+    upload = next(c for c in commands if c["op"] == "upload")
+    request = next(c for c in commands if c["op"] == "download")["request"]
+    assert batch["spooled"] == {str(upload["buffer"]): token}
+    assert _get(spool, token) == data.tobytes()  # the comm carried an empty buffer instead
+    _put(spool, slot, data.tobytes())
+    reply = {"kind": "reply", "seq": batch["seq"], "downloads": [{"request": request, "buffer": 0}]}
+    widget._on_msg(widget, {**reply, "error": None, "spooled": {"0": slot}}, [memoryview(b"")])
+    np.testing.assert_array_equal(await asyncio.wait_for(pending, 5), data)
+    assert not list(spool.iterdir())
 
 
 async def test_a_put_that_never_arrived_fails_the_download_and_leaves_no_file(
-    monkeypatch: pytest.MonkeyPatch, spool: Path
+    http_widget: tuple[BrowserDevice, Sent], spool: Path
 ) -> None:
-    widget, sent = _http_widget(monkeypatch, spool)
-    try:
-        pending, batch, slot = await _round_trip_started(spool, sent)
-        (spool / f"{slot}.slot").unlink()  # claimed by a PUT that was cut off: the server removed its part
-        request = next(iter(widget.device._requests))  # type: ignore[union-attr]
-        reply = {"kind": "reply", "seq": batch["seq"], "downloads": [{"request": request, "buffer": 0}]}
-        widget._on_msg(widget, {**reply, "error": None, "spooled": {"0": slot}}, [memoryview(b"")])
-        with pytest.raises(BrowserTransferError, match=f"PUT of transfer {slot} never arrived"):
-            await asyncio.wait_for(pending, 5)
-        assert not list(spool.iterdir())
-    finally:
-        widget.close()
+    widget, sent = http_widget
+    pending, batch, slot = await _round_trip_started(spool, sent)
+    (spool / f"{slot}.slot").unlink()  # claimed by a PUT that was cut off: the server removed its part
+    request = next(iter(widget.device._requests))  # type: ignore[union-attr]
+    reply = {"kind": "reply", "seq": batch["seq"], "downloads": [{"request": request, "buffer": 0}]}
+    widget._on_msg(widget, {**reply, "error": None, "spooled": {"0": slot}}, [memoryview(b"")])
+    with pytest.raises(BrowserTransferError, match=f"PUT of transfer {slot} never arrived"):
+        await asyncio.wait_for(pending, 5)
+    assert not list(spool.iterdir())
 
 
 async def test_a_failed_put_in_the_browser_fails_the_download_and_closes_its_slots(
-    monkeypatch: pytest.MonkeyPatch, spool: Path
+    http_widget: tuple[BrowserDevice, Sent], spool: Path
 ) -> None:
-    widget, sent = _http_widget(monkeypatch, spool)
-    try:
-        pending, batch, slot = await _round_trip_started(spool, sent)
-        _put(spool, slot, b"part")  # a PUT that went through before another failed
-        message = "Error: PUT of a transfer failed: HTTP 413"
-        widget._on_msg(widget, {"kind": "lost", "seq": batch["seq"], "message": message}, [])
-        with pytest.raises(BrowserTransferError, match="in the browser: Error: PUT of a transfer failed"):
-            await asyncio.wait_for(pending, 5)
-        assert not list(spool.iterdir())
-    finally:
-        widget.close()
+    widget, sent = http_widget
+    pending, batch, slot = await _round_trip_started(spool, sent)
+    _put(spool, slot, b"part")  # a PUT that went through before another failed
+    message = "Error: PUT of a transfer failed: HTTP 413"
+    widget._on_msg(widget, {"kind": "lost", "seq": batch["seq"], "message": message}, [])
+    with pytest.raises(BrowserTransferError, match="in the browser: Error: PUT of a transfer failed"):
+        await asyncio.wait_for(pending, 5)
+    assert not list(spool.iterdir())
 
 
 def test_a_probe_that_comes_back_different_keeps_the_comm(
     monkeypatch: pytest.MonkeyPatch, spool: Path
 ) -> None:
-    widget = BrowserDevice(name="browser:http-test")
-    sent: Sent = []
-    monkeypatch.setattr(widget, "send", lambda content, buffers: sent.append((content, buffers)))
+    widget, sent = _capturing(monkeypatch)
     try:
         widget.status = "ready"
         widget._on_msg(widget, {"kind": "hello"}, [])
@@ -158,22 +161,19 @@ def _full(*_: object) -> str:
 
 
 async def test_a_full_spool_leaves_no_file_and_the_comm_carries_the_batch(
-    monkeypatch: pytest.MonkeyPatch, spool: Path
+    monkeypatch: pytest.MonkeyPatch, http_widget: tuple[BrowserDevice, Sent], spool: Path
 ) -> None:
-    widget, sent = _http_widget(monkeypatch, spool)
-    try:
-        monkeypatch.setattr(Spool, "slot", _full)  # the upload was spooled; the download's slot fails
-        data = np.random.default_rng().standard_normal(2**18).astype(np.float32)
-        pending = asyncio.ensure_future(al.tensor(data, device="browser:http-test").numpy_async())
-        await asyncio.sleep(0)
-        assert widget.transfer == "comm" and "No space left" in widget.transfer_message
-        assert not list(spool.iterdir())
-        ((batch, buffers),) = [(c, b) for c, b in sent if c.get("kind") == "batch"]
-        assert "spooled" not in batch and "slots" not in batch
-        assert data.tobytes() in [bytes(b) for b in buffers]  # the bytes went through the comm
-        pending.cancel()
-    finally:
-        widget.close()
+    widget, sent = http_widget
+    monkeypatch.setattr(Spool, "slot", _full)  # the upload was spooled; the download's slot fails
+    data = np.random.default_rng().standard_normal(2**18).astype(np.float32)
+    pending = asyncio.ensure_future(al.tensor(data, device="browser:http-test").numpy_async())
+    await asyncio.sleep(0)
+    assert widget.transfer == "comm" and "No space left" in widget.transfer_message
+    assert not list(spool.iterdir())
+    ((batch, buffers),) = [(c, b) for c, b in sent if c.get("kind") == "batch"]
+    assert "spooled" not in batch and "slots" not in batch
+    assert data.tobytes() in [bytes(b) for b in buffers]  # the bytes went through the comm
+    pending.cancel()
 
 
 def test_a_spool_file_that_cannot_be_written_is_removed(monkeypatch: pytest.MonkeyPatch, spool: Path) -> None:
