@@ -40,6 +40,17 @@ def reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     return names
 
 
+@pytest.fixture
+def file(tmp_path: Path) -> Path:
+    """Where the test's weights are written."""
+    return tmp_path / "model.safetensors"
+
+
+@pytest.fixture
+def browser() -> FakeBrowserCache:
+    return FakeBrowserCache()
+
+
 def write(file: Path) -> dict[str, np.ndarray]:
     """New random weights in ``file``, last changed a minute ago (recent files store no hashes)."""
     arrays = {
@@ -72,11 +83,9 @@ def expected(arrays: dict[str, np.ndarray]) -> list[bytes]:
 
 
 def test_a_new_kernel_reads_nothing_the_browser_holds_and_sends_all_hashes_in_one_batch(
-    tmp_path: Path, reads: list[str]
+    reads: list[str], file: Path, browser: FakeBrowserCache
 ) -> None:
-    file = tmp_path / "model.safetensors"
     arrays = write(file)
-    browser = FakeBrowserCache()
     _, nbytes = load(file, browser)
     assert sorted(reads) == ["emb", "proj.bias", "proj.weight"] and browser.filled_bytes() == nbytes
     assert sorted(browser.held.values()) == sorted(expected(arrays))
@@ -91,10 +100,10 @@ def test_a_new_kernel_reads_nothing_the_browser_holds_and_sends_all_hashes_in_on
     assert (emb.shape, emb.dtype, proj.weight.shape, proj.bias.shape) == ((16, 8), "float32", (8, 6), (6,))
 
 
-def test_only_what_the_browser_lacks_is_read_and_sent(tmp_path: Path, reads: list[str]) -> None:
-    file = tmp_path / "model.safetensors"
+def test_only_what_the_browser_lacks_is_read_and_sent(
+    reads: list[str], file: Path, browser: FakeBrowserCache
+) -> None:
     arrays = write(file)
-    browser = FakeBrowserCache()
     load(file, browser)
     weight = encode_array(np.ascontiguousarray(arrays["proj.weight"].T)).tobytes()
     lost = next(h for h, data in browser.held.items() if data == weight)
@@ -107,11 +116,9 @@ def test_only_what_the_browser_lacks_is_read_and_sent(tmp_path: Path, reads: lis
 
 
 def test_q8_weights_are_quantized_only_where_the_browser_lacks_one_of_their_parts(
-    tmp_path: Path, reads: list[str]
+    reads: list[str], file: Path, browser: FakeBrowserCache
 ) -> None:
-    file = tmp_path / "model.safetensors"
     arrays = write(file)
-    browser = FakeBrowserCache()
     load(file, browser, "q8")
     packed, scale, x_scale = quantize_q8(arrays["proj.weight"])
     assert {encode_array(a).tobytes() for a in (packed, scale)} <= set(browser.held.values())
@@ -125,9 +132,9 @@ def test_q8_weights_are_quantized_only_where_the_browser_lacks_one_of_their_part
     assert reads == []
 
 
-def test_a_changed_file_is_never_served_from_its_old_hashes(tmp_path: Path, reads: list[str]) -> None:
-    file = tmp_path / "model.safetensors"
-    browser = FakeBrowserCache()
+def test_a_changed_file_is_never_served_from_its_old_hashes(
+    reads: list[str], file: Path, browser: FakeBrowserCache
+) -> None:
     old = write(file)
     load(file, browser)
     new = write(file)  # same names and shapes, new values
@@ -139,11 +146,9 @@ def test_a_changed_file_is_never_served_from_its_old_hashes(tmp_path: Path, read
 
 
 def test_a_file_changed_after_its_hashes_went_sends_nothing_and_fails_the_batch(
-    tmp_path: Path, reads: list[str]
+    reads: list[str], file: Path, browser: FakeBrowserCache
 ) -> None:
-    file = tmp_path / "model.safetensors"
     write(file)
-    browser = FakeBrowserCache()
     load(file, browser)
     browser.held.clear()  # a new browser: it will ask for every weight
     browser_cache._hashes.clear()
@@ -160,11 +165,9 @@ def test_a_file_changed_after_its_hashes_went_sends_nothing_and_fails_the_batch(
 
 
 def test_an_array_of_another_dtype_or_shape_than_indexed_is_hashed_not_served_from_the_index(
-    tmp_path: Path, reads: list[str]
+    reads: list[str], file: Path, browser: FakeBrowserCache
 ) -> None:
-    file = tmp_path / "model.safetensors"
     write(file)
-    browser = FakeBrowserCache()
     made = [np.arange(24, dtype=np.float32).reshape(4, 6), np.arange(24, dtype=np.float32).reshape(6, 4) * 2]
     for array in (made[0], made[1], made[1].astype(np.int32)):
         browser_cache._hashes.clear()
