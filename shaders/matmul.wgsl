@@ -35,21 +35,7 @@ enable f16;
 alias IN = f32;
 alias OUT = f32;
 
-struct Params { w: array<vec4<i32>, 16> }
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> A: array<IN>;
-//#if Q8
-@group(0) @binding(2) var<storage, read> B: array<u32>;
-//#else
-@group(0) @binding(2) var<storage, read> B: array<IN>;
-//#endif
-@group(0) @binding(3) var<storage, read_write> C: array<OUT>;
-//#if Q8
-@group(0) @binding(4) var<storage, read> XSCALE: array<f32>;
-@group(0) @binding(5) var<storage, read> SCALE: array<f32>;
-@group(0) @binding(6) var<storage, read> BIAS: array<f32>;
-//#endif
+// P, A, B, C and (flag Q8) XSCALE, SCALE, BIAS: matmul_bindings.wgsl, composed with this file.
 //{{BINDINGS}}
 
 override TS: u32 = 16u;

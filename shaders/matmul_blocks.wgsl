@@ -18,21 +18,9 @@
 // Flag Q8 (matmul_q8), as in matmul.wgsl: B is int8 packed four to a u32 word, its offset and strides
 // counting bytes; A's values are times XSCALE[k] and each output column n is scaled by SCALE[n] and
 // shifted by BIAS[n] (when word [35] is 1). Bindings 4: XSCALE (K), 5: SCALE (N), 6: BIAS (N).
-struct Params { w: array<vec4<i32>, 16> }
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-//#if Q8
-@group(0) @binding(2) var<storage, read> B: array<u32>;
-//#else
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-//#endif
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-//#if Q8
-@group(0) @binding(4) var<storage, read> XSCALE: array<f32>;
-@group(0) @binding(5) var<storage, read> SCALE: array<f32>;
-@group(0) @binding(6) var<storage, read> BIAS: array<f32>;
-//#endif
+alias IN = f32;
+alias OUT = f32;
+// P, A, B, C and (flag Q8) XSCALE, SCALE, BIAS: matmul_bindings.wgsl, composed with this file.
 
 override WG: u32 = 64u;
 

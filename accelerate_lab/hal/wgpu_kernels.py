@@ -43,6 +43,9 @@ _FLOAT = {"float32": "f32", "float16": "f16"}
 _REDUCE_OPS = {"sum": 0, "mean": 1, "max": 2, "min": 3, "var": 4, "argmax": 5}
 _NORMALIZE_OPS = {"softmax": 0, "log_softmax": 1, "layer_norm": 2}
 
+# declarations a kernel file shares with another (composed with it; matmul_blocks.wgsl is the browser's)
+_SHARED = {"matmul.wgsl": ("matmul_bindings.wgsl",)}
+
 matmul_dispatches: Counter[str] = Counter()
 """Matmul dispatches recorded per shader file (which kernel ran), over all devices of the process."""
 
@@ -449,8 +452,9 @@ def _dispatch_matmul(
     )
     layout = ("uniform", "read", "read", "write", *(["read"] * (len(bindings) - 3)))
     trusted = transposed is not None and bool(dev.runtime.matmul_aligned_options.get("TRUSTED"))
+    shared = [wgpu_shaders.prepare(wgpu_shaders.load(name), flags) for name in _SHARED.get(shader, ())]
     pipeline = dev.runtime.pipeline(
-        wgpu_shaders.compose(template, library(flags)), layout, constants, trusted=trusted
+        wgpu_shaders.compose(template, *shared, library(flags)), layout, constants, trusted=trusted
     )
     matmul_dispatches[shader] += 1
     dev.runtime.dispatch(pipeline, bindings, pack_words(words, 64), tiles_m * tiles_n * outer * inner)

@@ -156,13 +156,16 @@ function dispatchMatmul(
   const layout: LayoutKind[] = ["uniform", "read", "read", "write", ...bBuffers.slice(1).map((): LayoutKind => "read")];
   const buffers = [gpu.storage(a.id).buffer, bBuffers[0], gpu.storage(cmd.out.id).buffer, ...bBuffers.slice(1)];
   const count = outer * inner * tilesN * tilesM;
+  const flags = q8Bias === null ? [] : ["Q8"];
+  const bindings = prepare("matmul_bindings", { flags }); // the declarations both kernels share
   if (gpu.isSoftware) {
-    const pipeline = gpu.pipeline(prepare("matmul_blocks", { flags: q8Bias === null ? [] : ["Q8"] }), layout, { WG: gpu.workgroup });
+    const pipeline = gpu.pipeline(compose(prepare("matmul_blocks", { flags }), bindings), layout, { WG: gpu.workgroup });
     gpu.dispatch(pipeline, uniformWords(words), buffers, Math.ceil(count / gpu.workgroup));
     return;
   }
   const source = compose(
-    prepare("matmul", { flags: q8Bias === null ? [] : ["Q8"], slots: { BINDINGS: "", EPILOGUE: "    return x;" } }),
+    prepare("matmul", { flags, slots: { BINDINGS: "", EPILOGUE: "    return x;" } }),
+    bindings,
     prepare("elementwise_ops"),
   );
   gpu.dispatch(gpu.pipeline(source, layout, { TS: ts, R: r, BK: bk }), uniformWords(words), buffers, count);

@@ -9,6 +9,7 @@ import elementwise from "../../shaders/elementwise.wgsl";
 import elementwiseOps from "../../shaders/elementwise_ops.wgsl";
 import gather from "../../shaders/gather.wgsl";
 import matmul from "../../shaders/matmul.wgsl";
+import matmulBindings from "../../shaders/matmul_bindings.wgsl";
 import matmulBlocks from "../../shaders/matmul_blocks.wgsl";
 import quantGguf from "../../shaders/quant_gguf.wgsl";
 import rows from "../../shaders/rows.wgsl";
@@ -22,6 +23,7 @@ export const SHADERS = {
   elementwise_ops: elementwiseOps,
   gather,
   matmul,
+  matmul_bindings: matmulBindings,
   matmul_blocks: matmulBlocks,
   quant_gguf: quantGguf,
   rows,
