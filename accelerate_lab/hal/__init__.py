@@ -2,7 +2,7 @@
 
 from accelerate_lab.hal.cpu import CpuDevice
 from accelerate_lab.hal.device import Buffer, Device, DeviceInfo, DeviceStats, MemoryInfo
-from accelerate_lab.hal.kernels import KERNELS, KernelSpec, kernel_names
+from accelerate_lab.hal.kernels import FUSED_KERNELS, KERNELS, KernelSpec, kernel_names
 from accelerate_lab.hal.registry import (
     devices,
     get_device,
@@ -13,6 +13,7 @@ from accelerate_lab.hal.registry import (
 )
 
 __all__ = [
+    "FUSED_KERNELS",
     "KERNELS",
     "Buffer",
     "CpuDevice",

@@ -115,6 +115,21 @@ def _matmul(a: Array, b: Array) -> Array:
     return np.matmul(a, b) if compiled is None else compiled
 
 
+def _fused_linear(
+    x: Array, weight: Array, bias: Array | None, residual: Array | None, activation: str = "none"
+) -> Array:
+    gelu = (*_GELU_ARRAYS, _GELU_LIMIT) if activation == "gelu" else None
+    compiled = cpu_nn.matmul(x, weight, bias, residual, gelu)
+    if compiled is not None:
+        return compiled
+    out = _matmul(x, weight)
+    if bias is not None:
+        out = _add(out, bias)
+    if activation == "gelu":
+        out = _gelu(out)
+    return out if residual is None else _add(out, residual)
+
+
 def _add(a: Array | float, b: Array | float) -> Array:
     compiled = cpu_nn.add(a, b) if type(a) is np.ndarray and type(b) is np.ndarray else None
     return np.add(a, b) if compiled is None else compiled
@@ -482,6 +497,7 @@ _KERNELS: dict[str, Kernel] = {
     "where": np.where,
     "matmul": _matmul,
     "matmul_q8": _matmul_q8,
+    "fused_linear": _fused_linear,
     **{name: matmul_gguf(name) for name in GGUF_KERNELS},
     "sum": _reduce("sum"),
     "mean": _reduce("mean"),

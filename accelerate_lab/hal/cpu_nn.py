@@ -44,7 +44,10 @@ def library() -> ctypes.CDLL | None:
     lib.al_layer_norm_f32.argtypes = [_P, _P, _P, _P, _I, _I, _D, _I]
     lib.al_softmax_f32.argtypes = [_P, _P, _I, _I, _F, _P, _P, _I, _I, _I, _I]
     lib.al_attention_f32.argtypes = [_P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I, _F, _I]
-    lib.al_matmul_f32.argtypes = [_P, _P, _I, _P, _I, _I, _P, _I, _I, _P, _I, _I, _I, _I]
+    # sgemm, sgemv, ilp64; a and b (address, transposed, ld); c, m, n, k; bias, residual and its ld,
+    # gelu's fit (numerator, denominator, limit); threads
+    lib.al_matmul_f32.argtypes = [_P, _P, _I, _P, _I, _I, _P, _I, _I, _P, _I, _I, _I]
+    lib.al_matmul_f32.argtypes += [_P, _P, _I, _P, _P, _D, _I]
     kernels = (lib.al_gelu_f32, lib.al_add_f32, lib.al_layer_norm_f32, lib.al_softmax_f32, lib.al_matmul_f32)
     for function in kernels:
         function.restype = None
@@ -116,20 +119,30 @@ _MATMUL_MIN_WORK = 1 << 18
 
 
 def _operand(a: Array) -> tuple[int, int] | None:
-    """(transposed, leading dimension) of a matrix as cblas takes it: row-major, or column-major as the
-    transpose of a row-major one; None for other layouts."""
-    if a.flags.c_contiguous:
-        return 0, max(1, a.shape[1])
-    if a.flags.f_contiguous:
-        return 1, max(1, a.shape[0])
+    """(transposed, leading dimension) of a float32 matrix as cblas takes it: rows of contiguous
+    elements, or columns of them (the transpose of such a matrix); None for other layouts."""
+    rows, cols = a.strides
+    if a.flags.c_contiguous or (cols == 4 and rows % 4 == 0 and rows >= 4 * a.shape[1]):
+        return 0, max(1, a.shape[1], rows // 4)
+    if a.flags.f_contiguous or (rows == 4 and cols % 4 == 0 and cols >= 4 * a.shape[0]):
+        return 1, max(1, a.shape[0], cols // 4)
     return None
 
 
-def matmul(a: Array, b: Array) -> Array | None:
-    """``a @ b`` of float32 matrices, split over :func:`blas_threads` threads, each part one
-    single-threaded sgemm (sgemv for a single row) of numpy's OpenBLAS (see
-    :mod:`~accelerate_lab.hal.cpu_blas`); None where one thread is allowed, the product is small, or
-    for other dtypes, shapes and layouts."""
+def matmul(
+    a: Array,
+    b: Array,
+    bias: Array | None = None,
+    residual: Array | None = None,
+    gelu: tuple[Array, Array, float] | None = None,
+) -> Array | None:
+    """``gelu(a @ b + bias) + residual`` of float32 matrices (each of ``bias``, a vector along the
+    columns, ``residual``, of the product's shape, and ``gelu``, the fit :func:`gelu` takes, may be
+    None), split over :func:`blas_threads` threads, each part one single-threaded sgemm (sgemv for a
+    single row) of numpy's OpenBLAS (see :mod:`~accelerate_lab.hal.cpu_blas`) that adds the product
+    to its part of the output already holding bias and residual; gelu runs on each part while it is
+    in cache. None for other dtypes, shapes and layouts, and for a plain product where one thread is
+    allowed or the product is small (numpy's matmul is as fast)."""
     lib, blas = library(), cpu_blas.routines()
     if (
         lib is None
@@ -139,14 +152,28 @@ def matmul(a: Array, b: Array) -> Array | None:
         or a.ndim != 2
         or b.ndim != 2
         or a.shape[1] != b.shape[0]
-        or a.shape[0] * a.shape[1] * b.shape[1] < _MATMUL_MIN_WORK
     ):
         return None
+    m, n, k = a.shape[0], b.shape[1], a.shape[1]
     threads = blas_threads()
-    layout_a, layout_b = _operand(a), _operand(b)
-    if threads == 1 or layout_a is None or layout_b is None:
+    fused = bias is not None or residual is not None or gelu is not None
+    if not fused and (threads == 1 or m * n * k < _MATMUL_MIN_WORK):
         return None
-    out = cpu_buffers.empty((a.shape[0], b.shape[1]), _F32)
+    layout_a, layout_b = _operand(a), _operand(b)
+    layout_r = (0, 0) if residual is None else _operand(residual)
+    if (
+        layout_a is None
+        or layout_b is None
+        or layout_r is None
+        or layout_r[0]
+        or (residual is not None and (residual.dtype != _F32 or residual.shape != (m, n)))
+        or (bias is not None and (bias.dtype != _F32 or bias.shape != (n,)))
+    ):
+        return None
+    if m * n * k < _MATMUL_MIN_WORK:
+        threads = 1
+    bias = None if bias is None else np.ascontiguousarray(bias)
+    out = cpu_buffers.empty((m, n), _F32)
     with cpu_blas.single_threaded():
         lib.al_matmul_f32(
             blas.sgemm,
@@ -157,9 +184,13 @@ def matmul(a: Array, b: Array) -> Array | None:
             b.ctypes.data,
             *layout_b,
             out.ctypes.data,
-            a.shape[0],
-            b.shape[1],
-            a.shape[1],
+            m,
+            n,
+            k,
+            _address(bias),
+            _address(residual),
+            layout_r[1],
+            *((None, None, 0.0) if gelu is None else (gelu[0].ctypes.data, gelu[1].ctypes.data, gelu[2])),
             threads,
         )
     return out

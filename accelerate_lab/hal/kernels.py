@@ -15,6 +15,12 @@ or float16, ``weight`` ``(N, ceil(K / 4))`` int32 holding the signed bytes of ``
 output channel, ``x_scale`` ``(K,)`` a float32 factor per input channel (applied to ``x``), ``bias``
 ``(N,)`` optional; the result is ``(M, N)`` in ``x``'s dtype.
 
+``fused_linear`` is ``activation(x @ weight + bias) + residual`` for a ``(M, K)`` ``x``, a ``(K, N)``
+``weight``, an optional ``(N,)`` ``bias`` and ``(M, N)`` ``residual``, ``activation`` ``"none"`` or
+``"gelu"`` (exact). It is one of the :data:`FUSED_KERNELS`: a device may implement them to speed up
+a composition of the kernels above (the cpu adds bias and residual inside its BLAS call); the tensor
+op composes them where ``Device.supports`` says no.
+
 ``matmul_q4_1`` and ``matmul_q8_0`` are ``x @ W.T`` with the ``(N, K)`` weight ``W`` in GGUF's block
 format (`accelerate_lab.hal.gguf_quant`): ``x`` is ``(M, K)`` float32 (``K`` a multiple of 32),
 ``weight`` ``(N, row_words)`` int32 holding each row's packed blocks; the result is ``(M, N)`` float32.
@@ -30,7 +36,7 @@ from accelerate_lab.errors import ShapeError
 from accelerate_lab.hal.device import Buffer
 from accelerate_lab.hal.gguf_quant import BLOCK_SIZE, GGUF_KERNELS, row_words
 
-__all__ = ["KERNELS", "KernelSpec", "kernel_names", "matmul_gguf_shape", "matmul_q8_shape"]
+__all__ = ["FUSED_KERNELS", "KERNELS", "KernelSpec", "kernel_names", "matmul_gguf_shape", "matmul_q8_shape"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,13 @@ KERNELS: dict[str, KernelSpec] = {
         KernelSpec("index_backward", "layout", ("grad",), ("shape", "index")),
         KernelSpec("concat", "layout", ("*xs",), ("axis",)),
     ]
+}
+
+
+FUSED_KERNELS: dict[str, KernelSpec] = {
+    "fused_linear": KernelSpec(
+        "fused_linear", "fused", ("x", "weight", "bias?", "residual?"), ("activation",)
+    ),
 }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -84,15 +84,22 @@ class Linear:
     bias: Tensor | None
     scales: tuple[Tensor, Tensor] | None = None  # quantized: per output, per input channel
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(
+        self, x: Tensor, *, activation: Literal["none", "gelu"] = "none", residual: Tensor | None = None
+    ) -> Tensor:
+        """``activation(x @ weight + bias) + residual``, in one kernel where the device fuses them."""
         rows = ops.reshape(x, (-1, x.shape[-1]))
-        if self.scales is not None:
-            out = apply("matmul_q8", (rows, self.weight, *self.scales, self.bias))
+        width = self.weight.shape[0] if self.scales is not None else self.weight.shape[1]
+        residual_rows = None if residual is None else ops.reshape(residual, (-1, width))
+        if self.scales is None:
+            out = ops.fused_linear(
+                rows, self.weight, self.bias, activation=activation, residual=residual_rows
+            )
         else:
-            out = ops.matmul(rows, self.weight)
-            if self.bias is not None:
-                out = ops.add(out, self.bias)
-        return ops.reshape(out, (*x.shape[:-1], out.shape[-1]))
+            out = apply("matmul_q8", (rows, self.weight, *self.scales, self.bias))
+            out = ops.gelu(out) if activation == "gelu" else out
+            out = out if residual_rows is None else ops.add(out, residual_rows)
+        return ops.reshape(out, (*x.shape[:-1], width))
 
     @classmethod
     def load(cls, w: Weights, name: str, out_features: int, in_features: int) -> Linear:
@@ -165,24 +172,32 @@ class Attention:
     out: Linear
     heads: int
 
-    def __call__(self, x: Tensor, mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
+    def __call__(
+        self, x: Tensor, mask: Tensor | None = None, is_causal: bool = False, residual: Tensor | None = None
+    ) -> Tensor:
+        """The attention of ``x`` to itself, plus ``residual`` where given."""
         b, length, width = x.shape
         qkv = ops.reshape(self.qkv(x), (b, length, 3, self.heads, width // self.heads))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, H, L, D)
         attended = ops.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], mask=mask, is_causal=is_causal)
-        return self.out(merge_heads(attended))
+        return self.out(merge_heads(attended), residual=residual)
 
 
 @dataclass(frozen=True)
 class MLP:
-    """``down(act(up(x)))``."""
+    """``down(act(up(x)))``, ``act`` named as a config's ``hidden_act``."""
 
     up: Linear
     down: Linear
-    act: Activation
+    act: str
 
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.down(self.act(self.up(x)))
+    def __post_init__(self) -> None:
+        activation(self.act)  # an unknown name fails at load time
+
+    def __call__(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        """``down(act(up(x)))``, plus ``residual`` where given; exact gelu fused into ``up``."""
+        hidden = self.up(x, activation="gelu") if self.act == "gelu" else activation(self.act)(self.up(x))
+        return self.down(hidden, residual=residual)
 
 
 @dataclass(frozen=True)
@@ -243,10 +258,10 @@ class EncoderLayer:
 
     def __call__(self, x: Tensor, mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
         if self.pre_norm:
-            x = ops.add(x, self.attention(self.attention_norm(x), mask, is_causal))
-            return ops.add(x, self.mlp(self.mlp_norm(x)))
-        x = self.attention_norm(ops.add(x, self.attention(x, mask, is_causal)))
-        return self.mlp_norm(ops.add(x, self.mlp(x)))
+            x = self.attention(self.attention_norm(x), mask, is_causal, residual=x)
+            return self.mlp(self.mlp_norm(x), residual=x)
+        x = self.attention_norm(self.attention(x, mask, is_causal, residual=x))
+        return self.mlp_norm(self.mlp(x, residual=x))
 
     @classmethod
     def load(cls, w: Weights, prefix: str, names: LayerNames, spec: EncoderSpec) -> EncoderLayer:
@@ -259,7 +274,7 @@ class EncoderLayer:
         mlp = MLP(
             Linear.load(w, f"{prefix}.{n.up}", spec.intermediate, d),
             Linear.load(w, f"{prefix}.{n.down}", d, spec.intermediate),
-            activation(spec.act),
+            spec.act,
         )
         return cls(
             attention,

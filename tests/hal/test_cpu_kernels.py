@@ -363,3 +363,67 @@ def test_matmul_of_float32_matrices_against_float64(m: int, k: int, n: int, layo
     reference = a.astype(np.float64) @ b
     # float32 products summed over k in float32: measured ~5e-7 of the largest entry
     assert np.abs(out - reference).max() <= 1e-5 * np.abs(reference).max()
+
+
+def test_matmul_reads_row_strided_operands_in_place() -> None:
+    # the [CLS] rows of a batch (BERT's pooler) and a column block of a weight: rows apart in memory
+    rng = np.random.default_rng()
+    hidden = rng.standard_normal((8, 128, 384)).astype(np.float32)
+    weight = rng.standard_normal((384, 2000)).astype(np.float32)
+    a, b = hidden[:, 0], weight[:, 500:1700]
+    assert not a.flags.c_contiguous and not b.flags.c_contiguous
+    out = run("matmul", a, b)
+    reference = a.astype(np.float64) @ b
+    assert np.abs(out - reference).max() <= 1e-5 * np.abs(reference).max()
+
+
+def _fused_reference(
+    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, residual: np.ndarray | None, activation: str
+) -> np.ndarray:
+    out: np.ndarray = x.astype(np.float64) @ w + (0 if bias is None else bias)
+    if activation == "gelu":
+        out = 0.5 * out * (1 + erf(out / math.sqrt(2)))
+    return out + (0 if residual is None else residual)
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(600, 97, 129), (129, 384, 1152), (1, 300, 2001), (3, 5, 7)])
+@pytest.mark.parametrize("epilogue", ["bias", "bias+gelu", "residual", "bias+residual", "bias+gelu+residual"])
+def test_fused_linear_against_float64(m: int, k: int, n: int, epilogue: str) -> None:
+    # row splits (600 rows), column splits (129 rows), one row (sgemv), a product below the split size
+    rng = np.random.default_rng()
+    x, w = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32) if "bias" in epilogue else None
+    residual = rng.standard_normal((m, n)).astype(np.float32) if "residual" in epilogue else None
+    activation = "gelu" if "gelu" in epilogue else "none"
+    out = run("fused_linear", x, w, bias, residual, activation=activation)
+    assert out.dtype == np.float32 and out.shape == (m, n)
+    reference = _fused_reference(x, w, bias, residual, activation)
+    # float32 products summed in float32, then gelu's fit (1e-7): measured ~5e-7 of the largest entry
+    assert np.abs(out - reference).max() <= 1e-5 * np.abs(reference).max()
+
+
+def test_fused_linear_of_transposed_and_strided_operands_and_other_dtypes() -> None:
+    rng = np.random.default_rng()
+    x = rng.standard_normal((700, 2, 64)).astype(np.float32)[:, 1]  # rows 128 floats apart
+    w = np.asfortranarray(
+        rng.standard_normal((64, 300)).astype(np.float32)
+    )  # PyTorch's (out, in), transposed
+    residual = rng.standard_normal((700, 600)).astype(np.float32)[:, ::2]  # not a BLAS layout: numpy's path
+    bias = rng.standard_normal(300).astype(np.float32)
+    for r in (residual, np.ascontiguousarray(residual)):
+        out = run("fused_linear", x, w, bias, r, activation="gelu")
+        reference = _fused_reference(x, w, bias, r, "gelu")
+        assert np.abs(out - reference).max() <= 1e-5 * np.abs(reference).max()
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    out64 = run("fused_linear", x64, w64, None, None, activation="gelu")
+    assert out64.dtype == np.float64
+    np.testing.assert_allclose(out64, _fused_reference(x64, w64, None, None, "gelu"), rtol=1e-12, atol=1e-12)
+
+
+def test_fused_linear_keeps_nan_and_inf_where_the_separate_kernels_have_them() -> None:
+    x = np.ones((600, 4), np.float32)
+    x[1, 0], x[2, 0] = np.nan, np.inf
+    w = np.ones((4, 40), np.float32)
+    out = run("fused_linear", x, w, np.zeros(40, np.float32), None, activation="gelu")
+    assert np.isnan(out[1]).all() and np.isposinf(out[2]).all()
+    np.testing.assert_array_equal(out, numpy_only("gelu", x @ w, approximate="none"))

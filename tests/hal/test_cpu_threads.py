@@ -129,3 +129,17 @@ class TestThreads:
             patch.setattr(cpu_nn, "blas_threads", lambda: 3)
             assert (run("matmul", a, a) == 256).all()
         assert cpu_blas.blas_threads() == before
+
+    def test_fused_linear_split_by_rows_gives_the_same_bits(self) -> None:
+        rng = np.random.default_rng()
+        x, w = (
+            rng.standard_normal((2003, 97)).astype(np.float32),
+            rng.standard_normal((97, 129)).astype(np.float32),
+        )
+        bias, residual = (
+            rng.standard_normal(129).astype(np.float32),
+            rng.standard_normal((2003, 129)).astype(np.float32),
+        )
+        for activation in ("none", "gelu"):
+            single, threaded = self.both("fused_linear", x, w, bias, residual, activation=activation)
+            np.testing.assert_array_equal(single, threaded)

@@ -251,35 +251,38 @@ struct gelu_job {
     double limit;
 };
 
-/* elements [8 begin, 8 end) (the last range ends at n) */
-/* elements [begin, end): whole vectors of 16 (two independent chains) while they last, then 8 at a time */
-static void gelu_range(const void *job, int64_t part, int64_t begin, int64_t end) {
-    (void)part;
-    const struct gelu_job *g = job;
-    double p[7], q[5]; /* local copies: the compiler keeps them in registers (out cannot alias them) */
-    memcpy(p, g->p, sizeof p);
-    memcpy(q, g->q, sizeof q);
-    const float *restrict x = g->x;
-    float *restrict out = g->out;
-    int64_t i = begin;
-    for (; i + 16 <= end; i += 16) {
+/* gelu of n floats, x to out (out may be x: each vector is loaded before its result is stored):
+ * whole vectors of 16 (two independent chains) while they last, then 8 at a time */
+static void gelu_span(const float *x, float *out, int64_t n, const double *pp, const double *qq, double limit) {
+    double p[7], q[5]; /* local copies: the compiler keeps them in registers */
+    memcpy(p, pp, sizeof p);
+    memcpy(q, qq, sizeof q);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
         f32x8 v0, v1;
         memcpy(&v0, x + i, sizeof v0);
         memcpy(&v1, x + i + 8, sizeof v1);
-        const f32x8 r0 = __builtin_convertvector(gelu8(__builtin_convertvector(v0, f64x8), p, q, g->limit), f32x8);
-        const f32x8 r1 = __builtin_convertvector(gelu8(__builtin_convertvector(v1, f64x8), p, q, g->limit), f32x8);
+        const f32x8 r0 = __builtin_convertvector(gelu8(__builtin_convertvector(v0, f64x8), p, q, limit), f32x8);
+        const f32x8 r1 = __builtin_convertvector(gelu8(__builtin_convertvector(v1, f64x8), p, q, limit), f32x8);
         memcpy(out + i, &r0, sizeof r0);
         memcpy(out + i + 8, &r1, sizeof r1);
     }
     float tail[8] = {0};
-    for (; i < end; i += 8) {
-        const int64_t count = end - i < 8 ? end - i : 8;
+    for (; i < n; i += 8) {
+        const int64_t count = n - i < 8 ? n - i : 8;
         memcpy(tail, x + i, (size_t)count * sizeof *x);
         f32x8 v;
         memcpy(&v, tail, sizeof v);
-        const f32x8 r = __builtin_convertvector(gelu8(__builtin_convertvector(v, f64x8), p, q, g->limit), f32x8);
+        const f32x8 r = __builtin_convertvector(gelu8(__builtin_convertvector(v, f64x8), p, q, limit), f32x8);
         memcpy(out + i, &r, (size_t)count * sizeof *out);
     }
+}
+
+/* elements [begin, end) */
+static void gelu_range(const void *job, int64_t part, int64_t begin, int64_t end) {
+    (void)part;
+    const struct gelu_job *g = job;
+    gelu_span(g->x + begin, g->out + begin, end - begin, g->p, g->q, g->limit);
 }
 
 struct split_job {
@@ -326,14 +329,16 @@ void al_add_f32(const float *a, const float *b, float *out, int64_t rows, int64_
     parallel_for(threads, rows, rows_grain(cols), add_range, &job);
 }
 
-/* C = A B through a BLAS's cblas_sgemm (row-major; A or B transposed: stored column-major), split
- * over threads by blocks of 16 rows of C, or of 64 columns where C has fewer than 512 rows (then each
- * thread packs only its share of B, the bigger operand of a 128-token layer: ~10% off BERT at 1 x 128
- * on two threads); each part is
- * one sgemm call, or one sgemv call where A is a single row (the caller keeps the BLAS itself
- * single-threaded meanwhile). The blocks keep each
- * part's tiles where the whole product has them; a BLAS may still pick another kernel for a smaller
- * part (a few last bits apart: the tests check row splits of row-major operands bit for bit). */
+/* C = act(A B + bias) + residual through a BLAS's cblas_sgemm (row-major; A or B transposed: stored
+ * column-major), split over threads by blocks of 16 rows of C, or of 64 columns where C has fewer than
+ * 512 rows (then each thread packs only its share of B, the bigger operand of a 128-token layer: ~10%
+ * off BERT at 1 x 128 on two threads); each part is one sgemm call, or one sgemv call where A is a
+ * single row (the caller keeps the BLAS itself single-threaded meanwhile). The blocks keep each part's
+ * tiles where the whole product has them; a BLAS may still pick another kernel for a smaller part (a
+ * few last bits apart: the tests check row splits of row-major operands bit for bit).
+ * The epilogue costs no pass of its own: a part's C is first filled with bias + residual (or the bias
+ * alone before an activation) and the BLAS adds the product to it (beta = 1: it zeroes C otherwise, a
+ * pass just as long); gelu and a residual after it run on the part while it is in this core's cache. */
 typedef void (*sgemm64_fn)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
                            int64_t, float, float *, int64_t);
 typedef void (*sgemm32_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
@@ -347,55 +352,89 @@ typedef void (*any_fn)(void);
 
 struct matmul_job {
     any_fn sgemm, sgemv;
-    int ilp64, trans_a, trans_b, by_rows;
-    const float *a, *b;
+    int ilp64, trans_a, trans_b, by_rows, gelu;
+    const float *a, *b, *bias, *residual;
     float *c;
-    int64_t m, n, k, lda, ldb, block;
+    int64_t m, n, k, lda, ldb, ldr, block;
+    const double *p, *q; /* gelu's fit, as al_gelu_f32 */
+    double limit;
 };
+
+/* rows x cols of C at c (row stride n) <- bias + residual, either may be NULL (not both) */
+static void prefill(float *c, int64_t rows, int64_t cols, int64_t n, const float *bias, const float *residual,
+                    int64_t ldr) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *o = c + r * n;
+        const float *res = residual ? residual + r * ldr : NULL;
+        if (bias && res)
+            for (int64_t i = 0; i < cols; i++) o[i] = res[i] + bias[i];
+        else
+            memcpy(o, bias ? bias : res, (size_t)cols * sizeof *o);
+    }
+}
 
 static void matmul_range(const void *job, int64_t part, int64_t begin, int64_t end) {
     (void)part;
     const struct matmul_job *j = job;
     const int64_t limit = j->by_rows ? j->m : j->n, first = begin * j->block;
     const int64_t count = (end * j->block < limit ? end * j->block : limit) - first;
-    const float *a = j->a, *b = j->b;
+    const float *a = j->a, *b = j->b, *bias = j->bias, *residual = j->residual;
     float *c = j->c;
     int64_t m = j->m, n = j->n;
     if (j->by_rows) {
         a += j->trans_a ? first : first * j->lda;
         c += first * j->n;
+        residual = residual ? residual + first * j->ldr : NULL;
         m = count;
     } else {
         b += j->trans_b ? first * j->ldb : first;
         c += first;
+        bias = bias ? bias + first : NULL;
+        residual = residual ? residual + first : NULL;
         n = count;
     }
+    const float *early = j->gelu ? NULL : residual; /* added before the product, or after gelu */
+    const float beta = bias || early ? 1.0f : 0.0f;
+    if (beta != 0.0f) prefill(c, m, n, j->n, bias, early, j->ldr);
     if (m == 1) { /* c = b^T a: the rows of b's storage are its columns where it is transposed */
         const int trans = j->trans_b ? NO_TRANS : TRANS;
         const int64_t rows = j->trans_b ? n : j->k, cols = j->trans_b ? j->k : n;
         if (j->ilp64)
-            ((sgemv64_fn)j->sgemv)(ROW_MAJOR, trans, rows, cols, 1.0f, b, j->ldb, a, 1, 0.0f, c, 1);
+            ((sgemv64_fn)j->sgemv)(ROW_MAJOR, trans, rows, cols, 1.0f, b, j->ldb, a, 1, beta, c, 1);
         else
-            ((sgemv32_fn)j->sgemv)(ROW_MAJOR, trans, (int)rows, (int)cols, 1.0f, b, (int)j->ldb, a, 1, 0.0f, c, 1);
-        return;
+            ((sgemv32_fn)j->sgemv)(ROW_MAJOR, trans, (int)rows, (int)cols, 1.0f, b, (int)j->ldb, a, 1, beta, c, 1);
+    } else {
+        const int ta = j->trans_a ? TRANS : NO_TRANS, tb = j->trans_b ? TRANS : NO_TRANS;
+        if (j->ilp64)
+            ((sgemm64_fn)j->sgemm)(ROW_MAJOR, ta, tb, m, n, j->k, 1.0f, a, j->lda, b, j->ldb, beta, c, j->n);
+        else
+            ((sgemm32_fn)j->sgemm)(ROW_MAJOR, ta, tb, (int)m, (int)n, (int)j->k, 1.0f, a, (int)j->lda, b, (int)j->ldb,
+                                   beta, c, (int)j->n);
     }
-    const int ta = j->trans_a ? TRANS : NO_TRANS, tb = j->trans_b ? TRANS : NO_TRANS;
-    if (j->ilp64)
-        ((sgemm64_fn)j->sgemm)(ROW_MAJOR, ta, tb, m, n, j->k, 1.0f, a, j->lda, b, j->ldb, 0.0f, c, j->n);
-    else
-        ((sgemm32_fn)j->sgemm)(ROW_MAJOR, ta, tb, (int)m, (int)n, (int)j->k, 1.0f, a, (int)j->lda, b, (int)j->ldb,
-                               0.0f, c, (int)j->n);
+    if (!j->gelu) return;
+    for (int64_t r = 0; r < m; r++) {
+        float *o = c + r * j->n;
+        gelu_span(o, o, n, j->p, j->q, j->limit);
+        if (residual) {
+            const float *res = residual + r * j->ldr;
+            for (int64_t i = 0; i < n; i++) o[i] += res[i];
+        }
+    }
 }
 
 void al_matmul_f32(any_fn sgemm, any_fn sgemv, int64_t ilp64, const float *a, int64_t trans_a, int64_t lda, const float *b,
-                   int64_t trans_b, int64_t ldb, float *c, int64_t m, int64_t n, int64_t k, int64_t threads) {
+                   int64_t trans_b, int64_t ldb, float *c, int64_t m, int64_t n, int64_t k, const float *bias,
+                   const float *residual, int64_t ldr, const double *gelu_p, const double *gelu_q, double gelu_limit,
+                   int64_t threads) {
     const int by_rows = m >= 512;
     const int64_t block = by_rows ? 16 : 64, blocks = ((by_rows ? m : n) + block - 1) / block;
     /* a part of at least ~4 MFLOP: some hundred times a thread's start */
     const int64_t block_flops = 2 * block * k * (by_rows ? n : m);
     const int64_t grain = block_flops >= (1 << 22) ? 1 : (1 << 22) / (block_flops > 0 ? block_flops : 1);
-    const struct matmul_job job = {sgemm, sgemv, (int)ilp64, (int)trans_a, (int)trans_b, by_rows, a, b, c, m, n, k, lda, ldb,
-                                   block};
+    const struct matmul_job job = {sgemm, sgemv,    (int)ilp64, (int)trans_a, (int)trans_b, by_rows, gelu_p != NULL,
+                                   a,     b,        bias,       residual,     c,            m,       n,
+                                   k,     lda,      ldb,        ldr,          block,        gelu_p,  gelu_q,
+                                   gelu_limit};
     parallel_for(threads, blocks, grain, matmul_range, &job);
 }
 

@@ -16,7 +16,6 @@ from accelerate_lab.models.layers import (
     LayerNames,
     LayerNorm,
     Linear,
-    activation,
     load_layers,
     merge_heads,
     run_layers,
@@ -97,10 +96,10 @@ class DecoderLayer:
             k, v = ops.concat([past[0], k], 2), ops.concat([past[1], v], 2)
         # new tokens see every cached one; several new tokens at once only start a sequence (no past)
         attended = ops.scaled_dot_product_attention(q, k, v, is_causal=past is None and q.shape[2] > 1)
-        x = ops.add(x, self.self_out(merge_heads(attended)))
+        x = self.self_out(merge_heads(attended), residual=x)
         q = split_heads(self.cross_q(self.cross_norm(x)), self.heads)
-        x = ops.add(x, self.cross_out(merge_heads(ops.scaled_dot_product_attention(q, *cross))))
-        return ops.add(x, self.mlp(self.mlp_norm(x))), (k, v)
+        x = self.cross_out(merge_heads(ops.scaled_dot_product_attention(q, *cross)), residual=x)
+        return self.mlp(self.mlp_norm(x), residual=x), (k, v)
 
 
 @dataclass(frozen=True)
@@ -166,7 +165,7 @@ def _decoder_layer(w: Weights, prefix: str, spec: EncoderSpec) -> DecoderLayer:
         MLP(
             Linear.load(w, f"{prefix}.fc1", spec.intermediate, d),
             Linear.load(w, f"{prefix}.fc2", d, spec.intermediate),
-            activation(spec.act),
+            spec.act,
         ),
         LayerNorm.load(w, f"{prefix}.final_layer_norm", d, _EPS),
         spec.heads,

@@ -25,7 +25,7 @@ from accelerate_lab.tensor.ops.elementwise import (
     sub,
     where,
 )
-from accelerate_lab.tensor.ops.linalg import linear, matmul, matrix_transpose
+from accelerate_lab.tensor.ops.linalg import fused_linear, linear, matmul, matrix_transpose
 from accelerate_lab.tensor.ops.loss import binary_cross_entropy, cross_entropy, mse_loss
 from accelerate_lab.tensor.ops.nn import (
     embedding,
@@ -72,6 +72,7 @@ __all__ = [
     "eq",
     "exp",
     "flatten",
+    "fused_linear",
     "ge",
     "gelu",
     "getitem",

@@ -1,6 +1,9 @@
-"""matmul and linear against numpy: batches, broadcast batch dims, 1-D rules, errors."""
+"""matmul, linear and fused_linear against numpy: batches, broadcast batch dims, 1-D rules, errors."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -8,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import accelerate_lab as al
+from accelerate_lab.hal import Buffer, CpuDevice, register_device, unregister_device
+from accelerate_lab.hal.device import KernelInput
 from tests.tensor.strategies import non_contiguous
 
 
@@ -63,3 +68,68 @@ def test_matmul_reads_non_contiguous_views(x: np.ndarray) -> None:
     t = al.tensor(np.ascontiguousarray(x.T)).T
     product = t @ al.matrix_transpose(t)
     np.testing.assert_allclose(product.numpy(), x @ np.swapaxes(x, -1, -2), rtol=1e-10, atol=1e-10)
+
+
+class UnfusedCpu(CpuDevice):
+    """The cpu without fused kernels, recording the kernels it runs."""
+
+    name = "unfused"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernels: list[str] = []
+
+    def supports(self, kernel: str) -> bool:
+        return kernel != "fused_linear" and super().supports(kernel)
+
+    def run(self, kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object]) -> Buffer:
+        self.kernels.append(kernel)
+        return super().run(kernel, inputs, params)
+
+
+@pytest.fixture
+def unfused() -> Iterator[UnfusedCpu]:
+    register_device("unfused", UnfusedCpu)
+    device = al.get_device("unfused")
+    assert isinstance(device, UnfusedCpu)
+    yield device
+    unregister_device("unfused")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", ["none", "gelu"])
+def test_fused_linear_is_the_composition_on_devices_with_and_without_the_kernel(
+    unfused: UnfusedCpu, dtype: str, activation: Literal["none", "gelu"]
+) -> None:
+    rng = np.random.default_rng()
+    x, w, b, r = (rng.standard_normal(s).astype(dtype) for s in ((600, 40), (40, 70), (70,), (600, 70)))
+    tensors = [al.tensor(a) for a in (x, w, b, r)]
+    fused = al.fused_linear(*tensors[:3], activation=activation, residual=tensors[3])
+    composed = al.fused_linear(
+        *(t.to("unfused") for t in tensors[:3]), activation=activation, residual=tensors[3].to("unfused")
+    )
+    expected = {"none": ["matmul", "add", "add"], "gelu": ["matmul", "add", "gelu", "add"]}[activation]
+    assert unfused.kernels[-len(expected) :] == expected
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(fused.numpy(), composed.to("cpu").numpy(), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(al.fused_linear(tensors[0], tensors[1]).numpy(), x @ w, rtol=tolerance)
+
+
+def test_fused_linear_composes_where_gradients_are_wanted() -> None:
+    rng = np.random.default_rng()
+    x, w, b, r = (
+        al.tensor(rng.standard_normal(s), requires_grad=True) for s in ((5, 4), (4, 3), (3,), (5, 3))
+    )
+    al.fused_linear(x, w, b, activation="gelu", residual=r).sum().backward()
+    reference = [al.tensor(t.numpy(), requires_grad=True) for t in (x, w, b, r)]
+    al.add(
+        al.gelu(al.add(al.matmul(reference[0], reference[1]), reference[2])), reference[3]
+    ).sum().backward()
+    for got, want in zip((x, w, b, r), reference, strict=True):
+        assert got.grad is not None and want.grad is not None
+        np.testing.assert_allclose(got.grad.numpy(), want.grad.numpy(), rtol=1e-12)
+
+
+def test_fused_linear_rejects_an_unknown_activation() -> None:
+    with pytest.raises(ValueError, match="activation must be 'none' or 'gelu'"):
+        al.fused_linear(al.ones([2, 2]), al.ones([2, 2]), activation="relu")  # type: ignore[arg-type]
