@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
@@ -17,7 +18,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from accelerate_lab.errors import ShapeError, UnsupportedKernelError
-from accelerate_lab.hal import cpu_buffers, cpu_nn, shapes
+from accelerate_lab.hal import cpu_blas, cpu_buffers, cpu_nn, shapes
 from accelerate_lab.hal.cpu_gguf import matmul_gguf
 from accelerate_lab.hal.device import Buffer, DeviceInfo, DeviceStats, KernelInput, MemoryInfo
 from accelerate_lab.hal.gguf_quant import GGUF_KERNELS
@@ -252,9 +253,17 @@ def _conv(
     groups: int,
 ) -> Array:
     shapes.conv_output_shape(x.shape, w.shape, stride, padding, dilation, groups)
-    s, k = _subscripts(len(stride))
+    nd = len(stride)
+    s, k = _subscripts(nd)
     v = _grouped_windows(x, w.shape[2:], stride, padding, dilation, groups)
-    out = np.einsum(f"ngc{s}{k},goc{k}->ngo{s}", v, _grouped(w, groups), optimize=True)
+    if groups == 1 and x.dtype == w.dtype == np.float32:
+        # one product of the windows, (N * out, C * k), with the weight: split over the threads
+        windows = np.moveaxis(v[:, 0], 1, 1 + nd)  # (N, *out, C, *k)
+        product = _fused_linear(windows.reshape(-1, w[0].size), w.reshape(w.shape[0], -1).T, bias, None)
+        product = product.reshape(*windows.shape[: 1 + nd], w.shape[0])
+        return np.ascontiguousarray(np.moveaxis(product, -1, 1))
+    with cpu_blas.single_threaded():  # OpenBLAS's threads would spin against the compiled kernels'
+        out = np.einsum(f"ngc{s}{k},goc{k}->ngo{s}", v, _grouped(w, groups), optimize=True)
     out = out.reshape(x.shape[0], w.shape[0], *out.shape[3:])
     if bias is not None:
         out = out + bias.reshape(1, -1, *([1] * len(stride)))
@@ -467,6 +476,18 @@ def _reduce(method: str) -> Kernel:
     return kernel
 
 
+def _single_threaded_blas(kernel: Kernel) -> Kernel:
+    """``kernel`` with numpy's BLAS on one thread: its products are small (attention's heads), and
+    OpenBLAS's threads would spin for a while after each, taking the cores of the compiled kernels."""
+
+    @functools.wraps(kernel)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with cpu_blas.single_threaded():
+            return kernel(*args, **kwargs)
+
+    return run
+
+
 _KERNELS: dict[str, Kernel] = {
     "neg": np.negative,
     "exp": np.exp,
@@ -515,7 +536,7 @@ _KERNELS: dict[str, Kernel] = {
     "conv": _conv,
     "conv_backward_input": _conv_backward_input,
     "conv_backward_weight": _conv_backward_weight,
-    "sdpa": _sdpa,
+    "sdpa": _single_threaded_blas(_sdpa),
     "reshape": lambda x, shape: x.reshape(shape),
     "transpose": lambda x, axes: x.transpose(axes),
     "broadcast_to": np.broadcast_to,

@@ -97,10 +97,11 @@ def _openblas() -> _OpenBLAS | None:
 
 
 def blas_threads() -> int:
-    """numpy's BLAS thread count now (under a microsecond: read again on every call)."""
+    """numpy's BLAS thread count now, or the count :func:`single_threaded` found (inside it); under a
+    microsecond: read again on every call."""
     blas = _openblas()
     if blas is not None:
-        return max(1, int(blas.get_threads()))
+        return max(1, _single_saved if _single_depth else int(blas.get_threads()))
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

@@ -427,3 +427,33 @@ def test_fused_linear_keeps_nan_and_inf_where_the_separate_kernels_have_them() -
     out = run("fused_linear", x, w, np.zeros(40, np.float32), None, activation="gelu")
     assert np.isnan(out[1]).all() and np.isposinf(out[2]).all()
     np.testing.assert_array_equal(out, numpy_only("gelu", x @ w, approximate="none"))
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "stride", "padding", "dilation"),
+    [
+        ((1, 80, 700), (64, 80, 3), (1,), (1,), (1,)),  # Whisper's first convolution, shorter
+        ((2, 64, 701), (64, 64, 3), (2,), (1,), (1,)),  # its second: stride 2, an odd length
+        ((2, 3, 17, 19), (8, 3, 4, 4), (4, 4), (0, 0), (1, 1)),  # ViT's patches
+        ((1, 5, 13, 11), (6, 5, 3, 2), (2, 1), (1, 2), (2, 1)),
+    ],
+)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_float32_convolution_against_float64(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    with_bias: bool,
+) -> None:
+    # one matrix product of the windows with the weight (split over the threads), bias in its output
+    rng = np.random.default_rng()
+    x, w = rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32)
+    bias = rng.standard_normal(w_shape[0]).astype(np.float32) if with_bias else None
+    params = {"stride": stride, "padding": padding, "dilation": dilation, "groups": 1}
+    out = run("conv", x, w, bias, **params)
+    wide = [None if a is None else a.astype(np.float64) for a in (x, w, bias)]
+    reference = run("conv", *wide, **params)  # float64: numpy's einsum
+    assert out.dtype == np.float32 and out.shape == reference.shape and out.flags.c_contiguous
+    assert np.abs(out - reference).max() <= 1e-5 * np.abs(reference).max()
