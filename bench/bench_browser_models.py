@@ -18,7 +18,10 @@ a fresh browser context (nothing cached) and measures, in that page:
   page, plus (ours) the peak GPU bytes our worker reports (its JS heap is not counted);
 - stall: the longest gap between that probe's setTimeout(0) ticks (the page's main thread busy),
   while loading and while embedding;
-- cosine: the lowest, over both batches, against transformers (torch, cpu) with the same tokens.
+- cosine: the lowest, over both batches, against transformers (torch, cpu, float32) with the same tokens.
+
+"ours fp16" (float16 weights and activations) needs an adapter with ``shader-f16``: Chromium's software
+adapter (SwiftShader) has none, and there the case reports the refusal instead of a row.
 
 Ratio: the case's latency over transformers.js webgpu's on the same batch. Our messages cross the test
 harness (tests/browser/harness.py): commands as JSON through Playwright, buffers of a megabyte or more

@@ -5,7 +5,7 @@
 // runs 2-3x faster than matmul.wgsl's staged tiles. Reads past M or N are clamped to the last row or
 // column (always in range); only the stores are guarded.
 //
-// Bindings (group 0): 0: uniform P   1: A (f32)   2: B (f32)   3: C (f32, (batch, M, N): rows [33]
+// Bindings (group 0): 0: uniform P   1: A (IN)   2: B (IN)   3: C (OUT, (batch, M, N): rows [33]
 // apart, matrices M rows apart, from [11]). Uniform words (i32, elements), as matmul.wgsl's:
 //   [0] M  [1] N  [2] K  [3] blocks along N  [4] blocks along M  [5] size of the inner batch axis
 //   [6] A offset [7] A row stride [8] A column stride [9] A outer-batch stride [10] A inner-batch stride
@@ -18,6 +18,10 @@
 // Flag Q8 (matmul_q8), as in matmul.wgsl: B is int8 packed four to a u32 word, its offset and strides
 // counting bytes; A's values are times XSCALE[k] and each output column n is scaled by SCALE[n] and
 // shifted by BIAS[n] (when word [35] is 1). Bindings 4: XSCALE (K), 5: SCALE (N), 6: BIAS (N).
+// Flag F16: IN and OUT may be f16 (values widened to f32 as loaded, accumulated in f32).
+//#if F16
+enable f16;
+//#endif
 alias IN = f32;
 alias OUT = f32;
 // P, A, B, C and (flag Q8) XSCALE, SCALE, BIAS: matmul_bindings.wgsl, composed with this file.
@@ -40,7 +44,7 @@ fn clamped(first: u32, last: u32) -> vec4<i32> {
 }
 
 fn load_a(at: vec4<i32>) -> vec4<f32> {
-    return vec4<f32>(A[at.x], A[at.y], A[at.z], A[at.w]);
+    return vec4<f32>(f32(A[at.x]), f32(A[at.y]), f32(A[at.z]), f32(A[at.w]));
 }
 
 //#if Q8
@@ -60,7 +64,7 @@ fn dequantize(x: f32, col: u32) -> f32 {
 }
 //#else
 fn b_value(at: i32) -> f32 {
-    return B[at];
+    return f32(B[at]);
 }
 
 fn x_scale(k: i32) -> f32 {
@@ -83,7 +87,7 @@ fn store(c: mat4x4<f32>, batch: u32, row: u32, col: u32) {
     for (var r = 0u; r < 4u; r++) {
         for (var j = 0u; j < 4u; j++) {
             if (row + r < M && col + j < N) {
-                C[u32(word(11u)) + (batch * M + row + r) * u32(word(33u)) + col + j] = dequantize(c[r][j], col + j);
+                C[u32(word(11u)) + (batch * M + row + r) * u32(word(33u)) + col + j] = OUT(dequantize(c[r][j], col + j));
             }
         }
     }

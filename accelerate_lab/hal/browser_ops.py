@@ -3,7 +3,8 @@ catalogue kernel into views (no browser work) or one ``run`` command for the bro
 
 The browser receives views already broadcast or permuted and the output's shape and dtype, so all
 numpy semantics are decided here, synchronously; a combination the browser's kernels lack raises
-:class:`UnsupportedKernelError` before anything is sent.
+:class:`UnsupportedKernelError` before anything is sent. The float kernels take float32, or float16
+where the adapter has ``shader-f16`` (the shaders' F16 variants, as on the ``wgpu`` device).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = ["BROWSER_KERNELS", "handle", "probe_dtype"]
 Handler = Callable[["BrowserProxyDevice", str, Sequence[Any], Mapping[str, Any]], WgpuBuffer]
 _COMPARE = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
 _F32 = np.dtype(np.float32)
+_F16 = np.dtype(np.float16)
 _PROBE = CpuDevice()
 
 
@@ -58,6 +60,20 @@ def _cls(dev: BrowserProxyDevice, dtype: np.dtype[np.generic]) -> str:
     if cls == "d" or (cls == "h" and not dev.f16):
         raise _unsupported(f"{dtype.name} tensors (no WGSL for them in this browser)")
     return "f" if cls == "h" else cls
+
+
+def _float(dev: BrowserProxyDevice, kernel: str, *dtypes: np.dtype[np.generic]) -> np.dtype[np.generic]:
+    """The one float dtype of a kernel's tensors that the browser's WGSL takes: float32, or float16
+    where the adapter has shader-f16 (as ``wgpu_kernels.float_type``)."""
+    if len(set(dtypes)) != 1 or not (dtypes[0] == _F32 or (dtypes[0] == _F16 and dev.f16)):
+        names = " and ".join(sorted({d.name for d in dtypes}))
+        raise _unsupported(f"{kernel} of {names} (float32, or float16 with shader-f16, all of one dtype)")
+    return dtypes[0]
+
+
+def _cast(dev: BrowserProxyDevice, x: WgpuBuffer, dtype: np.dtype[np.generic]) -> WgpuBuffer:
+    """``x`` as ``dtype``: itself, or a dense converted copy."""
+    return x if x.dtype == dtype else dev.submit_run("cast", x.shape, dtype, [x], {}, None)
 
 
 def _convertible(src: str, dst: str) -> bool:
@@ -98,15 +114,15 @@ def matmul(
 ) -> WgpuBuffer:
     a, b = inputs
     shape = shapes.matmul_shape(a.shape, b.shape)
-    if a.dtype != _F32 or b.dtype != _F32:
-        raise _unsupported(f"matmul of {a.dtype.name} and {b.dtype.name} (float32 only)")
+    dtype = _float(dev, kernel, np.result_type(a.dtype, b.dtype))  # numpy's, as the wgpu device
+    a, b = _cast(dev, a, dtype), _cast(dev, b, dtype)
     if len(a.shape) == 1:
         a = a.view((1, *a.shape), (0, *a.strides), a.offset)
     if len(b.shape) == 1:
         b = b.view((*b.shape, 1), (*b.strides, 0), b.offset)
     batch = shapes.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     dims, (a4, b4) = _two_batch_axes(dev, [a, b], batch)
-    out = dev.submit_run("matmul", (*dims, a.shape[-2], b.shape[-1]), _F32, [a4, b4], {}, None)
+    out = dev.submit_run("matmul", (*dims, a.shape[-2], b.shape[-1]), dtype, [a4, b4], {}, None)
     return out.view(shape, row_major(shape), 0)
 
 
@@ -131,9 +147,9 @@ def matmul_q8(
 ) -> WgpuBuffer:
     x, weight, scale, x_scale, bias = inputs
     shape = matmul_q8_shape(x, weight, scale, x_scale, bias)
-    if any(t is not None and t.dtype != _F32 for t in (x, scale, x_scale, bias)):
-        raise _unsupported(f"matmul_q8 of {x.dtype.name} (float32 activations, scales and bias only)")
-    return dev.submit_run(kernel, shape, _F32, list(inputs), {}, None)
+    dtype = _float(dev, kernel, x.dtype)
+    vectors = [None if t is None else _cast(dev, t, _F32) for t in (scale, x_scale, bias)]
+    return dev.submit_run(kernel, shape, dtype, [x, weight, *vectors], {}, None)
 
 
 def matmul_gguf(
@@ -147,8 +163,9 @@ def reduce(
 ) -> WgpuBuffer:
     (x,) = inputs
     out_dtype = probe_dtype(kernel, inputs, params)
-    if x.dtype != _F32 or out_dtype != (np.dtype(np.int64) if kernel == "argmax" else _F32):
-        raise _unsupported(f"{kernel} of {x.dtype.name} (float32 only)")
+    dtype = _float(dev, kernel, x.dtype)
+    if out_dtype != (np.dtype(np.int64) if kernel == "argmax" else dtype):
+        raise _unsupported(f"{kernel} of {x.dtype.name} gives {out_dtype.name}, which has no WGSL kernel")
     axis = params.get("axis")
     axes = tuple(range(len(x.shape))) if axis is None else tuple(axis)
     if any(x.shape[d] == 0 for d in axes) or math.prod(x.shape) == 0:
@@ -167,8 +184,7 @@ def normalize(
     dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
 ) -> WgpuBuffer:
     x = inputs[0]
-    if x.dtype != _F32 or any(t is not None and t.dtype != _F32 for t in inputs[1:]):
-        raise _unsupported(f"{kernel} of {x.dtype.name} (float32 only)")
+    dtype = _float(dev, kernel, x.dtype)
     if math.prod(x.shape) == 0 or not x.shape:
         raise _unsupported(f"{kernel} of an empty or 0-d tensor")
     if kernel == "layer_norm":
@@ -176,11 +192,13 @@ def normalize(
         for t in inputs[1:3]:
             if t is not None and t.shape != (n,):
                 raise _unsupported(f"layer_norm weight/bias of shape {t.shape} (not ({n},))")
-        return dev.submit_run(kernel, x.shape, _F32, list(inputs[:3]), {"eps": float(params["eps"])}, None)
+            if t is not None:
+                _float(dev, kernel, t.dtype)  # the browser reads it as x's dtype
+        return dev.submit_run(kernel, x.shape, dtype, list(inputs[:3]), {"eps": float(params["eps"])}, None)
     axis = shapes.normalize_axis(int(params["axis"]), len(x.shape))
     perm = [d for d in range(len(x.shape)) if d != axis] + [axis]
     moved = x.view(tuple(x.shape[d] for d in perm), tuple(x.strides[d] for d in perm), x.offset)
-    out = dev.submit_run(kernel, moved.shape, _F32, [moved], {}, None)
+    out = dev.submit_run(kernel, moved.shape, dtype, [moved], {}, None)
     return out.view(x.shape, tuple(out.strides[perm.index(d)] for d in range(len(x.shape))), 0)
 
 
@@ -188,24 +206,26 @@ def gather(
     dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
 ) -> WgpuBuffer:
     ids, src = inputs
-    if ids.dtype.name not in ("int32", "int64", "uint8") or src.dtype != _F32:
-        raise _unsupported(f"{kernel} with ids {ids.dtype.name} and values {src.dtype.name}")
+    if ids.dtype.name not in ("int32", "int64", "uint8"):
+        raise _unsupported(f"{kernel} with ids {ids.dtype.name}")
+    dtype = _float(dev, kernel, src.dtype)
     if kernel == "embedding":
         if len(src.shape) != 2:
             raise ShapeError(f"embedding table must be 2-D (num_embeddings, dim), got shape {src.shape}")
-        return dev.submit_run(kernel, (*ids.shape, src.shape[1]), _F32, [ids, src], {}, None)
+        return dev.submit_run(kernel, (*ids.shape, src.shape[1]), dtype, [ids, src], {}, None)
     if src.shape[:-1] != ids.shape:
         raise ShapeError(f"embedding_backward: grad {src.shape} does not match ids {ids.shape} + (dim,)")
     rows = int(params["num_embeddings"])
-    return dev.submit_run(kernel, (rows, src.shape[-1]), _F32, [ids, src], {"num_embeddings": rows}, None)
+    return dev.submit_run(kernel, (rows, src.shape[-1]), dtype, [ids, src], {"num_embeddings": rows}, None)
 
 
 def conv(
     dev: BrowserProxyDevice, kernel: str, inputs: Sequence[Any], params: Mapping[str, Any]
 ) -> WgpuBuffer:
     geometry = (params["stride"], params["padding"], params["dilation"], params["groups"])
-    if len(geometry[0]) not in (1, 2) or any(t is not None and t.dtype != _F32 for t in inputs):
-        raise _unsupported(f"{kernel}: 1-D and 2-D float32 convolutions only")
+    if len(geometry[0]) not in (1, 2):
+        raise _unsupported(f"{kernel}: 1-D and 2-D convolutions only")
+    dtype = _float(dev, kernel, *(t.dtype for t in inputs if t is not None))
     if kernel == "conv":
         out_shape = shapes.conv_output_shape(inputs[0].shape, inputs[1].shape, *geometry)
     elif kernel == "conv_backward_input":
@@ -218,7 +238,7 @@ def conv(
         "dilation": list(geometry[2]),
         "groups": geometry[3],
     }
-    return dev.submit_run(kernel, out_shape, _F32, list(inputs), wire, None)
+    return dev.submit_run(kernel, out_shape, dtype, list(inputs), wire, None)
 
 
 def attention(
@@ -231,15 +251,16 @@ def attention(
         or k.shape[-2] != v.shape[-2]
     ):
         raise ShapeError(f"attention shapes do not fit: q {q.shape}, k {k.shape}, v {v.shape}")
-    if not q.dtype == k.dtype == v.dtype == _F32 or max(q.shape[-1], v.shape[-1]) > 512:
-        raise _unsupported("attention on float32 with head sizes up to 512 only")
+    dtype = _float(dev, kernel, q.dtype, k.dtype, v.dtype)
+    if max(q.shape[-1], v.shape[-1]) > 512:
+        raise _unsupported("attention with head sizes above 512")
     (length, e), source, ev = q.shape[-2:], k.shape[-2], v.shape[-1]
     masks = [mask.shape[:-2]] if mask is not None and len(mask.shape) >= 2 else []
     batch = shapes.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2], *masks)
     operands = [q, k, v]
     if mask is not None:
-        if mask.dtype not in (np.dtype(np.bool_), _F32):
-            raise _unsupported(f"attention masks of {mask.dtype.name}")
+        if mask.dtype != np.bool_:
+            _float(dev, "an attention mask", mask.dtype)  # additive: read as float32
         operands.append(broadcast_view(mask, (*batch, length, source)))
     # strided views (heads of a fused projection, a broadcast padding mask) go as they are
     dims, views = _two_batch_axes(dev, operands, batch)
@@ -248,7 +269,7 @@ def attention(
         "is_causal": bool(params.get("is_causal")),
         "scale": 1 / math.sqrt(e) if scale is None else float(scale),
     }
-    out = dev.submit_run(kernel, (*dims, length, ev), _F32, [*views, None][:4], wire, None)
+    out = dev.submit_run(kernel, (*dims, length, ev), dtype, [*views, None][:4], wire, None)
     return out.view((*batch, length, ev), row_major((*batch, length, ev)), 0)
 
 

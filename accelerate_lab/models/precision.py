@@ -10,7 +10,7 @@ embedding of a short sentence drops to cosine 0.9985 against float32 (0.9995 wit
 a few columns of the feed-forward projections dwarf the rest of their rows. Activations, biases,
 norms and embedding tables stay float32, so a ``q8`` model holds about a quarter of the bytes of
 its linear layers. ``fp16`` needs float16 kernels: numpy
-on the cpu, ``shader-f16`` on a WebGPU adapter; the browser device runs float32 kernels only.
+on the cpu, ``shader-f16`` on a WebGPU adapter (native ``wgpu`` and ``browser:webgpu`` alike).
 
 >>> import numpy as np
 >>> packed, scale, x_scale = quantize_q8(np.array([[0.5, -1.0, 0.25], [1.0, 0.5, 0.25]], np.float32))
@@ -42,11 +42,6 @@ def check_precision(dtype: str, device: Device) -> Precision:
         choices = ", ".join(map(repr, PRECISIONS))
         raise PrecisionUnsupportedError(f"dtype must be one of {choices}; got {dtype!r}")
     info = device.info()
-    if dtype == "fp16" and info.kind == "browser":
-        raise PrecisionUnsupportedError(
-            f"{device.name} runs float32 kernels only, so dtype='fp16' cannot run there: "
-            "use dtype='q8' (8-bit weights, a quarter of the bytes) or dtype='fp32'"
-        )
     if dtype == "fp16" and info.kind != "cpu" and "shader-f16" not in info.features:
         raise PrecisionUnsupportedError(
             f"dtype='fp16' needs float16 kernels, and {device.name} ({info.description}) lacks the "

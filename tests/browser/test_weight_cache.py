@@ -280,3 +280,62 @@ def test_missing_weights_come_in_several_fills_each_upload_as_its_bytes_arrive(f
         else:  # every part was stored
             assert fills == [] and made == []
         reload(fresh)
+
+
+def test_float16_weights_are_cached_and_indexed_apart_from_float32_ones(
+    fresh: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A weights file loaded at precision "fp16" and "fp32": each precision's bytes cross once, as its
+    own entries (the index keys hashes by precision), and read back as the dtype it was loaded in."""
+    from safetensors.numpy import save_file
+
+    from accelerate_lab.hal import browser_cache
+    from accelerate_lab.models.weights import SafetensorsFile, Weights, open_safetensors
+
+    monkeypatch.setenv("ACCELERATE_LAB_CACHE", str(tmp_path / "cache"))
+    read: list[str] = []
+    get = SafetensorsFile.get
+
+    def counted_get(self: SafetensorsFile, name: str) -> np.ndarray:
+        read.append(name)
+        return get(self, name)
+
+    monkeypatch.setattr(SafetensorsFile, "get", counted_get)
+    arrays = {name: rng.standard_normal((16, 8)).astype(np.float32) for name in ("a", "b")}
+    file = tmp_path / "model.safetensors"
+    save_file(arrays, str(file))
+    changed = time.time_ns() - 60 * 10**9  # a minute ago: recent changes store no hashes
+    os.utime(file, ns=(changed, changed))
+
+    def load_file(precision: str) -> tuple[list[np.ndarray], int, list[str]]:
+        """A new kernel loading ``file`` at ``precision`` onto a reloaded page: the values, the bytes
+        sent and the tensors read from the file."""
+        browser_cache._hashes.clear()
+        reload(fresh)
+        device, _ = session(fresh)
+        # loading only uploads (no kernel runs), so fp16 may load although this page lacks shader-f16
+        device._summary["features"] = [*device._summary.get("features", ()), "shader-f16"]
+        start = device.cache_sent_bytes
+        read.clear()
+        with Weights(open_safetensors(file), device=device.name, model_name="t", precision=precision) as w:
+            tensors = [w.tensor(name, (16, 8)) for name in ("a", "b")]
+        device.flush()
+        return [host(t) for t in tensors], device.cache_sent_bytes - start, sorted(read)
+
+    expected: dict[str, list[np.ndarray]] = {
+        "fp16": [arrays[n].astype(np.float16) for n in ("a", "b")],
+        "fp32": [arrays[n] for n in ("a", "b")],
+    }
+    for precision, itemsize in (("fp16", 2), ("fp32", 4)):  # the float32 ones are not the float16 ones
+        got, sent, names = load_file(precision)
+        assert (sent, names) == (2 * 16 * 8 * itemsize, ["a", "b"])
+        for ours, want in zip(got, expected[precision], strict=True):
+            assert ours.dtype == want.dtype
+            np.testing.assert_array_equal(ours, want)
+    for precision in ("fp16", "fp32"):  # again: every hash from the index, nothing read, nothing sent
+        got, sent, names = load_file(precision)
+        assert (sent, names) == (0, [])
+        for ours, want in zip(got, expected[precision], strict=True):
+            assert ours.dtype == want.dtype
+            np.testing.assert_array_equal(ours, want)
+    assert len(fresh.evaluate(ENTRIES)) == 4

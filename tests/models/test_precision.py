@@ -172,10 +172,14 @@ def test_fp16_on_an_adapter_without_shader_f16_says_to_use_q8_or_fp32() -> None:
         check_precision("fp16", _NoF16Gpu())  # type: ignore[arg-type]
 
 
-def test_fp16_on_the_browser_device_says_its_kernels_are_float32(tiny_bert_dir: Path) -> None:
-    browser = BrowserProxyDevice(lambda content, buffers: None, summary={"features": ["shader-f16"]})
-    with pytest.raises(PrecisionUnsupportedError, match="float32 kernels only"):
-        BERT.from_pretrained(tiny_bert_dir, browser, dtype="fp16")
+def test_fp16_on_the_browser_device_needs_its_adapters_shader_f16(tiny_bert_dir: Path) -> None:
+    """The browser runs float16 kernels where its adapter has shader-f16 (tests/browser/test_float16.py
+    runs them); the headless Chromium's SwiftShader has not, and there fp16 says what to use instead."""
+    with_f16 = BrowserProxyDevice(lambda content, buffers: None, summary={"features": ["shader-f16"]})
+    assert check_precision("fp16", with_f16) == "fp16"
+    without = BrowserProxyDevice(lambda content, buffers: None, summary={"features": ["subgroups"]})
+    with pytest.raises(PrecisionUnsupportedError, match="shader-f16: use dtype='q8' or dtype='fp32'"):
+        BERT.from_pretrained(tiny_bert_dir, without, dtype="fp16")
 
 
 def test_unknown_dtype_lists_the_choices(tiny_bert_dir: Path) -> None:

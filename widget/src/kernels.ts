@@ -3,6 +3,8 @@
 // are the contract (bindings, uniform layout, override constants, entry points). The kernel side
 // sends views already broadcast/permuted and the output's shape and dtype; here every input that a
 // shader reads as a dense array is made dense first (an elementwise copy into a scratch buffer).
+// Float tensors are float32, or float16 where the adapter has shader-f16: then the shaders are prepared
+// with their F16 flag and f16 type aliases, as wgpu_kernels.py does (`floatType`).
 import { Program, classOf, copyInto, runProgram } from "./elementwise";
 import { BrowserError, GpuRuntime, LayoutKind, STORAGE_BYTES, View, isDense, rowMajor, sizeOf } from "./gpu";
 import { compose, prepare } from "./shaders";
@@ -76,6 +78,25 @@ function f32Only(cmd: RunCommand, views: readonly View[]): void {
   }
 }
 
+/** The WGSL storage type of a kernel's float tensors and the shader flags it needs: float32, or float16
+ * (flag F16) where the adapter has shader-f16, all of one dtype (as wgpu_kernels.py's float_type). */
+interface FloatType {
+  wgsl: "f32" | "f16";
+  flags: string[];
+}
+
+const FLOAT_TYPES: Readonly<Record<string, "f32" | "f16">> = { float32: "f32", float16: "f16" };
+
+function floatType(gpu: GpuRuntime, cmd: RunCommand, views: readonly View[]): FloatType {
+  const dtypes = [...new Set(views.map((v) => v.dtype))];
+  const wgsl = FLOAT_TYPES[dtypes[0]];
+  if (dtypes.length !== 1 || wgsl === undefined) {
+    throw new BrowserError("unsupported", `${cmd.kernel} runs on float32 or float16 tensors of one dtype, not ${dtypes.join(" and ")}`);
+  }
+  if (wgsl === "f16" && !gpu.f16) throw new BrowserError("unsupported", `${cmd.kernel} on float16 needs the adapter feature shader-f16`);
+  return { wgsl, flags: wgsl === "f16" ? ["F16"] : [] };
+}
+
 // ---- elementwise ---------------------------------------------------------------------------------
 function elementwise(gpu: GpuRuntime, cmd: RunCommand): void {
   const program = new Program(cmd.out.shape, gpu.f16);
@@ -94,24 +115,26 @@ function elementwise(gpu: GpuRuntime, cmd: RunCommand): void {
 function matmul(gpu: GpuRuntime, cmd: RunCommand): void {
   const a = view(cmd.inputs[0], "a");
   const b = view(cmd.inputs[1], "b");
-  f32Only(cmd, [a, b]);
+  const type = floatType(gpu, cmd, [a, b, cmd.out]);
   // a: (outer, inner, M, K), b: (outer, inner, K, N): the kernel side pads batch axes to two
   const bWords = [b.offset, b.strides[2], b.strides[3], b.strides[0], b.strides[1]];
-  dispatchMatmul(gpu, cmd, a, bWords, b.shape[3], [gpu.storage(b.id).buffer], null);
+  dispatchMatmul(gpu, cmd, type, a, bWords, b.shape[3], [gpu.storage(b.id).buffer], null);
 }
 
 // ---- matmul_q8 (matmul.wgsl with its Q8 flag): int8 weights, dequantized inside the product --------
+// x and the output float32 or float16; the scales and the bias float32
 function matmulQ8(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
   const x = view(cmd.inputs[0], "x");
   const weight = scratch.dense(view(cmd.inputs[1], "weight"), "int32", true);
   const [scale, xScale] = [2, 3].map((i) => scratch.dense(view(cmd.inputs[i], "scales")));
   const bias = cmd.inputs[4] ? scratch.dense(view(cmd.inputs[4], "bias")) : null;
-  f32Only(cmd, [x, scale, xScale, ...(bias ? [bias] : [])]);
+  const type = floatType(gpu, cmd, [x, cmd.out]);
+  f32Only(cmd, [scale, xScale, ...(bias ? [bias] : [])]);
   // x (M, K) as a (1, 1, M, K) batch; the packed (N, ceil(K / 4)) bytes are B (K, N) with byte strides
   const a = { ...x, shape: [1, 1, ...x.shape], strides: [0, 0, ...x.strides] };
   const bWords = [4 * weight.offset, 1, 4 * weight.shape[1], 0, 0];
   const vectors = [weight, xScale, scale, bias ?? scale].map((v) => gpu.storage(v.id).buffer);
-  dispatchMatmul(gpu, cmd, a, bWords, weight.shape[0], vectors, bias !== null);
+  dispatchMatmul(gpu, cmd, type, a, bWords, weight.shape[0], vectors, bias !== null);
 }
 
 // ---- matmul_q4_1 / matmul_q8_0 (quant_gguf.wgsl): GGUF's blocks, read packed ------------------------
@@ -130,12 +153,14 @@ function matmulGguf(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
 }
 
 /** One matmul.wgsl dispatch (as wgpu_kernels.py's _dispatch_matmul): `a` (outer, inner, M, K), B's
- * buffers (B, or with Q8 the packed bytes, input and output scales, bias) and its five uniform words.
+ * buffers (B, or with Q8 the packed bytes, input and output scales, bias) and its five uniform words;
+ * A, B (unless packed) and C are of `type` (flag F16 for float16, as native's).
  * A software adapter runs matmul_blocks.wgsl instead (same words and bindings, no workgroup memory or
  * barriers: 2-3x faster there). */
 function dispatchMatmul(
   gpu: GpuRuntime,
   cmd: RunCommand,
+  type: FloatType,
   a: View,
   bWords: readonly number[],
   n: number,
@@ -156,17 +181,18 @@ function dispatchMatmul(
   const layout: LayoutKind[] = ["uniform", "read", "read", "write", ...bBuffers.slice(1).map((): LayoutKind => "read")];
   const buffers = [gpu.storage(a.id).buffer, bBuffers[0], gpu.storage(cmd.out.id).buffer, ...bBuffers.slice(1)];
   const count = outer * inner * tilesN * tilesM;
-  const flags = q8Bias === null ? [] : ["Q8"];
+  const flags = [...type.flags, ...(q8Bias === null ? [] : ["Q8"])];
+  const aliases = { IN: type.wgsl, OUT: type.wgsl };
   const bindings = prepare("matmul_bindings", { flags }); // the declarations both kernels share
   if (gpu.isSoftware) {
-    const pipeline = gpu.pipeline(compose(prepare("matmul_blocks", { flags }), bindings), layout, { WG: gpu.workgroup });
+    const pipeline = gpu.pipeline(compose(prepare("matmul_blocks", { flags, aliases }), bindings), layout, { WG: gpu.workgroup });
     gpu.dispatch(pipeline, uniformWords(words), buffers, Math.ceil(count / gpu.workgroup));
     return;
   }
   const source = compose(
-    prepare("matmul", { flags, slots: { BINDINGS: "", EPILOGUE: "    return x;" } }),
+    prepare("matmul", { flags, aliases, slots: { BINDINGS: "", EPILOGUE: "    return x;" } }),
     bindings,
-    prepare("elementwise_ops"),
+    prepare("elementwise_ops", { flags }),
   );
   gpu.dispatch(gpu.pipeline(source, layout, { TS: ts, R: r, BK: bk }), uniformWords(words), buffers, count);
 }
@@ -181,23 +207,24 @@ const SOFTWARE_ROW_WG = 16;
 
 function rows(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
   const reduce = cmd.kernel in REDUCE_OP;
-  const x = scratch.dense(view(cmd.inputs[0], "x"), "float32", true);
-  f32Only(cmd, [view(cmd.inputs[0], "x")]);
+  const x = scratch.dense(view(cmd.inputs[0], "x"), view(cmd.inputs[0], "x").dtype, true);
+  const type = floatType(gpu, cmd, [x]);
   const trailing = reduce ? param<number>(cmd, "reduce_axes") : 1;
   const n = sizeOf(x.shape.slice(x.shape.length - trailing));
   const count = sizeOf(x.shape) / Math.max(n, 1);
-  const weight = cmd.inputs[1] ? scratch.dense(view(cmd.inputs[1], "weight"), "float32", true) : null;
-  const bias = cmd.inputs[2] ? scratch.dense(view(cmd.inputs[2], "bias"), "float32", true) : null;
+  // layer_norm's weight and bias as x's dtype (rows.wgsl reads them as IN)
+  const weight = cmd.inputs[1] ? scratch.dense(view(cmd.inputs[1], "weight"), x.dtype, true) : null;
+  const bias = cmd.inputs[2] ? scratch.dense(view(cmd.inputs[2], "bias"), x.dtype, true) : null;
   const extra = cmd.kernel === "var" ? param<number>(cmd, "correction") : cmd.kernel === "layer_norm" ? param<number>(cmd, "eps") : 0;
   const uniform = uniformWords(
     [count, n, x.offset, weight?.offset ?? 0, bias?.offset ?? 0, weight ? 1 : 0, bias ? 1 : 0, extra],
     new Set([7]),
   );
-  const out = cmd.kernel === "argmax" ? "u32" : "f32";
+  const out = cmd.kernel === "argmax" ? "u32" : type.wgsl;
   const source = compose(
-    prepare("rows", { aliases: { IN: "f32", OUT: out } }),
-    prepare("elementwise_ops"),
-    prepare("workgroup_reduce", { flags: gpu.reduceFlags }),
+    prepare("rows", { flags: type.flags, aliases: { IN: type.wgsl, OUT: out } }),
+    prepare("elementwise_ops", { flags: type.flags }),
+    prepare("workgroup_reduce", { flags: [...type.flags, ...gpu.reduceFlags] }),
   );
   const entry = reduce ? "reduce" : "normalize";
   const op = reduce ? REDUCE_OP[cmd.kernel] : NORMALIZE_OP[cmd.kernel];
@@ -215,7 +242,8 @@ function rows(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
 // ---- gather.wgsl: embedding and its gradient ------------------------------------------------------
 function gather(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch, errorFlags: GPUBuffer[]): void {
   const ids = scratch.dense(view(cmd.inputs[0], "ids"), view(cmd.inputs[0], "ids").dtype, true);
-  const src = scratch.dense(view(cmd.inputs[1], "table"), "float32", true);
+  const src = scratch.dense(view(cmd.inputs[1], "table"), view(cmd.inputs[1], "table").dtype, true);
+  const type = floatType(gpu, cmd, [src, cmd.out]);
   if (!["int32", "uint8", "int64"].includes(ids.dtype)) {
     throw new BrowserError("unsupported", `embedding ids must be integers, not ${ids.dtype}`);
   }
@@ -226,7 +254,7 @@ function gather(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch, errorFlags: 
   const idWords = ids.dtype === "int64" ? 2 : 1;
   const count = sizeOf(cmd.out.shape);
   const uniform = uniformWords([count, dim, rowsCount, nIds, idWords, ids.dtype === "int32" ? 1 : 0, ids.offset * idWords, src.offset]);
-  const source = compose(prepare("gather", { aliases: { T: "f32" } }));
+  const source = compose(prepare("gather", { flags: type.flags, aliases: { T: type.wgsl } }));
   // read after the batch, then destroyed by the batch runner (not a scratch buffer: those go at submit)
   const flag = gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   errorFlags.push(flag);
@@ -239,8 +267,8 @@ function gather(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch, errorFlags: 
 function conv(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
   const in0 = scratch.dense(view(cmd.inputs[0], "input 0"));
   const in1 = scratch.dense(view(cmd.inputs[1], "input 1"));
-  f32Only(cmd, [in0, in1]);
   const bias = cmd.inputs[2] ? scratch.dense(view(cmd.inputs[2], "bias")) : null;
+  const type = floatType(gpu, cmd, [in0, in1, cmd.out, ...(bias ? [bias] : [])]);
   const pad2 = (t: number[]): number[] => (t.length === 1 ? [1, t[0]] : t);
   const pad0 = (t: number[]): number[] => (t.length === 1 ? [0, t[0]] : t);
   const spatial = (s: number[]): number[] => (s.length === 3 ? [s[0], s[1], 1, s[2]] : s);
@@ -263,7 +291,7 @@ function conv(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
   const layout: ("uniform" | "read" | "write")[] = forward ? ["uniform", "read", "read", "write", "read"] : ["uniform", "read", "read", "write"];
   const buffers = [gpu.storage(in0.id).buffer, gpu.storage(in1.id).buffer, gpu.storage(cmd.out.id).buffer];
   if (forward) buffers.push(bias ? gpu.storage(bias.id).buffer : buffers[0]);
-  const pipeline = gpu.pipeline(compose(prepare("conv", { aliases: { T: "f32" } })), layout, { WG: gpu.workgroup }, entry);
+  const pipeline = gpu.pipeline(compose(prepare("conv", { flags: type.flags, aliases: { T: type.wgsl } })), layout, { WG: gpu.workgroup }, entry);
   gpu.dispatch(pipeline, uniform, buffers, Math.ceil(count / gpu.workgroup));
 }
 
@@ -272,30 +300,34 @@ function conv(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
 // (the kernel side merges the batch axes into two)
 function attention(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch): void {
   const qkv = [0, 1, 2].map((i) => view(cmd.inputs[i], "q, k and v"));
-  f32Only(cmd, qkv);
+  const type = floatType(gpu, cmd, [...qkv, cmd.out]);
   if (qkv[0].shape[3] > 512 || qkv[2].shape[3] > 512) throw new BrowserError("unsupported", "attention head sizes above 512");
   const mask = cmd.inputs[3] ? view(cmd.inputs[3], "mask") : null;
-  if (gpu.isSoftware) attentionRows(gpu, cmd, qkv, mask);
-  else attentionCooperative(gpu, cmd, scratch, qkv, mask);
+  if (gpu.isSoftware) attentionRows(gpu, cmd, scratch, type, qkv, mask);
+  else attentionCooperative(gpu, cmd, scratch, type, qkv, mask);
 }
 
 /** attention_rows.wgsl (software adapters): one invocation per query row, reading the views in place
- * (a bool mask as its 0/1 words). */
-function attentionRows(gpu: GpuRuntime, cmd: RunCommand, [q, k, v]: View[], mask: View | null): void {
+ * (a bool mask as its 0/1 words, a float32 one as its bits; a float16 mask goes dense as float32). */
+function attentionRows(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch, type: FloatType, [q, k, v]: View[], mask: View | null): void {
   const [, b1, l, e] = q.shape;
   const rowsCount = sizeOf(q.shape) / e;
   const kind = mask === null ? 0 : mask.dtype === "bool" ? 2 : 1;
-  const m = mask ?? { ...q, offset: 0, strides: [0, 0, 0, 0] }; // bound, never read
+  const bits = mask !== null && kind === 1 && mask.dtype !== "float32" ? scratch.dense(mask, "float32") : mask;
+  const m = bits ?? { ...q, offset: 0, strides: [0, 0, 0, 0] }; // bound, never read
   const words = [rowsCount, b1, l, k.shape[2], e, v.shape[3], cmd.params.is_causal ? 1 : 0, kind, param<number>(cmd, "scale")];
   words.push(q.offset, k.offset, v.offset, m.offset, 0, 0, 0, ...q.strides, ...k.strides, ...v.strides, ...m.strides);
-  const source = compose(prepare("attention_rows", { aliases: { T: "f32" } }), prepare("elementwise_ops"));
+  const source = compose(
+    prepare("attention_rows", { flags: type.flags, aliases: { T: type.wgsl } }),
+    prepare("elementwise_ops", { flags: type.flags }),
+  );
   const pipeline = gpu.pipeline(source, ["uniform", "read", "read", "read", "read", "write"], { WG: gpu.workgroup });
   const buffers = [q, k, v, m, cmd.out].map((x) => gpu.storage(x.id).buffer);
   gpu.dispatch(pipeline, uniformWords(words, new Set([8])), buffers, Math.ceil(rowsCount / gpu.workgroup));
 }
 
 /** attention.wgsl: a workgroup per query row, on dense copies and an additive float32 mask. */
-function attentionCooperative(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch, qkv: View[], maskView: View | null): void {
+function attentionCooperative(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch, type: FloatType, qkv: View[], maskView: View | null): void {
   const [q, k, v] = qkv.map((x) => scratch.dense(x));
   const [, , l, e] = q.shape;
   const [s, ev] = [k.shape[2], v.shape[3]];
@@ -316,7 +348,11 @@ function attentionCooperative(gpu: GpuRuntime, cmd: RunCommand, scratch: Scratch
   }
   const scale = param<number>(cmd, "scale");
   const uniform = uniformWords([rowsCount, l, s, e, ev, cmd.params.is_causal ? 1 : 0, maskView ? 1 : 0, scale], new Set([7]));
-  const source = compose(prepare("attention", { aliases: { T: "f32" } }), prepare("elementwise_ops"), prepare("workgroup_reduce", { flags: gpu.reduceFlags }));
+  const source = compose(
+    prepare("attention", { flags: type.flags, aliases: { T: type.wgsl } }),
+    prepare("elementwise_ops", { flags: type.flags }),
+    prepare("workgroup_reduce", { flags: [...type.flags, ...gpu.reduceFlags] }),
+  );
   const pipeline = gpu.pipeline(source, ["uniform", "read", "read", "read", "read", "write"], { WG: gpu.workgroup });
   const buffers = [q, k, v, mask, cmd.out].map((x) => gpu.storage(x.id).buffer);
   gpu.dispatch(pipeline, uniform, buffers, rowsCount);
