@@ -159,7 +159,7 @@ def test_whisper_tiny_en_in_q8_predicts_float32s_tokens_wherever_float32_is_not_
 
 
 class _NoF16Gpu:
-    """A device whose adapter lacks shader-f16 (lavapipe and SwiftShader both have it)."""
+    """A device whose adapter lacks shader-f16 (lavapipe has it; the headless Chromium's SwiftShader not)."""
 
     name = "gpu-without-f16"
 
