@@ -1,10 +1,12 @@
-"""Shared fixtures: a clean device registry around every test."""
+"""Shared fixtures: a clean device registry around every test; the tensors read from weights files."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
@@ -19,3 +21,20 @@ def _fresh_devices() -> Iterator[None]:
 
     yield
     reset_devices()
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """The names of the tensors read from weights files (the hash index lives under ``tmp_path``)."""
+    from accelerate_lab.models.weights import SafetensorsFile  # imported after the environment is set
+
+    monkeypatch.setenv("ACCELERATE_LAB_CACHE", str(tmp_path / "cache"))
+    names: list[str] = []
+    get = SafetensorsFile.get
+
+    def counted(self: SafetensorsFile, name: str) -> np.ndarray:
+        names.append(name)
+        return get(self, name)
+
+    monkeypatch.setattr(SafetensorsFile, "get", counted)
+    return names

@@ -188,28 +188,21 @@ def test_clear_empties_the_cache_by_message_and_by_the_view_button(fresh: Any) -
 
 
 def test_a_weights_file_is_hashed_and_read_once_across_kernels_and_again_when_it_changes(
-    fresh: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fresh: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: list[str]
 ) -> None:
     from safetensors.numpy import save_file
 
     from accelerate_lab.hal import browser_cache
-    from accelerate_lab.models.weights import SafetensorsFile, Weights, open_safetensors
+    from accelerate_lab.models.weights import Weights, open_safetensors
 
-    monkeypatch.setenv("ACCELERATE_LAB_CACHE", str(tmp_path / "cache"))
     hashed: list[int] = []  # the lengths of what SHA-256 was asked to hash
-    read: list[str] = []  # the tensors read from the file
-    sha256, get = hashlib.sha256, SafetensorsFile.get
+    sha256 = hashlib.sha256
 
     def counted(data: bytes | memoryview = b"") -> Any:
         hashed.append(len(data))
         return sha256(data)
 
-    def counted_get(self: SafetensorsFile, name: str) -> np.ndarray:
-        read.append(name)
-        return get(self, name)
-
     monkeypatch.setattr(browser_cache, "hashlib", SimpleNamespace(sha256=counted))
-    monkeypatch.setattr(SafetensorsFile, "get", counted_get)
     file = tmp_path / "model.safetensors"
 
     def load_file(damage: str | None = None) -> tuple[list[np.ndarray], int, list[str]]:
@@ -222,7 +215,7 @@ def test_a_weights_file_is_hashed_and_read_once_across_kernels_and_again_when_it
         device, transport = session(fresh)
         start, logged = device.cache_sent_bytes, len(transport.log)
         hashed.clear()
-        read.clear()
+        reads.clear()
         with Weights(open_safetensors(file), device=device.name, model_name="t") as w:
             tensors = [w.tensor(name, (16, 8)) for name in ("a", "b")]
         device.flush()
@@ -236,13 +229,13 @@ def test_a_weights_file_is_hashed_and_read_once_across_kernels_and_again_when_it
         os.utime(file, ns=(changed, changed))
         first, filled, _ = load_file()
         # a new file (or a changed one: its old hashes are stale): read, hashed and sent
-        assert hashed.count(16 * 8 * 4) == 2 and sorted(read) == ["a", "b"] and filled == 2 * 16 * 8 * 4
+        assert hashed.count(16 * 8 * 4) == 2 and sorted(reads) == ["a", "b"] and filled == 2 * 16 * 8 * 4
         again, refilled, kinds = load_file()
         # a new kernel: hashes from the index, nothing read, every hash in one batch, nothing sent
-        assert hashed.count(16 * 8 * 4) == 0 and read == [] and refilled == 0 and kinds == ["batch"]
+        assert hashed.count(16 * 8 * 4) == 0 and reads == [] and refilled == 0 and kinds == ["batch"]
         repaired, resent, kinds = load_file(damage=digest(arrays["b"]))
         # a damaged entry: only its tensor is read (not hashed) and sent
-        assert hashed.count(16 * 8 * 4) == 0 and read == ["b"] and resent == 16 * 8 * 4
+        assert hashed.count(16 * 8 * 4) == 0 and reads == ["b"] and resent == 16 * 8 * 4
         assert sorted(kinds) == ["batch", "fill"]  # one batch, one fill (logged first: it is nested)
         for got in (first, again, repaired):
             np.testing.assert_array_equal(got[0], arrays["a"])
@@ -283,24 +276,15 @@ def test_missing_weights_come_in_several_fills_each_upload_as_its_bytes_arrive(f
 
 
 def test_float16_weights_are_cached_and_indexed_apart_from_float32_ones(
-    fresh: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fresh: Any, tmp_path: Path, reads: list[str]
 ) -> None:
     """A weights file loaded at precision "fp16" and "fp32": each precision's bytes cross once, as its
     own entries (the index keys hashes by precision), and read back as the dtype it was loaded in."""
     from safetensors.numpy import save_file
 
     from accelerate_lab.hal import browser_cache
-    from accelerate_lab.models.weights import SafetensorsFile, Weights, open_safetensors
+    from accelerate_lab.models.weights import Weights, open_safetensors
 
-    monkeypatch.setenv("ACCELERATE_LAB_CACHE", str(tmp_path / "cache"))
-    read: list[str] = []
-    get = SafetensorsFile.get
-
-    def counted_get(self: SafetensorsFile, name: str) -> np.ndarray:
-        read.append(name)
-        return get(self, name)
-
-    monkeypatch.setattr(SafetensorsFile, "get", counted_get)
     arrays = {name: rng.standard_normal((16, 8)).astype(np.float32) for name in ("a", "b")}
     file = tmp_path / "model.safetensors"
     save_file(arrays, str(file))
@@ -316,11 +300,11 @@ def test_float16_weights_are_cached_and_indexed_apart_from_float32_ones(
         # loading only uploads (no kernel runs), so fp16 may load although this page lacks shader-f16
         device._summary["features"] = [*device._summary.get("features", ()), "shader-f16"]
         start = device.cache_sent_bytes
-        read.clear()
+        reads.clear()
         with Weights(open_safetensors(file), device=device.name, model_name="t", precision=precision) as w:
             tensors = [w.tensor(name, (16, 8)) for name in ("a", "b")]
         device.flush()
-        return [host(t) for t in tensors], device.cache_sent_bytes - start, sorted(read)
+        return [host(t) for t in tensors], device.cache_sent_bytes - start, sorted(reads)
 
     expected: dict[str, list[np.ndarray]] = {
         "fp16": [arrays[n].astype(np.float16) for n in ("a", "b")],

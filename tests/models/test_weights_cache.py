@@ -19,25 +19,10 @@ from accelerate_lab.hal.browser_errors import BrowserError
 from accelerate_lab.hal.browser_protocol import encode_array
 from accelerate_lab.models.layers import Linear
 from accelerate_lab.models.precision import quantize_q8
-from accelerate_lab.models.weights import SafetensorsFile, Weights, open_safetensors
+from accelerate_lab.models.weights import Weights, open_safetensors
 from tests.hal.fake_browser_cache import FakeBrowserCache
 
 rng = np.random.default_rng(23)
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
-    """The names of the tensors read from weights files (the hash index lives under ``tmp_path``)."""
-    monkeypatch.setenv("ACCELERATE_LAB_CACHE", str(tmp_path / "cache"))
-    names: list[str] = []
-    get = SafetensorsFile.get
-
-    def counted(self: SafetensorsFile, name: str) -> np.ndarray:
-        names.append(name)
-        return get(self, name)
-
-    monkeypatch.setattr(SafetensorsFile, "get", counted)
-    return names
 
 
 @pytest.fixture
