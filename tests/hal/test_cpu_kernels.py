@@ -386,7 +386,9 @@ def _fused_reference(
     return out + (0 if residual is None else residual)
 
 
-@pytest.mark.parametrize(("m", "k", "n"), [(600, 97, 129), (129, 384, 1152), (1, 300, 2001), (3, 5, 7)])
+@pytest.mark.parametrize(
+    ("m", "k", "n"), [(600, 97, 129), (129, 384, 1152), (100, 64, 1000), (1, 300, 2001), (3, 5, 7)]
+)
 @pytest.mark.parametrize("epilogue", ["bias", "bias+gelu", "residual", "bias+residual", "bias+gelu+residual"])
 def test_fused_linear_against_float64(m: int, k: int, n: int, epilogue: str) -> None:
     # row splits (600 rows), column splits (129 rows), one row (sgemv), a product below the split size
