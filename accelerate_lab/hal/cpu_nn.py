@@ -138,11 +138,13 @@ def matmul(
 ) -> Array | None:
     """``gelu(a @ b + bias) + residual`` of float32 matrices (each of ``bias``, a vector along the
     columns, ``residual``, of the product's shape, and ``gelu``, the fit :func:`gelu` takes, may be
-    None), split over :func:`blas_threads` threads, each part one single-threaded sgemm (sgemv for a
-    single row) of numpy's OpenBLAS (see :mod:`~accelerate_lab.hal.cpu_blas`) that adds the product
-    to its part of the output already holding bias and residual; gelu runs on each part while it is
-    in cache. None for other dtypes, shapes and layouts, and for a plain product where one thread is
-    allowed or the product is small (numpy's matmul is as fast)."""
+    None), split over :func:`blas_threads` threads (by rows, or by columns below 512 rows), each part
+    one single-threaded sgemm (sgemv for a single row) of numpy's OpenBLAS (see
+    :mod:`~accelerate_lab.hal.cpu_blas`), or below 512 rows of row-major operands with AVX-512 the
+    compiled 8 x 48 tiles that copy B a panel at a time (``csrc/nn.c``), adding the product to its
+    part of the output already holding bias and residual; gelu runs on each part while it is in cache.
+    None for other dtypes, shapes and layouts, and for a plain product where one thread is allowed or
+    the product is small (numpy's matmul is as fast)."""
     lib, blas = library(), cpu_blas.routines()
     if (
         lib is None
@@ -159,16 +161,13 @@ def matmul(
     fused = bias is not None or residual is not None or gelu is not None
     if not fused and (threads == 1 or m * n * k < _MATMUL_MIN_WORK):
         return None
+    if (residual is not None and (residual.dtype != _F32 or residual.shape != (m, n))) or (
+        bias is not None and (bias.dtype != _F32 or bias.shape != (n,))
+    ):
+        return None
     layout_a, layout_b = _operand(a), _operand(b)
     layout_r = (0, 0) if residual is None else _operand(residual)
-    if (
-        layout_a is None
-        or layout_b is None
-        or layout_r is None
-        or layout_r[0]
-        or (residual is not None and (residual.dtype != _F32 or residual.shape != (m, n)))
-        or (bias is not None and (bias.dtype != _F32 or bias.shape != (n,)))
-    ):
+    if layout_a is None or layout_b is None or layout_r is None or layout_r[0]:
         return None
     if m * n * k < _MATMUL_MIN_WORK:
         threads = 1

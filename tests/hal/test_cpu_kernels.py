@@ -416,6 +416,10 @@ def test_fused_linear_of_transposed_and_strided_operands_and_other_dtypes() -> N
         out = run("fused_linear", x, w, bias, r, activation="gelu")
         reference = _fused_reference(x, w, bias, r, "gelu")
         assert np.abs(out - reference).max() <= 1e-5 * np.abs(reference).max()
+    for broadcast in (residual[:1], residual[0]):  # a residual numpy broadcasts: the composition
+        out = run("fused_linear", x, w, bias, broadcast, activation="none")
+        reference = _fused_reference(x, w, bias, broadcast, "none")
+        assert np.abs(out - reference).max() <= 1e-5 * np.abs(reference).max()
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
     out64 = run("fused_linear", x64, w64, None, None, activation="gelu")
     assert out64.dtype == np.float64
