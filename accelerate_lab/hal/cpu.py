@@ -201,7 +201,8 @@ def _argmax(x: Array, axis: tuple[int, ...] | None, keepdims: bool) -> Array:
 def _embedding(ids: Array, table: Array) -> Array:
     if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
         raise IndexError(f"embedding ids must lie in [0, {table.shape[0]}), got {ids.min()}..{ids.max()}")
-    return table[ids]
+    out = cpu_buffers.empty((*ids.shape, *table.shape[1:]), table.dtype)  # a reused block: no page faults
+    return np.take(table, ids, axis=0, out=out, mode="clip")  # (the ids are checked: "clip" copies once)
 
 
 def _embedding_backward(ids: Array, grad: Array, num_embeddings: int) -> Array:

@@ -85,8 +85,8 @@ _ADD_MIN_SIZE = 1 << 14
 
 
 def add(a: Array, b: Array) -> Array | None:
-    """``a + b`` of float32 arrays, ``a`` contiguous and ``b`` of its shape or a vector along its last
-    axis (a bias), into a new array; bit for bit numpy's sum."""
+    """``a + b`` of float32 arrays, ``a`` contiguous and ``b`` of its trailing shape (a bias, positions
+    over a batch, or all of it), into a new array; bit for bit numpy's sum."""
     lib = library()
     if (
         lib is None
@@ -95,7 +95,8 @@ def add(a: Array, b: Array) -> Array | None:
         or a.size < _ADD_MIN_SIZE
         or not a.flags.c_contiguous
         or not b.flags.c_contiguous
-        or b.shape not in (a.shape, a.shape[-1:])
+        or not 1 <= b.ndim <= a.ndim
+        or b.shape != a.shape[a.ndim - b.ndim :]
     ):
         return None
     out = cpu_buffers.empty(a.shape, _F32)
@@ -106,7 +107,7 @@ def add(a: Array, b: Array) -> Array | None:
         out.ctypes.data,
         a.size // cols,
         cols,
-        cols if b.shape == a.shape else 0,
+        b.size // cols,
         blas_threads(),
     )
     return out

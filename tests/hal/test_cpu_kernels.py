@@ -346,6 +346,9 @@ def test_add_is_numpys_sum_for_biases_rows_scalars_and_views() -> None:
         np.testing.assert_array_equal(run("add", x, b), x + b)
         np.testing.assert_array_equal(run("add", x[:, ::2], b[..., ::2]), x[:, ::2] + b[..., ::2])
     np.testing.assert_array_equal(run("add", x, np.array(2.5, np.float32)), x + np.float32(2.5))
+    batch = rng.standard_normal((4, 300, 97)).astype(np.float32)  # positions broadcast over a batch
+    np.testing.assert_array_equal(run("add", batch, x), batch + x)
+    np.testing.assert_array_equal(run("add", batch, x[:1]), batch + x[:1])  # (1, 97): numpy's
     np.testing.assert_array_equal(run("add", x[:3, :5], x[0, :5]), x[:3, :5] + x[0, :5])  # small: numpy's
     assert run("add", x, x.astype(np.float64)).dtype == np.float64  # mixed dtypes: numpy's promotion
 

@@ -305,27 +305,28 @@ void al_gelu_f32(const float *restrict x, float *restrict out, int64_t n, const 
     parallel_for(threads, (n + 15) / 16, GRAIN / 16, split_range, &split);
 }
 
-/* out = a + b over (rows, cols): b a row of cols (b_stride 0: a bias) or rows of its own (b_stride
- * cols); out may be a or b. */
+/* out = a + b over (rows, cols): b holds b_rows rows of cols that repeat down a (1: a bias; rows: a
+ * tensor of a's shape; between: a broadcast over a's leading axes, as positions over a batch); out
+ * may be a or b. */
 struct add_job {
     const float *a, *b;
     float *out;
-    int64_t cols, b_stride;
+    int64_t cols, b_rows;
 };
 
 static void add_range(const void *job, int64_t part, int64_t begin, int64_t end) {
     (void)part;
     const struct add_job *j = job;
     for (int64_t r = begin; r < end; r++) {
-        const float *a = j->a + r * j->cols, *b = j->b + r * j->b_stride;
+        const float *a = j->a + r * j->cols, *b = j->b + (r % j->b_rows) * j->cols;
         float *o = j->out + r * j->cols;
         for (int64_t c = 0; c < j->cols; c++) o[c] = a[c] + b[c];
     }
 }
 
-void al_add_f32(const float *a, const float *b, float *out, int64_t rows, int64_t cols, int64_t b_stride,
+void al_add_f32(const float *a, const float *b, float *out, int64_t rows, int64_t cols, int64_t b_rows,
                 int64_t threads) {
-    const struct add_job job = {a, b, out, cols, b_stride};
+    const struct add_job job = {a, b, out, cols, b_rows};
     parallel_for(threads, rows, rows_grain(cols), add_range, &job);
 }
 
