@@ -783,20 +783,27 @@ static void attention_range(const void *job, int64_t part, int64_t begin, int64_
         const float *q = a->q + offset(&a->lq, u, a->inner), *k = a->k + offset(&a->lk, u, a->inner);
         const float *v = a->v + offset(&a->lv, u, a->inner);
         float *out = a->out + offset(&a->lo, u, a->inner);
+        /* values whose rows need no padding (keys and value columns multiples of 32) are read in place */
+        const int in_place = s32 == a->source && e32 == a->dim_v;
+        const float *values = in_place ? v : vp;
+        const int64_t ldv = in_place ? a->lv.row : e32;
         for (int64_t j = 0; j < a->source; j++) {
             const float *key = k + j * a->lk.row;
             for (int64_t d = 0; d < dim; d++) kt[d * s32 + j] = key[d];
-            memcpy(vp + j * e32, v + j * a->lv.row, (size_t)a->dim_v * sizeof *vp);
+            if (!in_place) memcpy(vp + j * e32, v + j * a->lv.row, (size_t)a->dim_v * sizeof *vp);
         }
         for (int64_t i0 = 0; i0 < a->length; i0 += ROWS) {
             const int64_t rows = a->length - i0 < ROWS ? a->length - i0 : ROWS;
-            for (int64_t r = 0; r < ROWS; r++) {
+            /* a whole block of queries is read in place, and (with values in place) written in place */
+            const float *queries = rows == ROWS ? q + i0 * a->lq.row : qb;
+            const int64_t ldq = rows == ROWS ? a->lq.row : dim;
+            for (int64_t r = 0; r < ROWS && rows < ROWS; r++) {
                 if (r < rows)
                     memcpy(qb + r * dim, q + (i0 + r) * a->lq.row, (size_t)dim * sizeof *qb);
                 else
                     memset(qb + r * dim, 0, (size_t)dim * sizeof *qb);
             }
-            for (int64_t c = 0; c < s32; c += COLS) tile_8x32(qb, dim, kt + c, s32, dim, sc + c, s32);
+            for (int64_t c = 0; c < s32; c += COLS) tile_8x32(queries, ldq, kt + c, s32, dim, sc + c, s32);
             for (int64_t r = 0; r < ROWS; r++) {
                 float *row = sc + r * s32;
                 if (r < rows) {
@@ -808,7 +815,12 @@ static void attention_range(const void *job, int64_t part, int64_t begin, int64_
                     memset(row, 0, (size_t)s32 * sizeof *row);
                 }
             }
-            for (int64_t c = 0; c < e32; c += COLS) tile_8x32(sc, s32, vp + c, e32, s32, ob + c, e32);
+            if (in_place && rows == ROWS) {
+                for (int64_t c = 0; c < e32; c += COLS)
+                    tile_8x32(sc, s32, values + c, ldv, s32, out + i0 * a->lo.row + c, a->lo.row);
+                continue;
+            }
+            for (int64_t c = 0; c < e32; c += COLS) tile_8x32(sc, s32, values + c, ldv, s32, ob + c, e32);
             for (int64_t r = 0; r < rows; r++)
                 memcpy(out + (i0 + r) * a->lo.row, ob + r * e32, (size_t)a->dim_v * sizeof *out);
         }
