@@ -76,11 +76,14 @@ static int64_t count_parts(int64_t threads, int64_t n, int64_t grain) {
 
 /* The worker threads, started as needed and kept: a BLAS keeps per-thread buffers, which a new thread
  * per call would allocate and fault in again every time. Between kernels a worker first spins for
- * SPIN_NS (a model's next kernel comes within microseconds, and a spinning thread keeps its core where
- * other processes compete for it), then sleeps. ``busy`` is held by the one caller using them; a
+ * SPIN_NS (a model's next kernel mostly comes within microseconds, and a spinning thread keeps its core
+ * where other processes compete for it), then sleeps. 1 ms rather than 0.3: a forward has stretches of
+ * Python and single-threaded ops longer than 0.3 ms, and waking a sleeping worker costs tens of
+ * microseconds on a virtual machine (BERT after an idle pause, against onnxruntime, three pairs of runs:
+ * 1x128 1.68 -> 1.41, 8x128 1.11 -> 1.01 times its time; 3 ms no better). ``busy`` is held by the one caller using them; a
  * second caller meanwhile (another Python thread) runs its ranges itself. Worker i runs ranges[i] of
  * each generation it sees, where i < parts. */
-#define SPIN_NS 300000
+#define SPIN_NS 1000000
 
 static struct {
     pthread_mutex_t busy, state;
