@@ -80,9 +80,9 @@ static int64_t count_parts(int64_t threads, int64_t n, int64_t grain) {
  * where other processes compete for it), then sleeps. 1 ms rather than 0.3: a forward has stretches of
  * Python and single-threaded ops longer than 0.3 ms, and waking a sleeping worker costs tens of
  * microseconds on a virtual machine (BERT after an idle pause, against onnxruntime, three pairs of runs:
- * 1x128 1.68 -> 1.41, 8x128 1.11 -> 1.01 times its time; 3 ms no better). ``busy`` is held by the one caller using them; a
- * second caller meanwhile (another Python thread) runs its ranges itself. Worker i runs ranges[i] of
- * each generation it sees, where i < parts. */
+ * 1x128 1.68 -> 1.41, 8x128 1.11 -> 1.01 times its time; 3 ms no better). ``busy`` is held by the one
+ * caller using them; a second caller meanwhile (another Python thread) runs its ranges itself. Worker i
+ * runs ranges[i] of each generation it sees, where i < parts. */
 #define SPIN_NS 1000000
 
 static struct {
@@ -338,9 +338,9 @@ void al_add_f32(const float *a, const float *b, float *out, int64_t rows, int64_
  * fewer than 512 rows (then each thread reads only its share of B, the bigger operand of a 128-token
  * layer: ~10% off BERT at 1 x 128 on two threads); each part is one sgemm call (or the tiles of
  * panel_product, below), or one sgemv call where A is a single row (the caller keeps the BLAS itself
- * single-threaded meanwhile). The blocks keep each part's
- * tiles where the whole product has them; a BLAS may still pick another kernel for a smaller part (a
- * few last bits apart: the tests check row splits of row-major operands bit for bit).
+ * single-threaded meanwhile). The blocks keep each part's tiles where the whole product has them; a
+ * BLAS may still pick another kernel for a smaller part (a few last bits apart: the tests check row
+ * splits of row-major operands bit for bit).
  * The epilogue costs no pass of its own: a part's C is first filled with bias + residual (or the bias
  * alone before an activation) and the BLAS adds the product to it (beta = 1: it zeroes C otherwise, a
  * pass just as long); gelu and a residual after it run on the part while it is in this core's cache. */
