@@ -27,7 +27,7 @@ from accelerate_lab.models import BERT
 from tests.browser.conftest import require_browser_tools
 from tests.browser.harness import host
 from tests.browser.replay import ESBUILD, bundle, replay_device
-from tests.browser.test_kernels import fetch
+from tests.browser.test_kernels import fetch, run_kernel
 from tests.models.conftest import cosine, tiny_bert_dir  # noqa: F401  (the tiny BERT of the model tests)
 
 pytestmark = pytest.mark.browser
@@ -135,8 +135,7 @@ def test_float16_kernel_matches_numpy_in_float64(
 ) -> None:
     wide = [x.astype(np.float64) if isinstance(x, np.ndarray) and x.dtype.kind == "f" else x for x in inputs]
     want = np.asarray(get_device("cpu").run(kernel, wide, params))
-    uploaded = [f16_device.upload(x) if isinstance(x, np.ndarray) else x for x in inputs]
-    got = fetch(f16_device, f16_device.run(kernel, uploaded, params))
+    got = fetch(f16_device, run_kernel(f16_device, kernel, inputs, params))
     assert (got.shape, got.dtype.name) == (want.shape, dtype)
     if dtype == "int64":
         np.testing.assert_array_equal(got, want)

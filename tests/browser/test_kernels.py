@@ -14,7 +14,7 @@ from accelerate_lab.hal import get_device
 from accelerate_lab.hal.browser_device import BrowserProxyDevice
 from accelerate_lab.hal.browser_errors import BrowserDataPending
 from accelerate_lab.hal.browser_ops import BROWSER_KERNELS
-from accelerate_lab.hal.device import Buffer
+from accelerate_lab.hal.device import Buffer, Device
 
 pytestmark = pytest.mark.browser
 
@@ -134,11 +134,10 @@ def fetch(device: BrowserProxyDevice, buffer: Buffer) -> np.ndarray:
     return device.download(buffer)
 
 
-def _run(
-    device: Any, kernel: str, inputs: Sequence[Any], params: Mapping[str, object]
-) -> tuple[Buffer, list[Any]]:
+def run_kernel(device: Device, kernel: str, inputs: Sequence[Any], params: Mapping[str, object]) -> Buffer:
+    """``kernel`` on ``device``, its array inputs uploaded there first."""
     uploaded = [device.upload(np.array(x)) if isinstance(x, np.ndarray) else x for x in inputs]
-    return device.run(kernel, uploaded, params), uploaded
+    return device.run(kernel, uploaded, params)
 
 
 @pytest.mark.parametrize(
@@ -151,8 +150,8 @@ def test_kernel_matches_numpy(
     params: Mapping[str, object],
     rtol: float,
 ) -> None:
-    expected, _ = _run(get_device("cpu"), kernel, inputs, params)
-    out, _ = _run(browser_device, kernel, inputs, params)
+    expected = run_kernel(get_device("cpu"), kernel, inputs, params)
+    out = run_kernel(browser_device, kernel, inputs, params)
     got = fetch(browser_device, out)
     want = np.asarray(expected)
     assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, got.dtype, want.shape, want.dtype)

@@ -30,7 +30,7 @@ from accelerate_lab.hal.browser_errors import BrowserDataPending
 from accelerate_lab.hal.browser_webnn import BrowserWebnnDevice
 from tests.browser.conftest import require_browser_tools
 from tests.browser.harness import CHROMIUM_ARGS, ROOT, PageTransport, host, open_tab, page_folder, serve
-from tests.browser.test_kernels import CASES
+from tests.browser.test_kernels import CASES, run_kernel
 
 pytestmark = pytest.mark.browser
 
@@ -140,11 +140,6 @@ def _fetch(device: BrowserWebnnDevice, buffer: Any) -> np.ndarray:
     return device.download(buffer)
 
 
-def _run(device: Any, kernel: str, inputs: Sequence[Any], params: Mapping[str, object]) -> Any:
-    uploaded = [device.upload(np.array(x)) if isinstance(x, np.ndarray) else x for x in inputs]
-    return device.run(kernel, uploaded, params)
-
-
 def _tolerance(case: str, rtol: float) -> float:
     if rtol == 0:
         return 0.0
@@ -162,8 +157,8 @@ def test_kernel_matches_numpy_as_webnn_graph_or_webgpu_fallback(
     rtol: float,
 ) -> None:
     before = sum(webnn.webnn_stats.webgpu_fallbacks.values())
-    want = np.asarray(_run(get_device("cpu"), kernel, inputs, params))
-    got = _fetch(webnn, _run(webnn, kernel, inputs, params))
+    want = np.asarray(run_kernel(get_device("cpu"), kernel, inputs, params))
+    got = _fetch(webnn, run_kernel(webnn, kernel, inputs, params))
     assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, got.dtype, want.shape, want.dtype)
     tolerance = _tolerance(case, rtol)
     if tolerance:

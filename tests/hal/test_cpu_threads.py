@@ -24,6 +24,12 @@ def compiled() -> None:
         pytest.skip(f"no compiled nn kernels: {status}")
 
 
+def _matrices(*shapes: tuple[int, ...]) -> list[np.ndarray]:
+    """Fresh standard-normal float32 arrays of ``shapes``."""
+    rng = np.random.default_rng()
+    return [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+
+
 def _gelu_or_exit(x: np.ndarray, expected: np.ndarray) -> None:
     """In a forked child: exit 1 unless the threaded gelu of ``x`` is ``expected``."""
     sys.exit(0 if np.array_equal(run("gelu", x, approximate="none"), expected) else 1)
@@ -78,12 +84,8 @@ class TestThreads:
         )
 
     def test_matmul_split_by_rows_gives_numpys_bits(self) -> None:
-        rng = np.random.default_rng()
         for m, k, n in [(2003, 97, 129), (1000, 33, 517), (600, 384, 1152)]:
-            a, b = (
-                rng.standard_normal((m, k)).astype(np.float32),
-                rng.standard_normal((k, n)).astype(np.float32),
-            )
+            a, b = _matrices((m, k), (k, n))
             single, threaded = self.both("matmul", a, b)
             np.testing.assert_array_equal(single, threaded)
 
@@ -91,12 +93,8 @@ class TestThreads:
         # fewer than 512 rows (a 128-token layer): each thread takes columns of b (whole tiles of 8 x 48
         # by the compiled panel kernel, the last rows and columns by sgemm), against one thread (numpy's
         # sgemm): float32 sums in another order, within a few units of float32 rounding of the largest
-        rng = np.random.default_rng()
         for m, k, n in [(129, 384, 1152), (31, 400, 3000), (100, 64, 1000)]:
-            a, b = (
-                rng.standard_normal((m, k)).astype(np.float32),
-                rng.standard_normal((k, n)).astype(np.float32),
-            )
+            a, b = _matrices((m, k), (k, n))
             single, threaded = self.both("matmul", a, b)
             reference = a.astype(np.float64) @ b
             largest = np.abs(reference).max()
@@ -135,15 +133,7 @@ class TestThreads:
         assert cpu_blas.blas_threads() == before
 
     def test_fused_linear_split_by_rows_gives_the_same_bits(self) -> None:
-        rng = np.random.default_rng()
-        x, w = (
-            rng.standard_normal((2003, 97)).astype(np.float32),
-            rng.standard_normal((97, 129)).astype(np.float32),
-        )
-        bias, residual = (
-            rng.standard_normal(129).astype(np.float32),
-            rng.standard_normal((2003, 129)).astype(np.float32),
-        )
+        x, w, bias, residual = _matrices((2003, 97), (97, 129), (129,), (2003, 129))
         for activation in ("none", "gelu"):
             single, threaded = self.both("fused_linear", x, w, bias, residual, activation=activation)
             np.testing.assert_array_equal(single, threaded)
