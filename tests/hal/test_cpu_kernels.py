@@ -327,11 +327,12 @@ def test_fused_attention_in_blocks_of_query_rows(
 
 def test_fused_attention_kernel_on_odd_sizes_against_float64() -> None:
     # the compiled kernel's tails: 9 and 17 queries (blocks of 8), 33 keys and 7 value columns (padded
-    # to 32), a head size of 5, three heads of two batches
+    # to 32), a head size of 5, three heads of two batches; keys are transposed 16 x 16 at a time (37
+    # keys of 40: two whole blocks each way, then the last keys and the last columns)
     rng = np.random.default_rng()
-    for length, source in [(9, 33), (17, 1), (8, 40)]:
-        q = rng.standard_normal((2, 3, length, 5)).astype(np.float32)
-        k = rng.standard_normal((2, 3, source, 5)).astype(np.float32)
+    for length, source, dim in [(9, 33, 5), (17, 1, 5), (8, 40, 5), (9, 37, 40), (16, 32, 16)]:
+        q = rng.standard_normal((2, 3, length, dim)).astype(np.float32)
+        k = rng.standard_normal((2, 3, source, dim)).astype(np.float32)
         v = rng.standard_normal((2, 3, source, 7)).astype(np.float32)
         added = rng.standard_normal((2, 1, length, source)).astype(np.float32)
         for mask in (None, added):
