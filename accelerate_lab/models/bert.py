@@ -175,6 +175,21 @@ class BERT(PretrainedModel):
         token_type_ids: ArrayLike | None = None,
     ) -> dict[str, Tensor]:
         """``BertModel``'s forward: ``last_hidden_state`` ``(B, L, D)``, and ``pooler_output`` if any."""
+        hidden = self.hidden_states(input_ids, attention_mask, token_type_ids)
+        out = {"last_hidden_state": hidden}
+        if self._pooler is not None:
+            with no_grad():
+                out["pooler_output"] = ops.tanh(self._pooler(hidden[:, 0]))
+        return out
+
+    def hidden_states(
+        self,
+        input_ids: ArrayLike,
+        attention_mask: ArrayLike | None = None,
+        token_type_ids: ArrayLike | None = None,
+    ) -> Tensor:
+        """The last layer's hidden states ``(B, L, D)``: the forward pass without the pooler (what
+        `embed` pools; ``model(...)["last_hidden_state"]``)."""
         with no_grad():
             ids = as_input(input_ids, self.device, "int32")
             e = self._embeddings
@@ -194,11 +209,7 @@ class BERT(PretrainedModel):
                 if attention_mask is None
                 else padding_mask(as_input(attention_mask, self.device, "int32"))
             )
-            hidden = run_layers(self._layers, e.norm(x), mask)
-            out = {"last_hidden_state": hidden}
-            if self._pooler is not None:
-                out["pooler_output"] = ops.tanh(self._pooler(hidden[:, 0]))
-            return out
+            return run_layers(self._layers, e.norm(x), mask)
 
     def embed(self, texts: str | Sequence[str], batch_size: int = 32, normalize: bool = True) -> np.ndarray:
         """Sentence embeddings ``(N, D)``, float32, as sentence-transformers computes them (pooling, L2)."""
@@ -227,7 +238,7 @@ class BERT(PretrainedModel):
 
     def _pooled(self, texts: Sequence[str], normalize: bool) -> Tensor:
         tokens = require_tokenizer(self.tokenizer, self.name)(texts)
-        hidden = self(tokens.input_ids, tokens.attention_mask)["last_hidden_state"]
+        hidden = self.hidden_states(tokens.input_ids, tokens.attention_mask)
         with no_grad():
             if self.pooling == "cls":
                 pooled = hidden[:, 0]

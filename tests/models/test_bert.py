@@ -66,13 +66,14 @@ def test_forward_matches_transformers_with_padding_token_types_and_pooler(
         expected = reference(
             input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(types)
         )
-    out = BERT.from_pretrained(tiny_bert_dir, device)(
-        input_ids=ids, attention_mask=mask, token_type_ids=types
-    )
+    model = BERT.from_pretrained(tiny_bert_dir, device)
+    out = model(input_ids=ids, attention_mask=mask, token_type_ids=types)
     keep = mask.astype(bool)  # padded positions are unspecified in both
     ours_hidden = out["last_hidden_state"].numpy()[keep]
     assert max_relative_error(ours_hidden, expected.last_hidden_state.numpy()[keep]) < 1e-4
     assert max_relative_error(out["pooler_output"].numpy(), expected.pooler_output.numpy()) < 1e-4
+    # the forward without the pooler (what embed pools) gives the same hidden states
+    np.testing.assert_array_equal(model.hidden_states(ids, mask, types).numpy()[keep], ours_hidden)
 
 
 def test_embed_without_a_tokenizer_says_to_pass_token_ids(tiny_bert_dir: Path) -> None:
