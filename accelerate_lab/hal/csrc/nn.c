@@ -230,52 +230,81 @@ static void parallel_for(int64_t threads, int64_t n, int64_t grain, range_fn fn,
 
 static int64_t rows_grain(int64_t cols) { return cols >= GRAIN ? 1 : (GRAIN + cols - 1) / cols; }
 
-/* gelu(x) = x * max(0, 1/2 + t * P(t^2) / Q(t^2)), t = x clamped to [-limit, limit]: the rational
- * fit of erf (cpu.py's _GELU_P, 7 coefficients, and _GELU_Q, 5, highest power first), evaluated in
- * double as numpy's float32 path does, then rounded once to float. NaN stays NaN. The denominator
- * stays within [-2.4, -0.014] for |t| <= limit: its reciprocal's estimate neither overflows nor
- * underflows. num / den without a double division (the slowest instruction here): with AVX-512 the
- * 14-bit reciprocal estimate of the double and two Newton steps (2^-56), conversions, clamps and the
- * final maximum one instruction each (GCC splits vector extensions' conversions into halves: 1.7 ->
- * 2.4 G/s on two threads); elsewhere the float reciprocal (2^-23) and one Newton step (2^-46). */
+/* Steps of gelu8 in double: widening 8 floats, t clamped to [-hi, hi] (NaN stays), 1 / d (d within
+ * [-2.4, -0.014]: no overflow or underflow), max(0, c) (NaN stays) and narrowing back. With AVX-512 each is
+ * one instruction, the reciprocal the 14-bit estimate of the double and two Newton steps (2^-56); through
+ * vector extensions GCC splits conversions into halves and the reciprocal is the float one and one Newton
+ * step (2^-46). gelu 1.7 -> 2.4 G/s on two threads with AVX-512. */
 #if defined(__AVX512F__)
-static inline f32x8 gelu8(f32x8 x, const double *restrict p, const double *restrict q, double limit) {
-    __m256 x8;
-    memcpy(&x8, &x, sizeof x8);
-    const __m512d v = _mm512_cvtps_pd(x8), hi = _mm512_set1_pd(limit), zero = _mm512_setzero_pd();
-    /* max and min return their second operand where either is NaN: a NaN x passes through */
-    const __m512d t = _mm512_min_pd(hi, _mm512_max_pd(_mm512_sub_pd(zero, hi), v)), t2 = _mm512_mul_pd(t, t);
-    __m512d num = _mm512_fmadd_pd(t2, _mm512_set1_pd(p[0]), _mm512_set1_pd(p[1]));
-    for (int k = 2; k < 7; k++) num = _mm512_fmadd_pd(num, t2, _mm512_set1_pd(p[k]));
-    __m512d den = _mm512_fmadd_pd(t2, _mm512_set1_pd(q[0]), _mm512_set1_pd(q[1]));
-    for (int k = 2; k < 5; k++) den = _mm512_fmadd_pd(den, t2, _mm512_set1_pd(q[k]));
-    const __m512d one = _mm512_set1_pd(1.0);
-    __m512d inverse = _mm512_rcp14_pd(den);
-    for (int step = 0; step < 2; step++) /* r + r (1 - d r): 14 -> 28 -> 56 bits */
-        inverse = _mm512_fmadd_pd(inverse, _mm512_fnmadd_pd(den, inverse, one), inverse);
-    __m512d c = _mm512_fmadd_pd(_mm512_mul_pd(num, t), inverse, _mm512_set1_pd(0.5));
-    c = _mm512_max_pd(zero, c); /* the fit overshoots erf(-4) = -1 + 1.5e-8 by 6e-8; NaN stays */
-    const __m256 out = _mm512_cvtpd_ps(_mm512_mul_pd(c, v));
-    f32x8 r;
-    memcpy(&r, &out, sizeof r);
+static inline f64x8 as_f64x8(__m512d v) {
+    f64x8 out;
+    memcpy(&out, &v, sizeof out);
+    return out;
+}
+
+static inline __m512d as_m512d(f64x8 v) {
+    __m512d out;
+    memcpy(&out, &v, sizeof out);
+    return out;
+}
+
+static inline f64x8 widen8(f32x8 x) {
+    __m256 v;
+    memcpy(&v, &x, sizeof v);
+    return as_f64x8(_mm512_cvtps_pd(v));
+}
+
+static inline f32x8 narrow8(f64x8 x) {
+    const __m256 v = _mm512_cvtpd_ps(as_m512d(x));
+    f32x8 out;
+    memcpy(&out, &v, sizeof out);
+    return out;
+}
+
+/* max and min return their second operand where either is NaN: a NaN passes through */
+static inline f64x8 clamp8(f64x8 v, double hi) {
+    const __m512d top = _mm512_set1_pd(hi);
+    return as_f64x8(_mm512_min_pd(top, _mm512_max_pd(_mm512_sub_pd(_mm512_setzero_pd(), top), as_m512d(v))));
+}
+
+static inline f64x8 positive8(f64x8 c) { return as_f64x8(_mm512_max_pd(_mm512_setzero_pd(), as_m512d(c))); }
+
+static inline f64x8 reciprocal8(f64x8 d) {
+    f64x8 r = as_f64x8(_mm512_rcp14_pd(as_m512d(d)));
+    for (int step = 0; step < 2; step++) r = r * (2.0 - d * r); /* 14 -> 28 -> 56 bits */
     return r;
 }
 #else
+static inline f64x8 widen8(f32x8 x) { return __builtin_convertvector(x, f64x8); }
+
+static inline f32x8 narrow8(f64x8 x) { return __builtin_convertvector(x, f32x8); }
+
+static inline f64x8 clamp8(f64x8 v, double hi) {
+    const f64x8 top = (f64x8){0} + hi, bottom = -top;
+    return select8(v < bottom, bottom, select8(v > top, top, v));
+}
+
+static inline f64x8 positive8(f64x8 c) { return select8(c < 0.0, (f64x8){0}, c); }
+
+static inline f64x8 reciprocal8(f64x8 d) {
+    const f64x8 r = __builtin_convertvector(1.0f / __builtin_convertvector(d, f32x8), f64x8);
+    return r * (2.0 - d * r);
+}
+#endif
+
+/* gelu(x) = x * max(0, 1/2 + t * P(t^2) / Q(t^2)), t = x clamped to [-limit, limit]: the rational
+ * fit of erf (cpu.py's _GELU_P, 7 coefficients, and _GELU_Q, 5, highest power first), evaluated in
+ * double as numpy's float32 path does, then rounded once to float; num / den without a double division
+ * (the slowest instruction here). NaN stays NaN. */
 static inline f32x8 gelu8(f32x8 x, const double *restrict p, const double *restrict q, double limit) {
-    const f64x8 v = __builtin_convertvector(x, f64x8), hi = (f64x8){0} + limit, lo = -hi;
-    f64x8 t = select8(v < lo, lo, select8(v > hi, hi, v));
-    f64x8 t2 = t * t;
+    const f64x8 v = widen8(x), t = clamp8(v, limit), t2 = t * t;
     f64x8 num = t2 * p[0] + p[1];
     for (int k = 2; k < 7; k++) num = num * t2 + p[k];
     f64x8 den = t2 * q[0] + q[1];
     for (int k = 2; k < 5; k++) den = den * t2 + q[k];
-    f64x8 inverse = __builtin_convertvector(1.0f / __builtin_convertvector(den, f32x8), f64x8);
-    inverse = inverse * (2.0 - den * inverse);
-    f64x8 c = num * t * inverse + 0.5;
-    c = select8(c < 0.0, (f64x8){0}, c); /* the fit overshoots erf(-4) = -1 + 1.5e-8 by 6e-8 */
-    return __builtin_convertvector(c * v, f32x8);
+    const f64x8 c = positive8(num * t * reciprocal8(den) + 0.5); /* the fit overshoots erf(-4) by 6e-8 */
+    return narrow8(c * v);
 }
-#endif
 
 struct gelu_job {
     const float *x;
