@@ -398,9 +398,10 @@ void al_add_f32(const float *a, const float *b, float *out, int64_t rows, int64_
  * single-threaded meanwhile). The blocks keep each part's tiles where the whole product has them; a
  * BLAS may still pick another kernel for a smaller part (a few last bits apart: the tests check row
  * splits of row-major operands bit for bit).
- * The epilogue costs no pass of its own: a part's C is first filled with bias + residual (or the bias
- * alone before an activation) and the BLAS adds the product to it (beta = 1: it zeroes C otherwise, a
- * pass just as long); gelu and a residual after it run on the part while it is in this core's cache. */
+ * The epilogue costs no pass of its own: the compiled tiles start their sums from bias + residual (or
+ * the bias alone before an activation); where the BLAS computes, C is first filled with them and the
+ * BLAS adds the product (beta = 1: it zeroes C otherwise, a pass just as long); gelu and a residual
+ * after it run on the part while it is in this core's cache. */
 typedef void (*sgemm64_fn)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t, const float *,
                            int64_t, float, float *, int64_t);
 typedef void (*sgemm32_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
@@ -420,6 +421,12 @@ struct matmul_job {
     int64_t m, n, k, lda, ldb, ldr, block;
     const double *p, *q; /* gelu's fit, as al_gelu_f32 */
     double limit;
+};
+
+/* where a product's sums start: bias (a row) plus residual (row stride ldr); either may be NULL */
+struct start {
+    const float *bias, *residual;
+    int64_t ldr;
 };
 
 /* rows x cols of C at c (row stride n) <- bias + residual, either may be NULL (not both) */
@@ -469,10 +476,13 @@ static void blas_product(const struct matmul_job *j, const float *a, const float
 static inline __attribute__((always_inline)) void panel_tile(const float *restrict a, int64_t lda,
                                                              const float *restrict b, int64_t ldb, int64_t k,
                                                              float *restrict c, int64_t ldc, float *restrict copy,
-                                                             int accumulate) {
+                                                             const struct start *s) {
     f32x16 acc[PANEL_ROWS][3];
     for (int r = 0; r < PANEL_ROWS; r++)
-        for (int v = 0; v < 3; v++) acc[r][v] = accumulate ? load16(c + r * ldc + 16 * v) : (f32x16){0};
+        for (int v = 0; v < 3; v++) {
+            const f32x16 bias = s->bias ? load16(s->bias + 16 * v) : (f32x16){0};
+            acc[r][v] = s->residual ? load16(s->residual + r * s->ldr + 16 * v) + bias : bias;
+        }
     for (int64_t p = 0; p < k; p++) {
         const f32x16 b0 = load16(b + p * ldb), b1 = load16(b + p * ldb + 16), b2 = load16(b + p * ldb + 32);
         if (copy) { /* B's rows lie pages apart: the hardware prefetches nothing across pages */
@@ -497,18 +507,16 @@ static inline __attribute__((always_inline)) void panel_tile(const float *restri
         for (int v = 0; v < 3; v++) store16(c + r * ldc + 16 * v, acc[r][v]);
 }
 
-/* The whole tiles of C (m x n): rows and columns multiples of PANEL_ROWS and PANEL_COLS */
+/* The whole tiles of C (m x n): rows and columns multiples of PANEL_ROWS and PANEL_COLS; each tile's
+ * sums start from s (bias, residual: NULL, or at C's first column and row) */
 static void panel_product(const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int64_t m,
-                          int64_t n, int64_t k, int accumulate, float *panel) {
+                          int64_t n, int64_t k, struct start s, float *panel) {
     for (int64_t j = 0; j < n; j += PANEL_COLS) {
-        if (accumulate) {
-            panel_tile(a, lda, b + j, ldb, k, c + j, ldc, panel, 1);
-            for (int64_t i = PANEL_ROWS; i < m; i += PANEL_ROWS)
-                panel_tile(a + i * lda, lda, panel, PANEL_COLS, k, c + i * ldc + j, ldc, NULL, 1);
-        } else {
-            panel_tile(a, lda, b + j, ldb, k, c + j, ldc, panel, 0);
-            for (int64_t i = PANEL_ROWS; i < m; i += PANEL_ROWS)
-                panel_tile(a + i * lda, lda, panel, PANEL_COLS, k, c + i * ldc + j, ldc, NULL, 0);
+        const struct start at = {s.bias ? s.bias + j : NULL, s.residual ? s.residual + j : NULL, s.ldr};
+        panel_tile(a, lda, b + j, ldb, k, c + j, ldc, panel, &at);
+        for (int64_t i = PANEL_ROWS; i < m; i += PANEL_ROWS) {
+            const struct start row = {at.bias, at.residual ? at.residual + i * s.ldr : NULL, s.ldr};
+            panel_tile(a + i * lda, lda, panel, PANEL_COLS, k, c + i * ldc + j, ldc, NULL, &row);
         }
     }
 }
@@ -527,19 +535,28 @@ static float *panel_scratch(int64_t k) {
     return scratch;
 }
 
-/* C = A B + beta C for one part: whole tiles by panel_product where it applies, the rest by the BLAS */
+/* C = A B + bias + residual (either may be NULL) for one part: whole tiles by panel_product where it
+ * applies (their sums start from bias and residual), the rest by the BLAS adding to C prefilled */
 static void part_product(const struct matmul_job *j, const float *a, const float *b, float *c, int64_t m, int64_t n,
-                         float beta) {
+                         struct start s) {
+    const float beta = s.bias || s.residual ? 1.0f : 0.0f;
 #if defined(__AVX512F__)
     float *panel;
     if (!j->by_rows && m >= PANEL_ROWS && !j->trans_a && !j->trans_b && (panel = panel_scratch(j->k))) {
         const int64_t rows = m / PANEL_ROWS * PANEL_ROWS, cols = n / PANEL_COLS * PANEL_COLS;
-        panel_product(a, j->lda, b, j->ldb, c, j->n, rows, cols, j->k, beta != 0.0f, panel);
-        blas_product(j, a, b + cols, c + cols, rows, n - cols, beta);            /* the last columns */
-        blas_product(j, a + rows * j->lda, b, c + rows * j->n, m - rows, n, beta); /* the last rows */
+        panel_product(a, j->lda, b, j->ldb, c, j->n, rows, cols, j->k, s, panel);
+        if (beta != 0.0f) { /* the last columns, then the last rows */
+            prefill(c + cols, rows, n - cols, j->n, s.bias ? s.bias + cols : NULL,
+                    s.residual ? s.residual + cols : NULL, s.ldr);
+            prefill(c + rows * j->n, m - rows, n, j->n, s.bias, s.residual ? s.residual + rows * s.ldr : NULL,
+                    s.ldr);
+        }
+        blas_product(j, a, b + cols, c + cols, rows, n - cols, beta);
+        blas_product(j, a + rows * j->lda, b, c + rows * j->n, m - rows, n, beta);
         return;
     }
 #endif
+    if (beta != 0.0f) prefill(c, m, n, j->n, s.bias, s.residual, s.ldr);
     blas_product(j, a, b, c, m, n, beta);
 }
 
@@ -564,9 +581,7 @@ static void matmul_range(const void *job, int64_t part, int64_t begin, int64_t e
         n = count;
     }
     const float *early = j->gelu ? NULL : residual; /* added before the product, or after gelu */
-    const float beta = bias || early ? 1.0f : 0.0f;
-    if (beta != 0.0f) prefill(c, m, n, j->n, bias, early, j->ldr);
-    part_product(j, a, b, c, m, n, beta);
+    part_product(j, a, b, c, m, n, (struct start){bias, early, j->ldr});
     if (!j->gelu) return;
     for (int64_t r = 0; r < m; r++) {
         float *o = c + r * j->n;
