@@ -469,6 +469,12 @@ static void blas_product(const struct matmul_job *j, const float *a, const float
  * on the way; the panel's other tiles read the copy, in this core's cache. OpenBLAS copies ("packs")
  * B's blocks in a pass of its own before its kernel: 15-25% of its time at 128 rows, one thread (the
  * tiles here: 1.1-1.25x its speed on BERT's shapes). The sums run over k in order, as OpenBLAS's do. */
+/* lines of the next panel (3 per row of B from b, row stride ldb) to fetch, one every `every` steps */
+struct ahead {
+    const float *b;
+    int64_t ldb, lines, every;
+};
+
 #define PANEL_ROWS 8
 #define PANEL_COLS 48
 #define PANEL_AHEAD 16 /* rows of B read ahead by the first tile of a panel */
@@ -476,8 +482,9 @@ static void blas_product(const struct matmul_job *j, const float *a, const float
 static inline __attribute__((always_inline)) void panel_tile(const float *restrict a, int64_t lda,
                                                              const float *restrict b, int64_t ldb, int64_t k,
                                                              float *restrict c, int64_t ldc, float *restrict copy,
-                                                             const struct start *s) {
+                                                             const struct start *s, const struct ahead *next) {
     f32x16 acc[PANEL_ROWS][3];
+    int64_t line = 0, wait = 0;
     for (int r = 0; r < PANEL_ROWS; r++)
         for (int v = 0; v < 3; v++) {
             const f32x16 bias = s->bias ? load16(s->bias + 16 * v) : (f32x16){0};
@@ -496,6 +503,11 @@ static inline __attribute__((always_inline)) void panel_tile(const float *restri
             store16(copy + p * PANEL_COLS + 16, b1);
             store16(copy + p * PANEL_COLS + 32, b2);
         }
+        if (next && line < next->lines && --wait <= 0) { /* a line of the next panel into L2 */
+            __builtin_prefetch(next->b + (line / 3) * next->ldb + 16 * (line % 3), 0, 2);
+            line++;
+            wait = next->every;
+        }
         for (int r = 0; r < PANEL_ROWS; r++) {
             const float s = a[r * lda + p];
             acc[r][0] += s * b0;
@@ -508,15 +520,24 @@ static inline __attribute__((always_inline)) void panel_tile(const float *restri
 }
 
 /* The whole tiles of C (m x n): rows and columns multiples of PANEL_ROWS and PANEL_COLS; each tile's
- * sums start from s (bias, residual: NULL, or at C's first column and row) */
+ * sums start from s (bias, residual: NULL, or at C's first column and row). While the tiles after the
+ * first compute on a panel's copy, they fetch the next panel's rows into L2 between them, a line
+ * every few steps (`ahead`): its first tile then reads them from L2, not L3 or memory (a BERT
+ * forward's 24 products at 128 rows on two threads: 10.1-10.9 -> 9.3-9.5 ms, as fast as panels
+ * copied once at load, without the memory). */
 static void panel_product(const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int64_t m,
                           int64_t n, int64_t k, struct start s, float *panel) {
+    const int64_t tiles = m / PANEL_ROWS - 1, rows_each = tiles > 0 ? (k + tiles - 1) / tiles : 0;
+    const int64_t every = rows_each && k / (3 * rows_each) > 1 ? k / (3 * rows_each) : 1;
     for (int64_t j = 0; j < n; j += PANEL_COLS) {
         const struct start at = {s.bias ? s.bias + j : NULL, s.residual ? s.residual + j : NULL, s.ldr};
-        panel_tile(a, lda, b + j, ldb, k, c + j, ldc, panel, &at);
-        for (int64_t i = PANEL_ROWS; i < m; i += PANEL_ROWS) {
+        panel_tile(a, lda, b + j, ldb, k, c + j, ldc, panel, &at, NULL);
+        for (int64_t i = PANEL_ROWS, t = 0; i < m; i += PANEL_ROWS, t++) {
             const struct start row = {at.bias, at.residual ? at.residual + i * s.ldr : NULL, s.ldr};
-            panel_tile(a + i * lda, lda, panel, PANEL_COLS, k, c + i * ldc + j, ldc, NULL, &row);
+            const int64_t first = t * rows_each, rows = first < k ? (k - first < rows_each ? k - first : rows_each) : 0;
+            const struct ahead next = {b + j + PANEL_COLS + first * ldb, ldb, 3 * rows, every};
+            const int more = j + PANEL_COLS < n && rows > 0;
+            panel_tile(a + i * lda, lda, panel, PANEL_COLS, k, c + i * ldc + j, ldc, NULL, &row, more ? &next : NULL);
         }
     }
 }
