@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from accelerate_lab.hal import DeviceInfo, probe_devices
+from accelerate_lab.hal import DeviceInfo, cpu_nn, probe_devices
 from accelerate_lab.hal.cpu_native import native_status
 
 __all__ = ["main"]
@@ -59,6 +59,7 @@ def doctor() -> str:
         lines += _describe(name, info)
     lines.append("compiled cpu kernels:")
     lines += [f"  {name:<16} {status}" for name, status in native_status().items()]
+    lines.append(f"  {'amx':<16} {'float32 products on AMX tiles' if cpu_nn.amx() else 'not used'}")
     return "\n".join(lines)
 
 

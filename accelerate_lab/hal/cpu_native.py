@@ -3,10 +3,11 @@
 Like tinygrad's CLANG backend, nothing is compiled at install time: :func:`load` builds
 ``csrc/<name>.c`` with ``$CC`` (else ``cc``) into a shared library under
 ``${ACCELERATE_LAB_CACHE:-~/.cache/accelerate_lab}/native/``, named by a hash of the source, the
-compiler, its flags and this CPU's features, and opens it with :mod:`ctypes` (plain C functions, no
-Python C API, so one build serves every Python version). Where no compiler is found, the build fails,
-or ``ACCELERATE_LAB_NATIVE=0`` is set, :func:`load` returns ``None`` and the cpu device keeps its numpy
-kernels; :func:`native_status` says which and why (``accelerate-lab doctor`` prints it).
+headers beside it, the compiler, its flags and this CPU's features, and opens it with :mod:`ctypes`
+(plain C functions, no Python C API, so one build serves every Python version). Where no compiler is
+found, the build fails, or ``ACCELERATE_LAB_NATIVE=0`` is set, :func:`load` returns ``None`` and the
+cpu device keeps its numpy kernels; :func:`native_status` says which and why (``accelerate-lab
+doctor`` prints it).
 
 >>> lib = load("gguf")  # doctest: +SKIP
 >>> native_status()["gguf"]  # doctest: +SKIP
@@ -72,6 +73,8 @@ def _compiler() -> tuple[str, str] | None:
 def _build(name: str, source: Path, compiler: tuple[str, str]) -> Path:
     """The shared library for ``source``, compiled now unless a build with the same key exists."""
     digest = hashlib.sha256(source.read_bytes())
+    for header in sorted(source.parent.glob("*.h")):  # what the sources include
+        digest.update(b"\0" + header.read_bytes())
     for part in (*compiler, *FLAGS, _cpu_features()):
         digest.update(b"\0" + part.encode())
     target = cache_root() / "native" / f"{name}-{digest.hexdigest()[:16]}.so"

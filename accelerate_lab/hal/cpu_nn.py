@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 
 import numpy as np
 
 from accelerate_lab.hal import cpu_blas, cpu_buffers, cpu_native
 from accelerate_lab.hal.cpu_blas import blas_threads
 
-__all__ = ["add", "attention", "gelu", "layer_norm", "library", "matmul", "softmax"]
+__all__ = ["add", "amx", "attention", "gelu", "layer_norm", "library", "matmul", "softmax"]
 
 Array = np.ndarray
 _F32 = np.dtype(np.float32)
@@ -52,7 +53,26 @@ def library() -> ctypes.CDLL | None:
     for function in kernels:
         function.restype = None
     lib.al_attention_f32.restype = ctypes.c_int
+    if hasattr(lib, "al_amx"):  # built for x86-64
+        lib.al_amx.argtypes, lib.al_amx.restype = [_I], ctypes.c_int
+        if os.environ.get("ACCELERATE_LAB_AMX", "1") == "0":
+            lib.al_amx(0)
     return lib
+
+
+def amx(enabled: bool | None = None) -> bool:
+    """Whether float32 matrix products of 256 rows and more run on AMX tile units (``csrc/amx.h``:
+    each float split into three bfloat16 parts, six tile products, as accurate as float32 FMA);
+    ``enabled`` turns that on or off for the process first (``ACCELERATE_LAB_AMX=0`` starts it off).
+    False where the CPU has no AMX-BF16, Linux refuses its tile state, or kernels are not compiled.
+
+    >>> isinstance(amx(), bool)
+    True
+    """
+    lib = library()
+    if lib is None or not hasattr(lib, "al_amx"):
+        return False
+    return bool(lib.al_amx(-1 if enabled is None else int(enabled)))
 
 
 def _address(a: Array | None) -> int | None:

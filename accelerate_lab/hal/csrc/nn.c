@@ -11,7 +11,7 @@
  * Every row is computed the same way whatever the split, so the results of the nn kernels do not
  * depend on the thread count (the matrix product's: see al_matmul_f32).
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, pthreads */
+#define _DEFAULT_SOURCE /* clock_gettime, pthreads, syscall */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -66,6 +66,8 @@ struct range {
 };
 
 static void run_range(const struct range *r) { r->fn(r->job, r->part, r->begin, r->end); }
+
+static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 #define MAX_THREADS 64
 
@@ -397,7 +399,8 @@ void al_add_f32(const float *a, const float *b, float *out, int64_t rows, int64_
  * panel_product, below), or one sgemv call where A is a single row (the caller keeps the BLAS itself
  * single-threaded meanwhile). The blocks keep each part's tiles where the whole product has them; a
  * BLAS may still pick another kernel for a smaller part (a few last bits apart: the tests check row
- * splits of row-major operands bit for bit).
+ * splits of row-major operands bit for bit). Where the CPU has AMX, products of 256 rows and more run
+ * on its tiles instead (amx.h: as accurate, other bits, the same whatever the thread count).
  * The epilogue costs no pass of its own: the compiled tiles start their sums from bias + residual (or
  * the bias alone before an activation); where the BLAS computes, C is first filled with them and the
  * BLAS adds the product (beta = 1: it zeroes C otherwise, a pass just as long); gelu and a residual
@@ -614,6 +617,8 @@ static void matmul_range(const void *job, int64_t part, int64_t begin, int64_t e
     }
 }
 
+#include "amx.h"
+
 void al_matmul_f32(any_fn sgemm, any_fn sgemv, int64_t ilp64, const float *a, int64_t trans_a, int64_t lda, const float *b,
                    int64_t trans_b, int64_t ldb, float *c, int64_t m, int64_t n, int64_t k, const float *bias,
                    const float *residual, int64_t ldr, const double *gelu_p, const double *gelu_q, double gelu_limit,
@@ -627,6 +632,9 @@ void al_matmul_f32(any_fn sgemm, any_fn sgemv, int64_t ilp64, const float *a, in
                                    a,     b,        bias,       residual,     c,            m,       n,
                                    k,     lda,      ldb,        ldr,          block,        gelu_p,  gelu_q,
                                    gelu_limit};
+#if defined(AMX_BUILD)
+    if (amx_product(&job, threads)) return;
+#endif
     parallel_for(threads, blocks, grain, matmul_range, &job);
 }
 
@@ -854,8 +862,6 @@ static inline void tile_8x32(const float *restrict a, int64_t lda, const float *
         store16(c + r * ldc + 16, acc[r][1]);
     }
 }
-
-static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 #if defined(__AVX512F__)
 /* 16 rows of 16 floats (x, row stride ldx) to 16 columns (out, row stride ldo): interleaved pairs,
