@@ -282,10 +282,12 @@ static int amx_product(const struct matmul_job *mm, int64_t threads) {
     if (mm->trans_a || mm->trans_b || mm->n % AMX_COLS || mm->m < AMX_MIN_ROWS || mm->k < 1 || !al_amx(-1)) return 0;
     struct amx_job job = {.mm = mm, .k32 = round_up(mm->k, AMX_K), .blocks = mm->n / AMX_COLS};
     const int64_t k_block = job.k32 < AMX_K * AMX_STEPS ? job.k32 : AMX_K * AMX_STEPS;
-    const int64_t chunk = AMX_A_BYTES / (6 * k_block) / 16 * 16;
-    job.chunk = chunk > 16 ? chunk : 16;
-    job.block_size = 2 * (job.k32 / AMX_K) * 3 * AMX_TILE;
+    const int64_t most = AMX_A_BYTES / (6 * k_block) / 16 * 16; /* rows of a chunk at most */
     job.by_rows = mm->m >= AMX_ROW_SPLIT;
+    int64_t chunks = (mm->m + most - 1) / most;
+    if (job.by_rows) chunks = round_up(chunks, threads < MAX_THREADS ? threads : MAX_THREADS); /* equal shares */
+    job.chunk = round_up((mm->m + chunks - 1) / chunks, 16);
+    job.block_size = 2 * (job.k32 / AMX_K) * 3 * AMX_TILE;
     job.packed = amx_scratch(0, job.blocks * job.block_size);
     if (!job.packed) return 0;
     const int64_t pack_grain = 1 + (1 << 16) / (AMX_COLS * job.k32); /* ~64 Ki floats a part */
