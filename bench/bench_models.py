@@ -153,6 +153,7 @@ def machine(threads: int) -> str:
     import torch
     from threadpoolctl import threadpool_info
 
+    from accelerate_lab.hal import cpu_nn
     from accelerate_lab.hal.cpu import processor_name
     from accelerate_lab.hal.cpu_blas import blas_threads
     from accelerate_lab.hal.cpu_native import native_status
@@ -164,7 +165,8 @@ def machine(threads: int) -> str:
     return (
         f"{cpu}, {os.cpu_count()} CPUs; numpy {np.__version__} ({blas} BLAS threads), "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {threads} threads; "
-        f"cpu nn kernels: {nn} ({blas_threads()} threads, numpy's BLAS count)"
+        f"cpu nn kernels: {nn} ({blas_threads()} threads, numpy's BLAS count), "
+        f"products of 256+ rows on AMX: {'yes' if cpu_nn.amx() else 'no'}"
     )
 
 
