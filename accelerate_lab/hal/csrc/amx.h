@@ -2,19 +2,21 @@
  *
  * AMX multiplies bfloat16 matrices (8-bit significands) into float32 sums, 16 times the float32 FMA
  * throughput of AVX-512. Each float32 x is split exactly into three bfloat16 parts by truncation,
- * x = hi + mid + lo (8 significand bits each; lo drops the last ones: |x - hi - mid - lo| < 2^-23 |x|),
- * and a b is summed as the six products of parts above 2^-24 of it (hi hi, hi mid, mid hi, mid mid,
- * hi lo, lo hi), each pair of products rounded once into the float32 sums. The result is as accurate
- * as a float32 product (BERT's shapes, random data: 3.4e-7 of the largest entry against float64,
- * float32 FMA tiles 7.6e-7), the technique cuBLAS's float32 emulation uses with more parts.
- * Limits, where the products stay on the other kernels: operands with NaN or inf (an inf's zero parts
- * would give inf * 0 = NaN), n not a multiple of 32, transposed operands. AMX treats bfloat16
- * subnormals as zero: values below ~2^-110 in magnitude lose low bits (2^-126 for float32 itself).
+ * x = hi + mid + lo (8 significand bits each, the 24 of a float32), and a b is summed as the six
+ * products of parts hi hi, hi mid, mid hi, mid mid, hi lo, lo hi (the three left out are below 2^-23
+ * of |a b| together), each pair of products rounded once into the float32 sums. The result is as
+ * accurate as a float32 product (BERT's shapes, random data: 3-7e-7 of the largest entry against
+ * float64; float32 FMA tiles 7e-7 to 1.3e-6), though not the same bits; cuBLAS emulates float32 the
+ * same way with more parts. Products that stay on the other kernels: with NaN or inf in an operand
+ * (an inf's zero parts would give inf * 0 = NaN), n not a multiple of 32, transposed operands, fewer
+ * than AMX_MIN_ROWS rows. AMX treats bfloat16 subnormals as zero: values below ~2^-110 in magnitude
+ * lose low bits (float32's own subnormals start at 2^-126).
  *
- * The work: A split into three planes of bfloat16 (rows on all threads), then columns in blocks of 32
- * per thread: the thread's B split and laid out as AMX wants it (pairs of k interleaved), and C
- * computed in chunks of rows whose planes stay in L2: two 16 x 16 tiles of C at a time, over k in
- * steps of 32 (three tiles of A's parts, three of B's, six tile products per C tile). */
+ * The work: B split and laid out as AMX wants it (pairs of k interleaved), column blocks of 32 on all
+ * threads; then each thread takes chunks of rows (from AMX_ROW_SPLIT rows) or column blocks, splits
+ * its rows of A into three planes that stay in L2, and computes C two 16 x 16 tiles at a time over k
+ * in steps of 32 (three tiles of A's parts, three of B's, six tile products per C tile), the bias and
+ * residual first in C and gelu after, while the chunk is in cache. */
 #if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 11))
 #define AMX_BUILD 1
 #include <cpuid.h>
