@@ -14,9 +14,10 @@
  *
  * The work: B split and laid out as AMX wants it (pairs of k interleaved), column blocks of 32 on all
  * threads; then each thread takes chunks of rows (from AMX_ROW_SPLIT rows) or column blocks, splits
- * its rows of A into three planes that stay in L2, and computes C two 16 x 16 tiles at a time over k
- * in steps of 32 (three tiles of A's parts, three of B's, six tile products per C tile), the bias and
- * residual first in C and gelu after, while the chunk is in cache. */
+ * its rows of A into three planes that stay in L2, and computes C 32 x 32 at a time (four 16 x 16
+ * tiles; a last odd row tile two at a time) over k in steps of 32, two tiles of A's parts and two of
+ * B's loaded at a time, six tile products per C tile, the bias and residual first in C and gelu
+ * after, while the chunk is in cache. */
 #if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 11))
 #define AMX_BUILD 1
 #include <cpuid.h>

@@ -472,15 +472,15 @@ static void blas_product(const struct matmul_job *j, const float *a, const float
  * on the way; the panel's other tiles read the copy, in this core's cache. OpenBLAS copies ("packs")
  * B's blocks in a pass of its own before its kernel: 15-25% of its time at 128 rows, one thread (the
  * tiles here: 1.1-1.25x its speed on BERT's shapes). The sums run over k in order, as OpenBLAS's do. */
+#define PANEL_ROWS 8
+#define PANEL_COLS 48
+#define PANEL_AHEAD 16 /* rows of B read ahead by the first tile of a panel */
+
 /* lines of the next panel (3 per row of B from b, row stride ldb) to fetch, one every `every` steps */
 struct ahead {
     const float *b;
     int64_t ldb, lines, every;
 };
-
-#define PANEL_ROWS 8
-#define PANEL_COLS 48
-#define PANEL_AHEAD 16 /* rows of B read ahead by the first tile of a panel */
 
 static inline __attribute__((always_inline)) void panel_tile(const float *restrict a, int64_t lda,
                                                              const float *restrict b, int64_t ldb, int64_t k,
