@@ -15,7 +15,7 @@
  * The work: B split and laid out as AMX wants it (pairs of k interleaved), column blocks of 32 on all
  * threads; then each thread takes chunks of rows (from AMX_ROW_SPLIT rows) or column blocks, splits
  * its rows of A into three planes that stay in L2, and computes C 32 x 32 at a time (four 16 x 16
- * tiles; a last odd row tile two at a time) over k in steps of 32, two tiles of A's parts and two of
+ * tiles; the last rows through a whole block) over k in steps of 32, two tiles of A's parts and two of
  * B's loaded at a time, six tile products per C tile, the bias and residual first in C and gelu
  * after, while the chunk is in cache. */
 #if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 11))
@@ -89,13 +89,13 @@ struct amx_job {
     _Atomic int bad; /* NaN or inf in B */
 };
 
-/* rows [r0, r0 + rows) of A into three planes of rows16 x k32 at out; rows past them and columns past
+/* rows [r0, r0 + rows) of A into three planes of rows32 x k32 at out; rows past them and columns past
  * k are zeros. Returns 0, or 1 where those rows hold NaN or inf. */
-AMX_TARGET static int amx_split_rows(const struct matmul_job *j, int64_t r0, int64_t rows, int64_t rows16, int64_t k32,
+AMX_TARGET static int amx_split_rows(const struct matmul_job *j, int64_t r0, int64_t rows, int64_t rows32, int64_t k32,
                                      uint16_t *out) {
-    const int64_t plane = rows16 * k32;
+    const int64_t plane = rows32 * k32;
     __mmask16 bad = 0;
-    for (int64_t r = 0; r < rows16; r++) {
+    for (int64_t r = 0; r < rows32; r++) {
         const float *row = j->a + (r0 + (r < rows ? r : 0)) * j->lda;
         for (int64_t p = 0; p < k32; p += 16) {
             const int64_t left = r < rows ? (j->k - p < 16 ? j->k - p : 16) : 0;
@@ -137,41 +137,6 @@ AMX_TARGET static int amx_pack_columns(const struct matmul_job *j, int64_t c0, i
     return bad != 0;
 }
 
-/* C (16 x 32 at c, row stride ldc floats) += A's 16 rows (planes at a, plane apart, row stride k32)
- * B's block (packed at b) over the steps [s0, s1) of k; the smaller products first */
-AMX_TARGET static void amx_block(const uint16_t *a, int64_t plane, int64_t k32, const uint16_t *b, int64_t s0,
-                                 int64_t s1, float *c, int64_t ldc) {
-    const int64_t steps = k32 / AMX_K, stride = k32 * (int64_t)sizeof *a;
-    _tile_loadd(0, c, ldc * (int64_t)sizeof *c);
-    _tile_loadd(1, c + 16, ldc * (int64_t)sizeof *c);
-    for (int64_t s = s0; s < s1; s++) {
-        _tile_loadd(2, a + s * AMX_K, stride);
-        _tile_loadd(3, a + plane + s * AMX_K, stride);
-        _tile_loadd(4, a + 2 * plane + s * AMX_K, stride);
-        const uint16_t *b0 = b + s * 3 * AMX_TILE, *b1 = b + (steps + s) * 3 * AMX_TILE;
-        _tile_loadd(5, b0, 64);
-        _tile_loadd(6, b0 + AMX_TILE, 64);
-        _tile_loadd(7, b0 + 2 * AMX_TILE, 64);
-        _tile_dpbf16ps(0, 4, 5); /* lo hi */
-        _tile_dpbf16ps(0, 2, 7); /* hi lo */
-        _tile_dpbf16ps(0, 3, 6); /* mid mid */
-        _tile_dpbf16ps(0, 3, 5); /* mid hi */
-        _tile_dpbf16ps(0, 2, 6); /* hi mid */
-        _tile_dpbf16ps(0, 2, 5); /* hi hi */
-        _tile_loadd(5, b1, 64);
-        _tile_loadd(6, b1 + AMX_TILE, 64);
-        _tile_loadd(7, b1 + 2 * AMX_TILE, 64);
-        _tile_dpbf16ps(1, 4, 5);
-        _tile_dpbf16ps(1, 2, 7);
-        _tile_dpbf16ps(1, 3, 6);
-        _tile_dpbf16ps(1, 3, 5);
-        _tile_dpbf16ps(1, 2, 6);
-        _tile_dpbf16ps(1, 2, 5);
-    }
-    _tile_stored(0, c, ldc * (int64_t)sizeof *c);
-    _tile_stored(1, c + 16, ldc * (int64_t)sizeof *c);
-}
-
 /* the four tile products of A's row tiles (4, 5) by B's column tiles (6, 7) into C's tiles 0-3 */
 #define AMX_FOUR()                                                                                         \
     do {                                                                                                   \
@@ -181,9 +146,11 @@ AMX_TARGET static void amx_block(const uint16_t *a, int64_t plane, int64_t k32, 
         _tile_dpbf16ps(3, 5, 7);                                                                           \
     } while (0)
 
-/* C (32 x 32 at c, row stride ldc) += A's 32 rows (two row tiles) B's block over the steps [s0, s1):
- * four C tiles, so that each tile product has three others to overlap with (a 16-row block's two
- * accumulate one after another: 283-291 -> 338-347 GFLOPS on one thread, BERT's 384 x 1152) */
+/* C (32 x 32 at c, row stride ldc) += A's 32 rows (two row tiles) B's block over the steps [s0, s1),
+ * the smaller products first: four C tiles, so that each tile product has three others to overlap
+ * with (16 rows at a time, the two tiles of C accumulate one after another: 283-291 -> 338-347
+ * GFLOPS on one thread, BERT's 384 x 1152). Every row goes through this one kernel, in the same
+ * order of sums, so a row's bits do not depend on which rows share its tiles (the thread count). */
 AMX_TARGET static void amx_block2(const uint16_t *a, int64_t plane, int64_t k32, const uint16_t *b, int64_t s0,
                                   int64_t s1, float *c, int64_t ldc) {
     const int64_t steps = k32 / AMX_K, stride = k32 * (int64_t)sizeof *a, cs = ldc * (int64_t)sizeof *c;
@@ -223,29 +190,26 @@ AMX_TARGET static void amx_block2(const uint16_t *a, int64_t plane, int64_t k32,
 }
 
 /* rows [i0, i1) of C (at c, row stride ldc) += A B, A's parts in ``planes`` (plane apart, row stride
- * k32), for the column blocks [0, count) packed at b (block_size apart) over steps [s0, s1); a row
- * tile's parts are read once for all the blocks. The last rows, short of a tile, go through a whole one. */
+ * k32, rows up to a multiple of 32), for the column blocks [0, count) packed at b (block_size apart)
+ * over steps [s0, s1); 32 rows' parts are read once for all the blocks. The last rows, short of 32,
+ * go through a whole block of C. */
 AMX_TARGET static void amx_rows(const uint16_t *planes, int64_t plane, int64_t k32, int64_t i0, int64_t i1,
                                 const uint16_t *b, int64_t count, int64_t block_size, int64_t s0, int64_t s1, float *c,
                                 int64_t ldc) {
-    for (int64_t i = i0; i < i1; i += i1 - i >= 32 ? 32 : 16) {
+    for (int64_t i = i0; i < i1; i += 32) {
         const uint16_t *a = planes + i * k32;
         float *out = c + (i - i0) * ldc;
         for (int64_t block = 0; block < count; block++) {
             const uint16_t *bb = b + block * block_size;
-            if (i1 - i >= 32) {
-                amx_block2(a, plane, k32, bb, s0, s1, out + block * AMX_COLS, ldc);
-                continue;
-            }
-            if (i1 - i >= 16) {
-                amx_block(a, plane, k32, bb, s0, s1, out + block * AMX_COLS, ldc);
-                continue;
-            }
-            float stage[16 * AMX_COLS] = {0};
             float *o = out + block * AMX_COLS;
-            for (int64_t r = 0; r < i1 - i; r++) memcpy(stage + r * AMX_COLS, o + r * ldc, sizeof stage / 16);
-            amx_block(a, plane, k32, bb, s0, s1, stage, AMX_COLS);
-            for (int64_t r = 0; r < i1 - i; r++) memcpy(o + r * ldc, stage + r * AMX_COLS, sizeof stage / 16);
+            if (i1 - i >= 32) {
+                amx_block2(a, plane, k32, bb, s0, s1, o, ldc);
+                continue;
+            }
+            float stage[32 * AMX_COLS] = {0};
+            for (int64_t r = 0; r < i1 - i; r++) memcpy(stage + r * AMX_COLS, o + r * ldc, sizeof stage / 32);
+            amx_block2(a, plane, k32, bb, s0, s1, stage, AMX_COLS);
+            for (int64_t r = 0; r < i1 - i; r++) memcpy(o + r * ldc, stage + r * AMX_COLS, sizeof stage / 32);
         }
     }
 }
@@ -277,9 +241,9 @@ AMX_TARGET static void amx_pack_range(const void *job, int64_t part, int64_t beg
 AMX_TARGET static void amx_part(const struct amx_job *x, int64_t part, int64_t r0, int64_t rows, int64_t b0,
                                 int64_t b1) {
     const struct matmul_job *j = x->mm;
-    const int64_t rows16 = round_up(rows, 16), plane = rows16 * x->k32;
+    const int64_t rows32 = round_up(rows, 32), plane = rows32 * x->k32;
     uint16_t *planes = amx_scratch(1, 3 * plane);
-    if (!planes || amx_split_rows(j, r0, rows, rows16, x->k32, planes)) {
+    if (!planes || amx_split_rows(j, r0, rows, rows32, x->k32, planes)) {
         struct matmul_job rest = *j; /* whole rows (a chunk), or whole columns (blocks) */
         rest.by_rows = (int)x->by_rows;
         rest.block = x->by_rows ? x->chunk : AMX_COLS;
@@ -339,11 +303,11 @@ static int amx_product(const struct matmul_job *mm, int64_t threads) {
     if (mm->trans_a || mm->trans_b || mm->n % AMX_COLS || mm->m < AMX_MIN_ROWS || mm->k < 1 || !al_amx(-1)) return 0;
     struct amx_job job = {.mm = mm, .k32 = round_up(mm->k, AMX_K), .blocks = mm->n / AMX_COLS};
     const int64_t k_block = job.k32 < AMX_K * AMX_STEPS ? job.k32 : AMX_K * AMX_STEPS;
-    const int64_t most = AMX_A_BYTES / (6 * k_block) / 16 * 16; /* rows of a chunk at most */
+    const int64_t most = AMX_A_BYTES / (6 * k_block) / 32 * 32; /* rows of a chunk at most */
     job.by_rows = mm->m >= AMX_ROW_SPLIT;
     int64_t chunks = (mm->m + most - 1) / most;
     if (job.by_rows) chunks = round_up(chunks, threads < MAX_THREADS ? threads : MAX_THREADS); /* equal shares */
-    job.chunk = round_up((mm->m + chunks - 1) / chunks, 16);
+    job.chunk = round_up((mm->m + chunks - 1) / chunks, 32);
     job.block_size = 2 * (job.k32 / AMX_K) * 3 * AMX_TILE;
     job.packed = amx_scratch(0, job.blocks * job.block_size);
     if (!job.packed) return 0;
