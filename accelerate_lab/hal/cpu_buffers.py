@@ -4,10 +4,9 @@ A model's forward pass allocates and drops arrays of the same few sizes over and
 serves large ones (from 128 KiB, its first mmap threshold) from fresh pages (mmap, or a heap it has
 just trimmed), and each first touch of a page is a page fault: ~10,000 per BERT forward at 8 x 128
 tokens, about a tenth of its time; at 1 x 128 a layer's 786 KB intermediate alone took the product
-that writes it from 270 to 186 GFLOPS. Here an
-array of ``MIN_BYTES`` or more is a view of a kept block; a block no array refers to (its reference
-count shows only this module's) is handed out again. At most ``MAX_IDLE_BYTES`` of unused blocks are
-kept.
+that writes it from 270 to 186 GFLOPS. Here an array of ``MIN_BYTES`` or more is a view of a kept
+block; a block no array refers to (its reference count shows only this module's) is handed out again.
+At most ``MAX_IDLE_BYTES`` of unused blocks are kept.
 
 >>> a = empty((512, 1024), np.float32)
 >>> a.shape, a.dtype == np.float32
