@@ -22,7 +22,7 @@ from accelerate_lab.hal import cpu_blas, cpu_buffers, cpu_nn, shapes
 from accelerate_lab.hal.cpu_gguf import matmul_gguf
 from accelerate_lab.hal.device import Buffer, DeviceInfo, DeviceStats, KernelInput, MemoryInfo
 from accelerate_lab.hal.gguf_quant import GGUF_KERNELS
-from accelerate_lab.hal.kernels import matmul_q8_shape
+from accelerate_lab.hal.kernels import encoder_layer_shape, matmul_q8_shape
 
 __all__ = ["CpuDevice"]
 
@@ -129,6 +129,26 @@ def _fused_linear(
     if activation == "gelu":
         out = _gelu(out)
     return out if residual is None else _add(out, residual)
+
+
+def _encoder_layer(
+    x: Array, mask: Array | None, *weights: Array, heads: int, eps: float, pre_norm: bool
+) -> Array:
+    """The whole layer in one compiled call (`cpu_nn.encoder_layer`): the kernels ``EncoderLayer``
+    composes, in its order, without Python between them."""
+    encoder_layer_shape(x, mask, weights, heads)
+    if any(a.dtype != np.float32 for a in (x, *weights)) or (mask is not None and mask.dtype != np.bool_):
+        raise UnsupportedKernelError("the cpu's encoder_layer takes float32 x and weights and a bool mask")
+    hidden = None if mask is None else ~mask.reshape(mask.shape[0], mask.shape[-1])
+    gelu = (*_GELU_ARRAYS, _GELU_LIMIT)
+    out = cpu_nn.encoder_layer(
+        x, None if hidden is None or not hidden.any() else hidden, weights, heads, eps, pre_norm, gelu
+    )
+    if out is None:
+        raise UnsupportedKernelError(
+            "the cpu's encoder_layer needs its compiled kernels and numpy's OpenBLAS"
+        )
+    return out
 
 
 def _add(a: Array | float, b: Array | float) -> Array:
@@ -520,6 +540,7 @@ _KERNELS: dict[str, Kernel] = {
     "matmul": _matmul,
     "matmul_q8": _matmul_q8,
     "fused_linear": _fused_linear,
+    "encoder_layer": _encoder_layer,
     **{name: matmul_gguf(name) for name in GGUF_KERNELS},
     "sum": _reduce("sum"),
     "mean": _reduce("mean"),
@@ -609,6 +630,8 @@ class CpuDevice:
         return buffer
 
     def supports(self, kernel: str) -> bool:
+        if kernel == "encoder_layer":  # compiled only: EncoderLayer composes it otherwise
+            return cpu_nn.library() is not None and cpu_blas.routines() is not None
         return kernel in _KERNELS
 
     def run(self, kernel: str, inputs: Sequence[KernelInput], params: Mapping[str, object]) -> Buffer:

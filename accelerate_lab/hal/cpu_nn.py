@@ -26,8 +26,9 @@ import numpy as np
 
 from accelerate_lab.hal import cpu_blas, cpu_buffers, cpu_native
 from accelerate_lab.hal.cpu_blas import blas_threads
+from accelerate_lab.hal.kernels import ENCODER_LAYER_WEIGHTS
 
-__all__ = ["add", "amx", "attention", "gelu", "layer_norm", "library", "matmul", "softmax"]
+__all__ = ["add", "amx", "attention", "encoder_layer", "gelu", "layer_norm", "library", "matmul", "softmax"]
 
 Array = np.ndarray
 _F32 = np.dtype(np.float32)
@@ -53,6 +54,7 @@ def library() -> ctypes.CDLL | None:
     for function in kernels:
         function.restype = None
     lib.al_attention_f32.restype = ctypes.c_int
+    lib.al_encoder_layer_f32.argtypes, lib.al_encoder_layer_f32.restype = [_P, _I], ctypes.c_int
     if hasattr(lib, "al_amx"):  # built for x86-64
         lib.al_amx.argtypes, lib.al_amx.restype = [_I], ctypes.c_int
         if os.environ.get("ACCELERATE_LAB_AMX", "1") == "0":
@@ -375,3 +377,76 @@ def attention(
     if status:
         raise MemoryError("no memory for the scratch of the attention kernel")
     return True
+
+
+class _EncoderLayer(ctypes.Structure):
+    """``struct encoder_layer`` of ``csrc/nn.c``, field for field."""
+
+    _fields_ = [
+        ("sgemm", _P),
+        ("sgemv", _P),
+        ("ilp64", _I),
+        ("gelu_p", _P),
+        ("gelu_q", _P),
+        ("gelu_limit", _D),
+        ("eps", _D),
+        *((name, _I) for name in ("batch", "length", "width", "heads", "inner", "pre_norm")),
+        *((name, _P) for name in ("x", "hidden", *ENCODER_LAYER_WEIGHTS)),
+        *((name, _P) for name in ("qkv", "attended", "mid", "normed", "up", "out")),
+    ]
+
+
+def encoder_layer(
+    x: Array,
+    hidden: Array | None,
+    weights: tuple[Array, ...],
+    heads: int,
+    eps: float,
+    pre_norm: bool,
+    gelu: tuple[Array, Array, float],
+) -> Array | None:
+    """A transformer encoder layer of float32 ``x`` ``(batch, length, width)`` in one call (``csrc/nn.c``:
+    the products, attention and layer norms of this module, in the order ``EncoderLayer`` runs them;
+    the same bits). ``hidden``: bool ``(batch, length)``, True for the keys no query attends to, or
+    None; ``weights``: the query/key/value, output, up and down products' ``(in, out)`` weights and
+    biases and the two norms' weights and biases, in the order of ``ENCODER_LAYER_WEIGHTS``, all float32 and
+    of matching shapes (the caller checks); ``gelu``: the fit :func:`gelu` takes, for the MLP's
+    activation. None where the compiled kernels or numpy's BLAS are missing."""
+    lib, blas = library(), cpu_blas.routines()
+    if lib is None or blas is None:
+        return None
+    (batch, length, width), inner = x.shape, weights[ENCODER_LAYER_WEIGHTS.index("up_weight")].shape[1]
+    x = np.ascontiguousarray(x)
+    held = [np.ascontiguousarray(w, _F32) for w in weights]
+    rows = batch * length
+    scratch = {
+        "qkv": cpu_buffers.empty((rows, 3 * width), _F32),
+        **{name: cpu_buffers.empty((rows, width), _F32) for name in ("attended", "mid", "normed")},
+        "up": cpu_buffers.empty((rows, inner), _F32),
+        "out": cpu_buffers.empty((batch, length, width), _F32),
+    }
+    mask = None if hidden is None else np.ascontiguousarray(hidden, np.bool_)
+    layer = _EncoderLayer(
+        sgemm=blas.sgemm,
+        sgemv=blas.sgemv,
+        ilp64=int(blas.ilp64),
+        gelu_p=gelu[0].ctypes.data,
+        gelu_q=gelu[1].ctypes.data,
+        gelu_limit=gelu[2],
+        batch=batch,
+        length=length,
+        width=width,
+        heads=heads,
+        inner=inner,
+        pre_norm=int(pre_norm),
+        eps=eps,
+        x=x.ctypes.data,
+        hidden=_address(mask),
+        **{name: a.ctypes.data for name, a in zip(ENCODER_LAYER_WEIGHTS, held, strict=True)},
+        **{name: a.ctypes.data for name, a in scratch.items()},
+    )
+    with cpu_blas.single_threaded():
+        status = lib.al_encoder_layer_f32(ctypes.byref(layer), blas_threads())
+    if status:
+        raise MemoryError("no memory for the scratch of the attention kernel")
+    return scratch["out"]

@@ -21,6 +21,16 @@ output channel, ``x_scale`` ``(K,)`` a float32 factor per input channel (applied
 a composition of the kernels above (the cpu adds bias and residual inside its BLAS call); the tensor
 op composes them where ``Device.supports`` says no.
 
+``encoder_layer`` is a whole transformer encoder layer (`accelerate_lab.models.layers.EncoderLayer`
+composes the same from ``fused_linear``, ``sdpa`` and ``layer_norm``): float32 ``x`` ``(B, L, D)``;
+``mask`` bool ``(B, 1, 1, L)``, True where a key may be attended to, or None; the query/key/value
+product's ``(D, 3D)`` weight (queries, keys, values side by side, each ``heads`` heads) and ``(3D,)``
+bias, the output product's ``(D, D)`` and ``(D,)``, the first norm's ``(D,)`` weight and bias, the MLP's
+``(D, F)``, ``(F,)``, ``(F, D)``, ``(D,)`` (exact gelu between its products), the second norm's ``(D,)``
+weight and bias; ``eps`` both norms'. ``pre_norm`` False (BERT): ``x = norm1(x + attention(x))``, then
+``norm2(x + mlp(x))``; True (ViT, Whisper's encoder): ``x = x + attention(norm1(x))``, then
+``x + mlp(norm2(x))``. The result is ``(B, L, D)`` float32.
+
 ``matmul_q4_1`` and ``matmul_q8_0`` are ``x @ W.T`` with the ``(N, K)`` weight ``W`` in GGUF's block
 format (`accelerate_lab.hal.gguf_quant`): ``x`` is ``(M, K)`` float32 (``K`` a multiple of 32),
 ``weight`` ``(N, row_words)`` int32 holding each row's packed blocks; the result is ``(M, N)`` float32.
@@ -36,7 +46,16 @@ from accelerate_lab.errors import ShapeError
 from accelerate_lab.hal.device import Buffer
 from accelerate_lab.hal.gguf_quant import BLOCK_SIZE, GGUF_KERNELS, row_words
 
-__all__ = ["FUSED_KERNELS", "KERNELS", "KernelSpec", "kernel_names", "matmul_gguf_shape", "matmul_q8_shape"]
+__all__ = [
+    "ENCODER_LAYER_WEIGHTS",
+    "FUSED_KERNELS",
+    "KERNELS",
+    "KernelSpec",
+    "encoder_layer_shape",
+    "kernel_names",
+    "matmul_gguf_shape",
+    "matmul_q8_shape",
+]
 
 
 @dataclass(frozen=True)
@@ -99,9 +118,17 @@ KERNELS: dict[str, KernelSpec] = {
 }
 
 
+ENCODER_LAYER_WEIGHTS = (
+    *("qkv_weight", "qkv_bias", "out_weight", "out_bias", "attention_norm_weight", "attention_norm_bias"),
+    *("up_weight", "up_bias", "down_weight", "down_bias", "mlp_norm_weight", "mlp_norm_bias"),
+)
+
 FUSED_KERNELS: dict[str, KernelSpec] = {
     "fused_linear": KernelSpec(
         "fused_linear", "fused", ("x", "weight", "bias?", "residual?"), ("activation",)
+    ),
+    "encoder_layer": KernelSpec(
+        "encoder_layer", "fused", ("x", "mask?", *ENCODER_LAYER_WEIGHTS), ("heads", "eps", "pre_norm")
     ),
 }
 
@@ -159,3 +186,33 @@ def matmul_gguf_shape(kernel: str, x: Buffer, weight: Buffer) -> tuple[int, int]
             f"(N, {row_words(GGUF_KERNELS[kernel], k - k % BLOCK_SIZE)}); got weight {weight.shape}"
         )
     return m, n
+
+
+def encoder_layer_shape(x: Buffer, mask: Buffer | None, weights: tuple[Buffer, ...], heads: int) -> int:
+    """The MLP's width ``F`` of an ``encoder_layer``; `ShapeError` where the shapes do not fit.
+
+    >>> import numpy as np
+    >>> d, f = 4, 8
+    >>> shapes = [(d, 3 * d), (3 * d,), (d, d), (d,), (d,), (d,), (d, f), (f,), (f, d), (d,), (d,), (d,)]
+    >>> encoder_layer_shape(np.ones((1, 5, d)), None, tuple(np.ones(s) for s in shapes), heads=2)
+    8
+    """
+    if len(x.shape) != 3 or len(weights) != len(ENCODER_LAYER_WEIGHTS):
+        raise ShapeError(
+            f"encoder_layer takes x (B, L, D) and {len(ENCODER_LAYER_WEIGHTS)} weights, "
+            f"got x {x.shape} and {len(weights)}"
+        )
+    (b, length, d), f = x.shape, weights[6].shape[-1]
+    wanted = [(d, 3 * d), (3 * d,), (d, d), (d,), (d,), (d,), (d, f), (f,), (f, d), (d,), (d,), (d,)]
+    wrong = [
+        f"{name} {w.shape} (not {shape})"
+        for name, w, shape in zip(ENCODER_LAYER_WEIGHTS, weights, wanted, strict=True)
+        if w.shape != shape
+    ]
+    if mask is not None and mask.shape != (b, 1, 1, length):
+        wrong.append(f"mask {mask.shape} (not {(b, 1, 1, length)})")
+    if heads < 1 or d % heads:
+        wrong.append(f"{heads} heads (D = {d} is no multiple)")
+    if wrong:
+        raise ShapeError(f"encoder_layer of x {x.shape}: {', '.join(wrong)}")
+    return int(f)

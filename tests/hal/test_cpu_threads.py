@@ -4,7 +4,9 @@ that starts its own threads, and numpy's BLAS thread count left as it was."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
+import time
 from typing import Literal
 
 import numpy as np
@@ -33,6 +35,18 @@ def _matrices(*shapes: tuple[int, ...]) -> list[np.ndarray]:
 def _gelu_or_exit(x: np.ndarray, expected: np.ndarray) -> None:
     """In a forked child: exit 1 unless the threaded gelu of ``x`` is ``expected``."""
     sys.exit(0 if np.array_equal(run("gelu", x, approximate="none"), expected) else 1)
+
+
+def _name(task: str) -> str:
+    """The name of this process's thread ``task`` (a /proc/self/task entry)."""
+    with open(f"/proc/self/task/{task}/comm") as f:
+        return f.read().strip()
+
+
+def _cpu() -> int:
+    """The CPU this thread last ran on (field 39 of /proc/thread-self/stat)."""
+    with open("/proc/thread-self/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[36])
 
 
 class TestThreads:
@@ -128,6 +142,26 @@ class TestThreads:
         if child.exitcode is None:  # hung, waiting for threads it does not have
             child.kill()
         assert child.exitcode == 0
+
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are placed on Linux only")
+    def test_woken_workers_are_placed_off_the_callers_cpu(self) -> None:
+        """A virtual machine's Linux would wake them on the caller's CPU (see place_workers in nn.c)."""
+        cpus = os.sched_getaffinity(0)
+        if len(cpus) < 2:
+            pytest.skip("one CPU: nowhere else to place a worker")
+        x = np.random.default_rng().standard_normal((4096, 64)).astype(np.float32)
+        self.both("gelu", x, approximate="none")  # the workers exist now
+        placed: list[tuple[int, set[int]]] = []
+        while len(placed) < 5:
+            time.sleep(0.05)  # the workers spin 1 ms, then sleep
+            caller = _cpu()
+            single, threaded = self.both("gelu", x, approximate="none")
+            np.testing.assert_array_equal(single, threaded)
+            if _cpu() == caller:  # the caller stayed where it was
+                workers = [task for task in os.listdir("/proc/self/task") if _name(task) == "accelerate-lab"]
+                assert len(workers) >= 2
+                placed += [(caller, os.sched_getaffinity(int(task))) for task in workers]
+        assert all(len(cpu) == 1 and cpu <= cpus - {caller} for caller, cpu in placed)
 
     def test_matmul_leaves_blas_thread_count_alone(self) -> None:
         a = np.ones((256, 256), np.float32)

@@ -229,8 +229,8 @@ static uint16_t *amx_scratch(int slot, int64_t count) {
 }
 
 /* B's column blocks [begin, end) into the packed buffer */
-AMX_TARGET static void amx_pack_range(const void *job, int64_t part, int64_t begin, int64_t end) {
-    (void)part;
+AMX_TARGET static void amx_pack_range(const void *job, int64_t slot, int64_t begin, int64_t end) {
+    (void)slot;
     struct amx_job *x = (struct amx_job *)job;
     if (amx_pack_columns(x->mm, begin * AMX_COLS, end - begin, x->k32, x->packed + begin * x->block_size))
         atomic_store(&x->bad, 1);
@@ -238,7 +238,7 @@ AMX_TARGET static void amx_pack_range(const void *job, int64_t part, int64_t beg
 
 /* C's rows [r0, r0 + rows) by column blocks [b0, b1): those rows of A split (a NaN or inf in them: the
  * other kernels compute the part), then chunks of rows prefilled, computed and gelu'd while in L2 */
-AMX_TARGET static void amx_part(const struct amx_job *x, int64_t part, int64_t r0, int64_t rows, int64_t b0,
+AMX_TARGET static void amx_part(const struct amx_job *x, int64_t slot, int64_t r0, int64_t rows, int64_t b0,
                                 int64_t b1) {
     const struct matmul_job *j = x->mm;
     const int64_t rows32 = round_up(rows, 32), plane = rows32 * x->k32;
@@ -247,7 +247,7 @@ AMX_TARGET static void amx_part(const struct amx_job *x, int64_t part, int64_t r
         struct matmul_job rest = *j; /* whole rows (a chunk), or whole columns (blocks) */
         rest.by_rows = (int)x->by_rows;
         rest.block = x->by_rows ? x->chunk : AMX_COLS;
-        matmul_range(&rest, part, x->by_rows ? r0 / x->chunk : b0, x->by_rows ? r0 / x->chunk + 1 : b1);
+        matmul_range(&rest, slot, x->by_rows ? r0 / x->chunk : b0, x->by_rows ? r0 / x->chunk + 1 : b1);
         return;
     }
     const int64_t c0 = b0 * AMX_COLS, cols = (b1 - b0) * AMX_COLS, steps = x->k32 / AMX_K;
@@ -282,18 +282,18 @@ AMX_TARGET static void amx_part(const struct amx_job *x, int64_t part, int64_t r
 }
 
 /* chunks of rows [begin, end), every column */
-AMX_TARGET static void amx_chunks(const void *job, int64_t part, int64_t begin, int64_t end) {
+AMX_TARGET static void amx_chunks(const void *job, int64_t slot, int64_t begin, int64_t end) {
     const struct amx_job *x = job;
     for (int64_t i = begin; i < end; i++) {
         const int64_t r0 = i * x->chunk, rows = x->mm->m - r0 < x->chunk ? x->mm->m - r0 : x->chunk;
-        amx_part(x, part, r0, rows, 0, x->blocks);
+        amx_part(x, slot, r0, rows, 0, x->blocks);
     }
 }
 
 /* column blocks [begin, end), every row */
-AMX_TARGET static void amx_columns(const void *job, int64_t part, int64_t begin, int64_t end) {
+AMX_TARGET static void amx_columns(const void *job, int64_t slot, int64_t begin, int64_t end) {
     const struct amx_job *x = job;
-    amx_part(x, part, 0, x->mm->m, begin, end);
+    amx_part(x, slot, 0, x->mm->m, begin, end);
 }
 
 /* The product of ``mm`` on AMX where it applies (returns 1), else nothing done (0): B packed (column

@@ -7,13 +7,14 @@
  *
  * Each kernel takes ``threads``, the most threads it may use (numpy's BLAS thread count, read by
  * cpu_nn.py): the work is split into contiguous ranges of rows (or elements, or attention heads) of a
- * minimum size; the caller runs the first range and kept worker threads the others (parallel_for).
+ * minimum size, which the caller and kept worker threads share out (parallel_for).
  * Every row is computed the same way whatever the split, so the results of the nn kernels do not
  * depend on the thread count (the matrix product's: see al_matmul_f32).
  */
-#define _DEFAULT_SOURCE /* clock_gettime, pthreads, syscall */
+#define _GNU_SOURCE /* clock_gettime, pthreads, syscall; sched_getcpu and thread affinity on Linux */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,22 +57,15 @@ static inline f64x8 select8(i64x8 mask, f64x8 a, f64x8 b) {
     return (f64x8)((mask & (i64x8)a) | (~mask & (i64x8)b));
 }
 
-/* A range [begin, end) of a kernel's work, run by one thread: ``part`` numbers the ranges from 0. */
-typedef void (*range_fn)(const void *job, int64_t part, int64_t begin, int64_t end);
-
-struct range {
-    range_fn fn;
-    const void *job;
-    int64_t part, begin, end;
-};
-
-static void run_range(const struct range *r) { r->fn(r->job, r->part, r->begin, r->end); }
+/* A range [begin, end) of a kernel's work, run by one thread: ``slot`` numbers the threads taking part
+ * (0: the caller), so that a kernel can keep scratch per thread. */
+typedef void (*range_fn)(const void *job, int64_t slot, int64_t begin, int64_t end);
 
 static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 #define MAX_THREADS 64
 
-/* How many ranges ``parallel_for`` splits n items into: at most ``threads``, each of ``grain`` or more. */
+/* How many threads ``parallel_for`` runs n items on: at most ``threads``, each with ``grain`` or more. */
 static int64_t count_parts(int64_t threads, int64_t n, int64_t grain) {
     int64_t parts = n / (grain > 0 ? grain : 1);
     if (parts > threads) parts = threads;
@@ -83,21 +77,38 @@ static int64_t count_parts(int64_t threads, int64_t n, int64_t grain) {
  * per call would allocate and fault in again every time. Between kernels a worker first spins for
  * SPIN_NS (a model's next kernel mostly comes within microseconds, and a spinning thread keeps its core
  * where other processes compete for it), then sleeps. 1 ms rather than 0.3: a forward has stretches of
- * Python and single-threaded ops longer than 0.3 ms, and waking a sleeping worker costs tens of
- * microseconds on a virtual machine (BERT after an idle pause, against onnxruntime, three pairs of runs:
+ * Python and single-threaded ops longer than 0.3 ms, and waking a sleeping worker costs tens to
+ * hundreds of microseconds on a virtual machine (BERT after an idle pause, against onnxruntime, three
+ * pairs of runs:
  * 1x128 1.68 -> 1.41, 8x128 1.11 -> 1.01 times its time; 3 ms no better). ``busy`` is held by the one
- * caller using them; a second caller meanwhile (another Python thread) runs its ranges itself. Worker i
- * runs ranges[i] of each generation it sees, where i < parts. */
+ * caller using them; a second caller meanwhile (another Python thread) runs its work itself.
+ *
+ * The work is shared out in RANGES_PER_THREAD contiguous ranges per thread taking part: each thread
+ * runs its own in order, then takes the last ones left of the others'. A worker that wakes late or runs
+ * slow then holds nobody up (BERT 1 x 128 after 0.3 s idle: its first kernels, too small to wait ~0.3
+ * ms for a waking worker, 0.38 -> 0.2 ms), and a range is taken (an atomic step on pool.own) before
+ * anything of it is read: a worker that lags a whole kernel behind (its virtual CPU descheduled) can
+ * only take ranges of the current one, once each. (With one fixed range per thread and a worker reading
+ * the count of threads of the next kernel as its own, a range could run twice, and the caller return
+ * while a worker still wrote.) Which thread runs a range changes no result: each range is computed the
+ * same way wherever it runs. */
 #define SPIN_NS 1000000
+#define RANGES_PER_THREAD 4
 
 static struct {
     pthread_mutex_t busy, state;
     pthread_cond_t wake, done;
     int64_t workers, sleepers; /* sleepers: guarded by state */
+    pthread_t ids[MAX_THREADS]; /* workers' (ids[i]: worker i; 0 unused) */
     int caller_sleeping;       /* guarded by state */
-    _Atomic int64_t parts, pending;
     _Atomic uint64_t generation;
-    struct range ranges[MAX_THREADS];
+    _Atomic int64_t pending; /* ranges not yet finished */
+    /* this generation's work, written before its ranges are handed out */
+    range_fn fn;
+    const void *job;
+    int64_t items, ranges;
+    _Atomic int64_t threads; /* taking part (read by workers of an earlier generation too) */
+    _Atomic uint64_t own[MAX_THREADS]; /* thread i's ranges left: next << 32 | end */
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER,
           .state = PTHREAD_MUTEX_INITIALIZER,
           .wake = PTHREAD_COND_INITIALIZER,
@@ -129,15 +140,44 @@ static int spin_while_equal(const _Atomic uint64_t *value, uint64_t old) {
     }
 }
 
-struct worker_start {
-    int64_t index;
-    uint64_t generation;
-};
+/* A range of thread i's left, its first (``first``) or its last; -1 where none is left. */
+static int64_t take_range(int64_t i, int first) {
+    uint64_t left = atomic_load(&pool.own[i]);
+    for (;;) {
+        const uint64_t next = left >> 32, end = left & 0xffffffffu;
+        if (next >= end) return -1;
+        const uint64_t taken = first ? next : end - 1, rest = first ? left + (1ull << 32) : left - 1;
+        if (atomic_compare_exchange_weak(&pool.own[i], &left, rest)) return (int64_t)taken;
+    }
+}
+
+/* Runs range r on thread ``slot`` and counts it done, waking a sleeping caller after the last. */
+static void run_range(int64_t slot, int64_t r) {
+    pool.fn(pool.job, slot, pool.items * r / pool.ranges, pool.items * (r + 1) / pool.ranges);
+    if (atomic_fetch_sub(&pool.pending, 1) == 1) {
+        pthread_mutex_lock(&pool.state);
+        if (pool.caller_sleeping) pthread_cond_signal(&pool.done);
+        pthread_mutex_unlock(&pool.state);
+    }
+}
+
+/* Thread ``slot``'s share of this generation: its own ranges first to last, then the others' from
+ * their ends. A range is taken (pool.own) before anything of it is read, so a worker still busy with
+ * an earlier generation only ever runs ranges of the current one. */
+static void take_part(int64_t slot) {
+    const int64_t threads = atomic_load(&pool.threads);
+    if (slot >= threads) return;
+    for (int64_t r; (r = take_range(slot, 1)) >= 0;) run_range(slot, r);
+    for (int64_t i = 1; i < threads; i++)
+        for (int64_t r; (r = take_range((slot + i) % threads, 0)) >= 0;) run_range(slot, r);
+}
 
 static void *worker(void *arg) {
-    const struct worker_start start = *(struct worker_start *)arg;
-    free(arg);
-    uint64_t seen = start.generation;
+    const int64_t slot = (int64_t)(intptr_t)arg;
+#if defined(__linux__)
+    pthread_setname_np(pthread_self(), "accelerate-lab"); /* as top, py-spy and /proc show it */
+#endif
+    uint64_t seen = atomic_load(&pool.generation);
     for (;;) {
         if (!spin_while_equal(&pool.generation, seen)) {
             pthread_mutex_lock(&pool.state);
@@ -147,14 +187,7 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&pool.state);
         }
         seen = atomic_load(&pool.generation);
-        if (start.index < atomic_load(&pool.parts)) {
-            run_range(&pool.ranges[start.index]);
-            if (atomic_fetch_sub(&pool.pending, 1) == 1) {
-                pthread_mutex_lock(&pool.state);
-                if (pool.caller_sleeping) pthread_cond_signal(&pool.done);
-                pthread_mutex_unlock(&pool.state);
-            }
-        }
+        take_part(slot);
     }
     return NULL;
 }
@@ -166,7 +199,7 @@ static void forget_workers(void) {
     pthread_cond_init(&pool.wake, NULL);
     pthread_cond_init(&pool.done, NULL);
     pool.workers = pool.sleepers = pool.caller_sleeping = 0;
-    atomic_store(&pool.parts, 0);
+    atomic_store(&pool.threads, 0);
     atomic_store(&pool.pending, 0);
 }
 
@@ -174,48 +207,72 @@ static pthread_once_t fork_handler = PTHREAD_ONCE_INIT;
 
 static void install_fork_handler(void) { pthread_atfork(NULL, NULL, forget_workers); }
 
-/* Workers 1 .. wanted - 1 started where they can be; how many ranges can run at once. */
+/* Workers 1 .. count - 1, about to be woken, each bound to a CPU of this process's other than the
+ * caller's, a different one each while there are enough. On a virtual machine Linux takes an idle
+ * virtual CPU for a busy one (the host may have lent it out) and wakes a sleeping worker on the
+ * caller's own CPU, where the two take turns until the load balancer moves one, milliseconds later:
+ * BERT 1 x 128 after 0.3 s idle, its first layer took 4.1-5.1 ms against 1.9 back to back, as long
+ * as on one thread; with the worker bound elsewhere 2.6. Linux only; elsewhere nothing is done. */
+static void place_workers(int64_t count) {
+#if defined(__linux__)
+    cpu_set_t allowed, one;
+    const int caller = sched_getcpu();
+    if (caller < 0 || sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+    int cpus[CPU_SETSIZE], others = 0;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (c != caller && CPU_ISSET(c, &allowed)) cpus[others++] = c;
+    for (int64_t i = 1; i < count && others > 0; i++) {
+        CPU_ZERO(&one);
+        CPU_SET(cpus[(i - 1) % others], &one);
+        pthread_setaffinity_np(pool.ids[i], sizeof one, &one);
+    }
+#else
+    (void)count;
+#endif
+}
+
+/* Workers 1 .. wanted - 1 started where they can be; how many threads can take part. */
 static int64_t start_workers(int64_t wanted) {
     while (pool.workers + 1 < wanted) {
-        struct worker_start *start = malloc(sizeof *start);
-        pthread_t id;
         pthread_attr_t attr;
-        if (!start) break;
-        *start = (struct worker_start){pool.workers + 1, atomic_load(&pool.generation)};
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        const int failed = pthread_create(&id, &attr, worker, start);
+        pthread_t id;
+        const int failed = pthread_create(&id, &attr, worker, (void *)(intptr_t)(pool.workers + 1));
         pthread_attr_destroy(&attr);
-        if (failed) {
-            free(start);
-            break;
-        }
-        pool.workers++;
+        if (failed) break;
+        pool.ids[++pool.workers] = id;
     }
     return pool.workers + 1 < wanted ? pool.workers + 1 : wanted;
 }
 
-/* fn over [0, n) in count_parts(threads, n, grain) contiguous ranges: the caller runs range 0 (and
- * any that no worker could take), the workers the others. */
+/* fn over [0, n) on count_parts(threads, n, grain) threads (slots 0 .. parts - 1; the caller is 0), in
+ * up to RANGES_PER_THREAD contiguous ranges of ``grain`` items or more per thread. */
 static void parallel_for(int64_t threads, int64_t n, int64_t grain, range_fn fn, const void *job) {
     const int64_t parts = count_parts(threads, n, grain);
-    struct range ranges[MAX_THREADS];
-    for (int64_t i = 0; i < parts; i++) ranges[i] = (struct range){fn, job, i, n * i / parts, n * (i + 1) / parts};
     pthread_once(&fork_handler, install_fork_handler);
     if (parts == 1 || pthread_mutex_trylock(&pool.busy) != 0) {
-        for (int64_t i = 0; i < parts; i++) run_range(&ranges[i]);
+        if (n > 0) fn(job, 0, 0, n);
         return;
     }
-    const int64_t shared = start_workers(parts);
-    memcpy(pool.ranges, ranges, (size_t)shared * sizeof *ranges);
-    atomic_store(&pool.parts, shared);
-    atomic_store(&pool.pending, shared - 1);
+    const int64_t shared = start_workers(parts), most = n / (grain > 0 ? grain : 1); /* most >= parts */
+    const int64_t ranges = most < shared * RANGES_PER_THREAD ? most : shared * RANGES_PER_THREAD;
+    pool.fn = fn;
+    pool.job = job;
+    pool.items = n;
+    pool.ranges = ranges;
+    atomic_store(&pool.threads, shared);
+    atomic_store(&pool.pending, ranges);
+    for (int64_t i = 0; i < shared; i++)
+        atomic_store(&pool.own[i], (uint64_t)(ranges * i / shared) << 32 | (uint64_t)(ranges * (i + 1) / shared));
     pthread_mutex_lock(&pool.state);
     atomic_fetch_add(&pool.generation, 1);
-    if (pool.sleepers) pthread_cond_broadcast(&pool.wake);
+    if (pool.sleepers) {
+        place_workers(shared);
+        pthread_cond_broadcast(&pool.wake);
+    }
     pthread_mutex_unlock(&pool.state);
-    run_range(&ranges[0]);
-    for (int64_t i = shared; i < parts; i++) run_range(&ranges[i]);
+    take_part(0);
     const int64_t until = now_ns() + SPIN_NS;
     while (atomic_load(&pool.pending) > 0 && now_ns() < until) relax();
     pthread_mutex_lock(&pool.state);
@@ -341,8 +398,8 @@ static void gelu_span(const float *x, float *out, int64_t n, const double *pp, c
 }
 
 /* elements [begin, end) */
-static void gelu_range(const void *job, int64_t part, int64_t begin, int64_t end) {
-    (void)part;
+static void gelu_range(const void *job, int64_t slot, int64_t begin, int64_t end) {
+    (void)slot;
     const struct gelu_job *g = job;
     gelu_span(g->x + begin, g->out + begin, end - begin, g->p, g->q, g->limit);
 }
@@ -354,10 +411,10 @@ struct split_job {
 };
 
 /* ranges of whole ``unit``s of elements: the last one ends at n */
-static void split_range(const void *job, int64_t part, int64_t begin, int64_t end) {
+static void split_range(const void *job, int64_t slot, int64_t begin, int64_t end) {
     const struct split_job *s = job;
     const int64_t stop = end * s->unit < s->n ? end * s->unit : s->n;
-    s->fn(s->job, part, begin * s->unit, stop);
+    s->fn(s->job, slot, begin * s->unit, stop);
 }
 
 void al_gelu_f32(const float *restrict x, float *restrict out, int64_t n, const double *restrict p,
@@ -376,8 +433,8 @@ struct add_job {
     int64_t cols, b_rows;
 };
 
-static void add_range(const void *job, int64_t part, int64_t begin, int64_t end) {
-    (void)part;
+static void add_range(const void *job, int64_t slot, int64_t begin, int64_t end) {
+    (void)slot;
     const struct add_job *j = job;
     for (int64_t r = begin; r < end; r++) {
         const float *a = j->a + r * j->cols, *b = j->b + (r % j->b_rows) * j->cols;
@@ -527,9 +584,10 @@ static inline __attribute__((always_inline)) void panel_tile(const float *restri
  * first compute on a panel's copy, they fetch the next panel's rows into L2 between them, a line
  * every few steps (`ahead`): its first tile then reads them from L2, not L3 or memory (a BERT
  * forward's 24 products at 128 rows on two threads: 10.1-10.9 -> 9.3-9.5 ms, as fast as panels
- * copied once at load, without the memory). */
+ * copied once at load, without the memory). ``width``: B's columns from b (n or more): the last panel
+ * fetches the first of the columns after n (mostly this thread's next range). */
 static void panel_product(const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int64_t m,
-                          int64_t n, int64_t k, struct start s, float *panel) {
+                          int64_t n, int64_t width, int64_t k, struct start s, float *panel) {
     const int64_t tiles = m / PANEL_ROWS - 1, rows_each = tiles > 0 ? (k + tiles - 1) / tiles : 0;
     const int64_t every = rows_each && k / (3 * rows_each) > 1 ? k / (3 * rows_each) : 1;
     for (int64_t j = 0; j < n; j += PANEL_COLS) {
@@ -539,7 +597,7 @@ static void panel_product(const float *a, int64_t lda, const float *b, int64_t l
             const struct start row = {at.bias, at.residual ? at.residual + i * s.ldr : NULL, s.ldr};
             const int64_t first = t * rows_each, rows = first < k ? (k - first < rows_each ? k - first : rows_each) : 0;
             const struct ahead next = {b + j + PANEL_COLS + first * ldb, ldb, 3 * rows, every};
-            const int more = j + PANEL_COLS < n && rows > 0;
+            const int more = j + 2 * PANEL_COLS <= width && rows > 0;
             panel_tile(a + i * lda, lda, panel, PANEL_COLS, k, c + i * ldc + j, ldc, NULL, &row, more ? &next : NULL);
         }
     }
@@ -560,15 +618,16 @@ static float *panel_scratch(int64_t k) {
 }
 
 /* C = A B + bias + residual (either may be NULL) for one part: whole tiles by panel_product where it
- * applies (their sums start from bias and residual), the rest by the BLAS adding to C prefilled */
+ * applies (their sums start from bias and residual; B has ``width`` columns from b), the rest by the
+ * BLAS adding to C prefilled */
 static void part_product(const struct matmul_job *j, const float *a, const float *b, float *c, int64_t m, int64_t n,
-                         struct start s) {
+                         int64_t width, struct start s) {
     const float beta = s.bias || s.residual ? 1.0f : 0.0f;
 #if defined(__AVX512F__)
     float *panel;
     if (!j->by_rows && m >= PANEL_ROWS && !j->trans_a && !j->trans_b && (panel = panel_scratch(j->k))) {
         const int64_t rows = m / PANEL_ROWS * PANEL_ROWS, cols = n / PANEL_COLS * PANEL_COLS;
-        panel_product(a, j->lda, b, j->ldb, c, j->n, rows, cols, j->k, s, panel);
+        panel_product(a, j->lda, b, j->ldb, c, j->n, rows, cols, width, j->k, s, panel);
         if (beta != 0.0f) { /* the last columns, then the last rows */
             prefill(c + cols, rows, n - cols, j->n, s.bias ? s.bias + cols : NULL,
                     s.residual ? s.residual + cols : NULL, s.ldr);
@@ -584,8 +643,8 @@ static void part_product(const struct matmul_job *j, const float *a, const float
     blas_product(j, a, b, c, m, n, beta);
 }
 
-static void matmul_range(const void *job, int64_t part, int64_t begin, int64_t end) {
-    (void)part;
+static void matmul_range(const void *job, int64_t slot, int64_t begin, int64_t end) {
+    (void)slot;
     const struct matmul_job *j = job;
     const int64_t limit = j->by_rows ? j->m : j->n, first = begin * j->block;
     const int64_t count = (end * j->block < limit ? end * j->block : limit) - first;
@@ -605,7 +664,7 @@ static void matmul_range(const void *job, int64_t part, int64_t begin, int64_t e
         n = count;
     }
     const float *early = j->gelu ? NULL : residual; /* added before the product, or after gelu */
-    part_product(j, a, b, c, m, n, (struct start){bias, early, j->ldr});
+    part_product(j, a, b, c, m, n, j->by_rows ? n : j->n - first, (struct start){bias, early, j->ldr});
     if (!j->gelu) return;
     for (int64_t r = 0; r < m; r++) {
         float *o = c + r * j->n;
@@ -675,8 +734,8 @@ struct layer_norm_job {
     double eps;
 };
 
-static void layer_norm_range(const void *job, int64_t part, int64_t begin, int64_t end) {
-    (void)part;
+static void layer_norm_range(const void *job, int64_t slot, int64_t begin, int64_t end) {
+    (void)slot;
     const struct layer_norm_job *n = job;
     const int64_t cols = n->cols;
     const float *restrict w = n->w, *restrict b = n->b;
@@ -817,8 +876,8 @@ struct softmax_job {
     int64_t inner, outer_stride, inner_stride;
 };
 
-static void softmax_range(const void *job, int64_t part, int64_t begin, int64_t end) {
-    (void)part;
+static void softmax_range(const void *job, int64_t slot, int64_t begin, int64_t end) {
+    (void)slot;
     const struct softmax_job *s = job;
     for (int64_t r = begin; r < end; r++) {
         const int64_t m = (r / s->inner) * s->outer_stride + (r % s->inner) * s->inner_stride;
@@ -936,10 +995,10 @@ static int64_t scratch_floats(int64_t source, int64_t dim, int64_t dim_v) {
     return dim * s + s * e + ROWS * dim + ROWS * s + ROWS * e;
 }
 
-static void attention_range(const void *job, int64_t part, int64_t begin, int64_t end) {
+static void attention_range(const void *job, int64_t slot, int64_t begin, int64_t end) {
     const struct attention_job *a = job;
     const int64_t s32 = round_up(a->source, COLS), e32 = round_up(a->dim_v, COLS), dim = a->dim;
-    float *const kt = a->scratch + part * scratch_floats(a->source, dim, a->dim_v); /* (dim, s32) */
+    float *const kt = a->scratch + slot * scratch_floats(a->source, dim, a->dim_v); /* (dim, s32) */
     float *const vp = kt + dim * s32;                                                /* (s32, e32) */
     float *const qb = vp + s32 * e32;                                                /* (ROWS, dim) */
     float *const sc = qb + ROWS * dim;                                               /* (ROWS, s32) */
@@ -1010,5 +1069,63 @@ int al_attention_f32(const float *q, const float *k, const float *v, float *out,
     if (!job.scratch) return -1;
     parallel_for(threads, units, grain, attention_range, &job);
     free(job.scratch);
+    return 0;
+}
+
+/* A transformer encoder layer in one call: what EncoderLayer (accelerate_lab/models/layers.py) computes
+ * with one op per step, the same kernels in the same order (the same bits), without a return to
+ * Python between them. Python's steps between kernels cost more than they seem: the products stream
+ * the weights through the cache and the interpreter's own memory is cold after each (BERT at 1 x 128:
+ * ~1.7 ms of Python in a forward with no kernels behind it, ~4.5 ms between the real kernels). Rows
+ * are the batch's tokens (batch x length) of ``width`` features; weights are (in, out), row-major;
+ * ``hidden``: per batch item and key, 1 where no query attends (NULL: none); post-norm (BERT):
+ * norm(x + attention(x)), then norm(x + mlp(x)); pre-norm (ViT, Whisper's encoder): x + attention(norm(x)),
+ * then x + mlp(norm(x)); the MLP's activation is gelu. */
+struct encoder_layer {
+    any_fn sgemm, sgemv; /* numpy's BLAS, as al_matmul_f32 takes it */
+    int64_t ilp64;
+    const double *gelu_p, *gelu_q; /* gelu's fit, as al_gelu_f32 takes it */
+    double gelu_limit, eps;        /* eps: both norms' */
+    int64_t batch, length, width, heads, inner, pre_norm;
+    const float *x;
+    const uint8_t *hidden;
+    const float *qkv_weight, *qkv_bias, *out_weight, *out_bias, *attention_norm_weight, *attention_norm_bias;
+    const float *up_weight, *up_bias, *down_weight, *down_bias, *mlp_norm_weight, *mlp_norm_bias;
+    float *qkv, *attended, *mid, *normed, *up, *out; /* scratch (rows x 3 width, ..., rows x inner), output */
+};
+
+/* C (m x n) = act(A (m x k) B (k x n) + bias) + residual, all row-major, on the layer's BLAS */
+static void layer_product(const struct encoder_layer *l, const float *a, const float *b, float *c, int64_t n,
+                          int64_t k, const float *bias, const float *residual, int gelu, int64_t threads) {
+    al_matmul_f32(l->sgemm, l->sgemv, l->ilp64, a, 0, k, b, 0, n, c, l->batch * l->length, n, k, bias, residual, n,
+                  gelu ? l->gelu_p : NULL, gelu ? l->gelu_q : NULL, l->gelu_limit, threads);
+}
+
+/* Returns 0, or -1 where the attention's scratch could not be allocated (out not written). */
+int al_encoder_layer_f32(const struct encoder_layer *l, int64_t threads) {
+    const int64_t d = l->width, dim = d / l->heads, rows = l->batch * l->length, stride = l->length * 3 * d;
+    /* (batch, head, row) strides of queries, keys and values in qkv, of the output, of the mask */
+    const int64_t layouts[15] = {stride,        dim, 3 * d, stride, dim, 3 * d, stride, dim, 3 * d,
+                                 l->length * d, dim, d,     l->length, 0, 0};
+    const float *input = l->x;
+    if (l->pre_norm) {
+        al_layer_norm_f32(l->x, l->attention_norm_weight, l->attention_norm_bias, l->normed, rows, d, l->eps,
+                          threads);
+        input = l->normed;
+    }
+    layer_product(l, input, l->qkv_weight, l->qkv, 3 * d, d, l->qkv_bias, NULL, 0, threads);
+    if (al_attention_f32(l->qkv, l->qkv + d, l->qkv + 2 * d, l->attended, NULL, l->hidden, layouts,
+                         l->batch * l->heads, l->heads, l->length, l->length, dim, dim,
+                         (float)(1.0 / sqrt((double)dim)), threads))
+        return -1;
+    layer_product(l, l->attended, l->out_weight, l->mid, d, d, l->out_bias, l->x, 0, threads);
+    /* the MLP on the sum normed: by the MLP's norm (pre-norm) or the attention's (post-norm) */
+    const int pre = (int)l->pre_norm;
+    al_layer_norm_f32(l->mid, pre ? l->mlp_norm_weight : l->attention_norm_weight,
+                      pre ? l->mlp_norm_bias : l->attention_norm_bias, l->normed, rows, d, l->eps, threads);
+    layer_product(l, l->normed, l->up_weight, l->up, l->inner, d, l->up_bias, NULL, 1, threads);
+    layer_product(l, l->up, l->down_weight, pre ? l->out : l->mid, d, l->inner, l->down_bias, pre ? l->mid : l->normed,
+                  0, threads);
+    if (!pre) al_layer_norm_f32(l->mid, l->mlp_norm_weight, l->mlp_norm_bias, l->out, rows, d, l->eps, threads);
     return 0;
 }

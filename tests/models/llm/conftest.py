@@ -33,9 +33,10 @@ def llama() -> Llama:
     return LocalBackend().model()
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def _one_blas_thread() -> Iterator[None]:
-    """One BLAS thread for ours and torch alike: steadier (and here faster) on 2 shared cores."""
+    """One BLAS thread for ours and torch alike: steadier (and here faster) on 2 shared cores (for
+    these tests only: the tests that run after them get numpy's count back)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
