@@ -54,7 +54,7 @@ def library() -> ctypes.CDLL | None:
     for function in kernels:
         function.restype = None
     lib.al_attention_f32.restype = ctypes.c_int
-    lib.al_encoder_layer_f32.argtypes, lib.al_encoder_layer_f32.restype = [_P, _I], ctypes.c_int
+    lib.al_encoder_layers_f32.argtypes, lib.al_encoder_layers_f32.restype = [_P, _I, _I], ctypes.c_int
     if hasattr(lib, "al_amx"):  # built for x86-64
         lib.al_amx.argtypes, lib.al_amx.restype = [_I], ctypes.c_int
         if os.environ.get("ACCELERATE_LAB_AMX", "1") == "0":
@@ -405,48 +405,42 @@ def encoder_layer(
     pre_norm: bool,
     gelu: tuple[Array, Array, float],
 ) -> Array | None:
-    """A transformer encoder layer of float32 ``x`` ``(batch, length, width)`` in one call (``csrc/nn.c``:
-    the products, attention and layer norms of this module, in the order ``EncoderLayer`` runs them;
-    the same bits). ``hidden``: bool ``(batch, length)``, True for the keys no query attends to, or
-    None; ``weights``: the query/key/value, output, up and down products' ``(in, out)`` weights and
-    biases and the two norms' weights and biases, in the order of ``ENCODER_LAYER_WEIGHTS``, all float32 and
-    of matching shapes (the caller checks); ``gelu``: the fit :func:`gelu` takes, for the MLP's
-    activation. None where the compiled kernels or numpy's BLAS are missing."""
+    """Transformer encoder layers, one after the other, on float32 ``x`` ``(batch, length, width)`` in
+    one call (``csrc/nn.c``: the products, attention and layer norms of this module, in the order
+    ``EncoderLayer`` runs them; the same bits). ``hidden``: bool ``(batch, length)``, True for the keys
+    no query attends to, or None; ``weights``: per layer, the query/key/value, output, up and down
+    products' ``(in, out)`` weights and biases and the two norms' weights and biases, in the order of
+    ``ENCODER_LAYER_WEIGHTS``, all float32 and of matching shapes (the caller checks); ``gelu``: the fit
+    :func:`gelu` takes, for the MLP's activation. None where the compiled kernels or numpy's BLAS are
+    missing."""
     lib, blas = library(), cpu_blas.routines()
     if lib is None or blas is None:
         return None
+    per_layer = len(ENCODER_LAYER_WEIGHTS)
     (batch, length, width), inner = x.shape, weights[ENCODER_LAYER_WEIGHTS.index("up_weight")].shape[1]
-    x = np.ascontiguousarray(x)
     held = [np.ascontiguousarray(w, _F32) for w in weights]
-    rows = batch * length
+    rows, count = batch * length, len(held) // per_layer
     scratch = {
         "qkv": cpu_buffers.empty((rows, 3 * width), _F32),
         **{name: cpu_buffers.empty((rows, width), _F32) for name in ("attended", "mid", "normed")},
         "up": cpu_buffers.empty((rows, inner), _F32),
-        "out": cpu_buffers.empty((batch, length, width), _F32),
     }
+    # each layer's output is the next one's input: two arrays in turn
+    outputs = [cpu_buffers.empty((batch, length, width), _F32) for _ in range(min(count, 2))]
+    inputs = [np.ascontiguousarray(x), *(outputs[i % 2] for i in range(count - 1))]
     mask = None if hidden is None else np.ascontiguousarray(hidden, np.bool_)
-    layer = _EncoderLayer(
-        sgemm=blas.sgemm,
-        sgemv=blas.sgemv,
-        ilp64=int(blas.ilp64),
-        gelu_p=gelu[0].ctypes.data,
-        gelu_q=gelu[1].ctypes.data,
-        gelu_limit=gelu[2],
-        batch=batch,
-        length=length,
-        width=width,
-        heads=heads,
-        inner=inner,
-        pre_norm=int(pre_norm),
-        eps=eps,
-        x=x.ctypes.data,
-        hidden=_address(mask),
-        **{name: a.ctypes.data for name, a in zip(ENCODER_LAYER_WEIGHTS, held, strict=True)},
-        **{name: a.ctypes.data for name, a in scratch.items()},
-    )
+    layers = (_EncoderLayer * count)()
+    for i, layer in enumerate(layers):
+        ours = held[i * per_layer : (i + 1) * per_layer]
+        for name, a in (*zip(ENCODER_LAYER_WEIGHTS, ours, strict=True), *scratch.items()):
+            setattr(layer, name, a.ctypes.data)
+        layer.x, layer.out = inputs[i].ctypes.data, outputs[i % 2].ctypes.data
+        layer.sgemm, layer.sgemv, layer.ilp64 = blas.sgemm, blas.sgemv, int(blas.ilp64)
+        layer.gelu_p, layer.gelu_q, layer.gelu_limit = gelu[0].ctypes.data, gelu[1].ctypes.data, gelu[2]
+        layer.batch, layer.length, layer.width, layer.heads, layer.inner = batch, length, width, heads, inner
+        layer.pre_norm, layer.eps, layer.hidden = int(pre_norm), eps, _address(mask)
     with cpu_blas.single_threaded():
-        status = lib.al_encoder_layer_f32(ctypes.byref(layer), blas_threads())
+        status = lib.al_encoder_layers_f32(layers, count, blas_threads())
     if status:
         raise MemoryError("no memory for the scratch of the attention kernel")
-    return scratch["out"]
+    return outputs[(count - 1) % 2]

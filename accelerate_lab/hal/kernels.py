@@ -21,15 +21,16 @@ output channel, ``x_scale`` ``(K,)`` a float32 factor per input channel (applied
 a composition of the kernels above (the cpu adds bias and residual inside its BLAS call); the tensor
 op composes them where ``Device.supports`` says no.
 
-``encoder_layer`` is a whole transformer encoder layer (`accelerate_lab.models.layers.EncoderLayer`
-composes the same from ``fused_linear``, ``sdpa`` and ``layer_norm``): float32 ``x`` ``(B, L, D)``;
-``mask`` bool ``(B, 1, 1, L)``, True where a key may be attended to, or None; the query/key/value
-product's ``(D, 3D)`` weight (queries, keys, values side by side, each ``heads`` heads) and ``(3D,)``
-bias, the output product's ``(D, D)`` and ``(D,)``, the first norm's ``(D,)`` weight and bias, the MLP's
-``(D, F)``, ``(F,)``, ``(F, D)``, ``(D,)`` (exact gelu between its products), the second norm's ``(D,)``
-weight and bias; ``eps`` both norms'. ``pre_norm`` False (BERT): ``x = norm1(x + attention(x))``, then
-``norm2(x + mlp(x))``; True (ViT, Whisper's encoder): ``x = x + attention(norm1(x))``, then
-``x + mlp(norm2(x))``. The result is ``(B, L, D)`` float32.
+``encoder_layer`` is one or more transformer encoder layers applied in turn
+(`accelerate_lab.models.layers.EncoderLayer` composes each from ``fused_linear``, ``sdpa`` and
+``layer_norm``): float32 ``x`` ``(B, L, D)``; ``mask`` bool ``(B, 1, 1, L)``, True where a key may be
+attended to, or None; then twelve weights per layer (:data:`ENCODER_LAYER_WEIGHTS`): the
+query/key/value product's ``(D, 3D)`` weight (queries, keys, values side by side, each ``heads``
+heads) and ``(3D,)`` bias, the output product's ``(D, D)`` and ``(D,)``, the first norm's ``(D,)``
+weight and bias, the MLP's ``(D, F)``, ``(F,)``, ``(F, D)``, ``(D,)`` (exact gelu between its
+products), the second norm's ``(D,)`` weight and bias; ``eps`` every norm's. ``pre_norm`` False
+(BERT): ``x = norm1(x + attention(x))``, then ``norm2(x + mlp(x))``; True (ViT, Whisper's encoder):
+``x = x + attention(norm1(x))``, then ``x + mlp(norm2(x))``. The result is ``(B, L, D)`` float32.
 
 ``matmul_q4_1`` and ``matmul_q8_0`` are ``x @ W.T`` with the ``(N, K)`` weight ``W`` in GGUF's block
 format (`accelerate_lab.hal.gguf_quant`): ``x`` is ``(M, K)`` float32 (``K`` a multiple of 32),
@@ -128,7 +129,7 @@ FUSED_KERNELS: dict[str, KernelSpec] = {
         "fused_linear", "fused", ("x", "weight", "bias?", "residual?"), ("activation",)
     ),
     "encoder_layer": KernelSpec(
-        "encoder_layer", "fused", ("x", "mask?", *ENCODER_LAYER_WEIGHTS), ("heads", "eps", "pre_norm")
+        "encoder_layer", "fused", ("x", "mask?", "*weights"), ("heads", "eps", "pre_norm")
     ),
 }
 
@@ -189,25 +190,27 @@ def matmul_gguf_shape(kernel: str, x: Buffer, weight: Buffer) -> tuple[int, int]
 
 
 def encoder_layer_shape(x: Buffer, mask: Buffer | None, weights: tuple[Buffer, ...], heads: int) -> int:
-    """The MLP's width ``F`` of an ``encoder_layer``; `ShapeError` where the shapes do not fit.
+    """The number of layers of an ``encoder_layer``; `ShapeError` where the shapes do not fit.
 
     >>> import numpy as np
     >>> d, f = 4, 8
     >>> shapes = [(d, 3 * d), (3 * d,), (d, d), (d,), (d,), (d,), (d, f), (f,), (f, d), (d,), (d,), (d,)]
-    >>> encoder_layer_shape(np.ones((1, 5, d)), None, tuple(np.ones(s) for s in shapes), heads=2)
-    8
+    >>> encoder_layer_shape(np.ones((1, 5, d)), None, tuple(np.ones(s) for s in shapes * 2), heads=2)
+    2
     """
-    if len(x.shape) != 3 or len(weights) != len(ENCODER_LAYER_WEIGHTS):
+    per_layer = len(ENCODER_LAYER_WEIGHTS)
+    if len(x.shape) != 3 or not weights or len(weights) % per_layer:
         raise ShapeError(
-            f"encoder_layer takes x (B, L, D) and {len(ENCODER_LAYER_WEIGHTS)} weights, "
-            f"got x {x.shape} and {len(weights)}"
+            f"encoder_layer takes x (B, L, D) and {per_layer} weights per layer, "
+            f"got x {x.shape} and {len(weights)} weights"
         )
     (b, length, d), f = x.shape, weights[6].shape[-1]
     wanted = [(d, 3 * d), (3 * d,), (d, d), (d,), (d,), (d,), (d, f), (f,), (f, d), (d,), (d,), (d,)]
+    names = ENCODER_LAYER_WEIGHTS
     wrong = [
-        f"{name} {w.shape} (not {shape})"
-        for name, w, shape in zip(ENCODER_LAYER_WEIGHTS, weights, wanted, strict=True)
-        if w.shape != shape
+        f"layer {i // per_layer} {names[i % per_layer]} {w.shape} (not {wanted[i % per_layer]})"
+        for i, w in enumerate(weights)
+        if w.shape != wanted[i % per_layer]
     ]
     if mask is not None and mask.shape != (b, 1, 1, length):
         wrong.append(f"mask {mask.shape} (not {(b, 1, 1, length)})")
@@ -215,4 +218,4 @@ def encoder_layer_shape(x: Buffer, mask: Buffer | None, weights: tuple[Buffer, .
         wrong.append(f"{heads} heads (D = {d} is no multiple)")
     if wrong:
         raise ShapeError(f"encoder_layer of x {x.shape}: {', '.join(wrong)}")
-    return int(f)
+    return len(weights) // per_layer

@@ -15,7 +15,7 @@ from scipy.special import erf
 import accelerate_lab as al
 from accelerate_lab.errors import ShapeError, UnsupportedKernelError
 from accelerate_lab.hal import CpuDevice, cpu_native, cpu_nn
-from accelerate_lab.models.layers import MLP, Attention, EncoderLayer, LayerNorm, Linear
+from accelerate_lab.models.layers import MLP, Attention, EncoderLayer, LayerNorm, Linear, run_layers
 from tests.hal.test_cpu_kernels import run
 
 
@@ -113,21 +113,38 @@ def _layer(w: list[np.ndarray], heads: int, pre_norm: bool) -> EncoderLayer:
 
 
 @pytest.mark.parametrize("pre_norm", [False, True], ids=["post-norm", "pre-norm"])
+def test_a_stack_of_layers_against_float64(pre_norm: bool) -> None:
+    rng = np.random.default_rng()
+    x = rng.standard_normal((2, 20, 48)).astype(np.float32)
+    stack = [weights(48, 96, rng) for _ in range(3)]
+    mask = padding(2, 20, rng)
+    out = run(
+        "encoder_layer", x, mask, *(w for layer in stack for w in layer), heads=4, eps=1e-5, pre_norm=pre_norm
+    )
+    expected = x
+    for layer in stack:
+        expected = reference(expected, mask[:, 0, 0], layer, 4, 1e-5, pre_norm)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("pre_norm", [False, True], ids=["post-norm", "pre-norm"])
 def test_encoder_layer_runs_one_kernel_with_the_bits_of_its_composition(
     pre_norm: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = np.random.default_rng()
     layer = _layer(weights(64, 128, rng), heads=4, pre_norm=pre_norm)
     x, mask = al.tensor(rng.standard_normal((3, 24, 64)).astype(np.float32)), al.tensor(padding(3, 24, rng))
+    stack = [layer, _layer(weights(64, 128, rng), heads=4, pre_norm=pre_norm)]
     device = al.get_device("cpu")
     before = device.stats.dispatches
-    fused = layer(x, mask).numpy()
-    assert device.stats.dispatches - before == 1
+    fused = layer(x, mask).numpy(), run_layers(stack, x, mask).numpy()
+    assert device.stats.dispatches - before == 2  # one kernel for the layer, one for the stack
     with monkeypatch.context() as patch:
         supports = CpuDevice.supports
         patch.setattr(CpuDevice, "supports", lambda self, k: k != "encoder_layer" and supports(self, k))
-        composed = layer(x, mask).numpy()
-    np.testing.assert_array_equal(fused, composed)
+        composed = layer(x, mask).numpy(), run_layers(stack, x, mask).numpy()
+    np.testing.assert_array_equal(fused[0], composed[0])
+    np.testing.assert_array_equal(fused[1], composed[1])
 
 
 def test_layers_the_kernel_cannot_run_are_composed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,12 +161,19 @@ def test_layers_the_kernel_cannot_run_are_composed(monkeypatch: pytest.MonkeyPat
         True,
     )
     trained = al.tensor(rng.standard_normal((2, 8, 32)).astype(np.float32), requires_grad=True)
+    half = al.tensor(x.numpy().astype(np.float16))
     device = al.get_device("cpu")
-    cases = [(layer, x, True), (quick, x, False), (layer, trained, False)]
+    cases = [(layer, x, True), (quick, x, False), (layer, trained, False), (layer, half, False)]
     for case, inputs, causal in cases:
         before = device.stats.dispatches
         case(inputs, is_causal=causal)
         assert device.stats.dispatches - before > 1
+    before = device.stats.dispatches
+    quick(x)
+    composed = device.stats.dispatches - before
+    before = device.stats.dispatches
+    run_layers([layer, layer, quick], x)  # not all of them: layer by layer, the first two fused
+    assert device.stats.dispatches - before == 2 + composed
     with monkeypatch.context() as patch:
         patch.setattr(cpu_nn, "library", lambda: None)
         assert not CpuDevice().supports("encoder_layer")
@@ -159,7 +183,7 @@ def test_layers_the_kernel_cannot_run_are_composed(monkeypatch: pytest.MonkeyPat
 def test_shapes_and_dtypes_it_does_not_take_are_refused() -> None:
     rng = np.random.default_rng()
     x, w = rng.standard_normal((1, 4, 8)).astype(np.float32), weights(8, 16, rng)
-    with pytest.raises(ShapeError, match=r"out_weight \(8, 9\) \(not \(8, 8\)\)"):
+    with pytest.raises(ShapeError, match=r"layer 0 out_weight \(8, 9\) \(not \(8, 8\)\)"):
         run(
             "encoder_layer",
             x,
@@ -171,6 +195,8 @@ def test_shapes_and_dtypes_it_does_not_take_are_refused() -> None:
             eps=1e-5,
             pre_norm=False,
         )
+    with pytest.raises(ShapeError, match="12 weights per layer"):
+        run("encoder_layer", x, None, *w, *w[:5], heads=2, eps=1e-5, pre_norm=False)
     with pytest.raises(ShapeError, match="3 heads"):
         run("encoder_layer", x, None, *w, heads=3, eps=1e-5, pre_norm=False)
     with pytest.raises(ShapeError, match=r"mask \(1, 4\)"):

@@ -1072,9 +1072,9 @@ int al_attention_f32(const float *q, const float *k, const float *v, float *out,
     return 0;
 }
 
-/* A transformer encoder layer in one call: what EncoderLayer (accelerate_lab/models/layers.py) computes
+/* Transformer encoder layers in one call: what EncoderLayer (accelerate_lab/models/layers.py) computes
  * with one op per step, the same kernels in the same order (the same bits), without a return to
- * Python between them. Python's steps between kernels cost more than they seem: the products stream
+ * Python between them or between the layers. Python's steps between kernels cost more than they seem: the products stream
  * the weights through the cache and the interpreter's own memory is cold after each (BERT at 1 x 128:
  * ~1.7 ms of Python in a forward with no kernels behind it, ~4.5 ms between the real kernels). Rows
  * are the batch's tokens (batch x length) of ``width`` features; weights are (in, out), row-major;
@@ -1101,8 +1101,8 @@ static void layer_product(const struct encoder_layer *l, const float *a, const f
                   gelu ? l->gelu_p : NULL, gelu ? l->gelu_q : NULL, l->gelu_limit, threads);
 }
 
-/* Returns 0, or -1 where the attention's scratch could not be allocated (out not written). */
-int al_encoder_layer_f32(const struct encoder_layer *l, int64_t threads) {
+/* One layer; 0, or -1 where the attention's scratch could not be allocated (out not written). */
+static int encoder_layer(const struct encoder_layer *l, int64_t threads) {
     const int64_t d = l->width, dim = d / l->heads, rows = l->batch * l->length, stride = l->length * 3 * d;
     /* (batch, head, row) strides of queries, keys and values in qkv, of the output, of the mask */
     const int64_t layouts[15] = {stride,        dim, 3 * d, stride, dim, 3 * d, stride, dim, 3 * d,
@@ -1127,5 +1127,12 @@ int al_encoder_layer_f32(const struct encoder_layer *l, int64_t threads) {
     layer_product(l, l->up, l->down_weight, pre ? l->out : l->mid, d, l->inner, l->down_bias, pre ? l->mid : l->normed,
                   0, threads);
     if (!pre) al_layer_norm_f32(l->mid, l->mlp_norm_weight, l->mlp_norm_bias, l->out, rows, d, l->eps, threads);
+    return 0;
+}
+
+/* ``count`` layers in turn (each one's out the next one's x); 0, or -1 as encoder_layer. */
+int al_encoder_layers_f32(const struct encoder_layer *layers, int64_t count, int64_t threads) {
+    for (int64_t i = 0; i < count; i++)
+        if (encoder_layer(layers + i, threads)) return -1;
     return 0;
 }
