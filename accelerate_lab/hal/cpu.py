@@ -134,7 +134,7 @@ def _fused_linear(
 def _encoder_layer(
     x: Array, mask: Array | None, *weights: Array, heads: int, eps: float, pre_norm: bool
 ) -> Array:
-    """The whole layer in one compiled call (`cpu_nn.encoder_layer`): the kernels ``EncoderLayer``
+    """The layers in one compiled call (`cpu_nn.encoder_layer`): the kernels ``EncoderLayer``
     composes, in its order, without Python between them."""
     encoder_layer_shape(x, mask, weights, heads)
     if any(a.dtype != np.float32 for a in (x, *weights)) or (mask is not None and mask.dtype != np.bool_):
