@@ -14,19 +14,12 @@ from scipy.special import erf
 
 import accelerate_lab as al
 from accelerate_lab.errors import ShapeError, UnsupportedKernelError
-from accelerate_lab.hal import CpuDevice, cpu_native, cpu_nn
+from accelerate_lab.hal import CpuDevice, cpu_nn
 from accelerate_lab.models.layers import MLP, Attention, EncoderLayer, LayerNorm, Linear, run_layers
 from tests.hal.test_cpu_kernels import run
 
-
-@pytest.fixture(autouse=True)
-def compiled() -> None:
-    """The kernel exists only compiled: without a compiler the cpu device does not offer it."""
-    if cpu_nn.library() is None:
-        status = cpu_native.native_status()["nn"]
-        if "build failed" in status:  # a compiler that rejects nn.c is a bug, not a missing tool
-            pytest.fail(status)
-        pytest.skip(f"no compiled nn kernels: {status}")
+# the kernel exists only compiled: without a compiler the cpu device does not offer it
+pytestmark = pytest.mark.usefixtures("compiled_kernels")
 
 
 def weights(width: int, inner: int, rng: np.random.Generator) -> list[np.ndarray]:

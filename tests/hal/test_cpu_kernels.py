@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from accelerate_lab.hal import CpuDevice, cpu, cpu_native, cpu_nn
+from accelerate_lab.hal import CpuDevice, cpu, cpu_nn
 
 GRID = np.linspace(-12, 12, 2_400_001, dtype=np.float32)  # steps of 1e-5, both tails included
 
@@ -20,11 +20,8 @@ def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     """Which kernels the cpu device runs: the compiled ones, or numpy's (the fallback without a compiler)."""
     if request.param == "numpy":
         monkeypatch.setattr(cpu_nn, "library", lambda: None)
-    elif cpu_nn.library() is None:
-        status = cpu_native.native_status()["nn"]
-        if "build failed" in status:  # a compiler that rejects nn.c is a bug, not a missing tool
-            pytest.fail(status)
-        pytest.skip(f"no compiled nn kernels: {status}")
+    else:
+        request.getfixturevalue("compiled_kernels")
     return str(request.param)
 
 

@@ -12,18 +12,11 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from accelerate_lab.hal import cpu_blas, cpu_native, cpu_nn
+from accelerate_lab.hal import cpu_blas, cpu_nn
 from tests.hal.test_cpu_kernels import attention, run
 
-
-@pytest.fixture(autouse=True)
-def compiled() -> None:
-    """numpy's kernels have no threads of their own: these tests need the compiled ones."""
-    if cpu_nn.library() is None:
-        status = cpu_native.native_status()["nn"]
-        if "build failed" in status:  # a compiler that rejects nn.c is a bug, not a missing tool
-            pytest.fail(status)
-        pytest.skip(f"no compiled nn kernels: {status}")
+# numpy's kernels have no threads of their own: these tests need the compiled ones
+pytestmark = pytest.mark.usefixtures("compiled_kernels")
 
 
 def _matrices(*shapes: tuple[int, ...]) -> list[np.ndarray]:
