@@ -15,6 +15,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +23,9 @@
 #include <time.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -207,20 +211,66 @@ static pthread_once_t fork_handler = PTHREAD_ONCE_INIT;
 
 static void install_fork_handler(void) { pthread_atfork(NULL, NULL, forget_workers); }
 
-/* Workers 1 .. count - 1, about to be woken, each bound to a CPU of this process's other than the
- * caller's, a different one each while there are enough. On a virtual machine Linux takes an idle
- * virtual CPU for a busy one (the host may have lent it out) and wakes a sleeping worker on the
- * caller's own CPU, where the two take turns until the load balancer moves one, milliseconds later:
- * BERT 1 x 128 after 0.3 s idle, its first layer took 4.1-5.1 ms against 1.9 back to back, as long
- * as on one thread; with the worker bound elsewhere 2.6. Linux only; elsewhere nothing is done. */
+#if defined(__linux__)
+/* Whether this runs on a virtual machine: CPUID's hypervisor bit (x86; elsewhere taken as no). */
+static int on_hypervisor(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 31 & 1);
+#else
+    return 0;
+#endif
+}
+
+/* The CPUs of a Linux CPU list ("0-3,8", as sysfs writes them) in the file at ``path``; 0, or -1
+ * where it cannot be read. */
+static int read_cpu_list(const char *path, cpu_set_t *set) {
+    char line[1024];
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    const int read = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    CPU_ZERO(set);
+    for (char *p = line, *end; read; p = end + 1) {
+        long first = strtol(p, &end, 10), last = first;
+        if (end == p) break;
+        if (*end == '-') last = strtol(end + 1, &end, 10);
+        for (long c = first; c <= last && c < CPU_SETSIZE; c++) CPU_SET((int)c, set);
+        if (*end != ',') break;
+    }
+    return CPU_COUNT(set) ? 0 : -1;
+}
+#endif
+
+/* On a virtual machine (Linux), workers 1 .. count - 1, about to be woken, each bound to a CPU of
+ * this thread's other than its own, a different one each while there are enough, other cores before
+ * this core's other hardware threads. A virtual machine's Linux cannot tell an idle virtual CPU from
+ * one the host has lent out, takes it for busy, and wakes a sleeping worker on the caller's own CPU,
+ * where the two take turns until the load balancer moves one, milliseconds later: BERT 1 x 128 after
+ * 0.3 s idle, its first layer took 4.1-5.1 ms against 1.9 back to back, as long as on one thread;
+ * with the worker bound elsewhere 2.5-2.6. On real hardware Linux wakes it on an idle core itself,
+ * and nothing is done. Called with pool.state held. */
 static void place_workers(int64_t count) {
 #if defined(__linux__)
+    static int hypervisor = -1, core_of = -1; /* core: the CPUs of core_of's core */
+    static cpu_set_t core;
+    if (hypervisor < 0) hypervisor = on_hypervisor();
     cpu_set_t allowed, one;
     const int caller = sched_getcpu();
-    if (caller < 0 || sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+    if (!hypervisor || caller < 0 || caller >= CPU_SETSIZE || sched_getaffinity(0, sizeof allowed, &allowed)) return;
+    if (caller != core_of) {
+        char path[96];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list", caller);
+        if (read_cpu_list(path, &core)) {
+            CPU_ZERO(&core);
+            CPU_SET(caller, &core);
+        }
+        core_of = caller;
+    }
     int cpus[CPU_SETSIZE], others = 0;
-    for (int c = 0; c < CPU_SETSIZE; c++)
-        if (c != caller && CPU_ISSET(c, &allowed)) cpus[others++] = c;
+    for (int same_core = 0; same_core < 2; same_core++)
+        for (int c = 0; c < CPU_SETSIZE; c++)
+            if (c != caller && CPU_ISSET(c, &allowed) && !!CPU_ISSET(c, &core) == same_core) cpus[others++] = c;
     for (int64_t i = 1; i < count && others > 0; i++) {
         CPU_ZERO(&one);
         CPU_SET(cpus[(i - 1) % others], &one);
