@@ -96,6 +96,24 @@ class TestThreads:
             threaded, attention(q, k, v, mask, mask_kind == "bool"), rtol=1e-4, atol=1e-5
         )
 
+    def test_kernels_of_changing_thread_counts_in_quick_succession(self) -> None:
+        """Each kernel's ranges go to its own threads only: a worker still finishing (or seeing) an
+        earlier kernel of more threads takes none of a later one's (attention keeps scratch per thread)."""
+        rng = np.random.default_rng()
+        q, k, v = rng.standard_normal((3, 2, 6, 40, 16)).astype(np.float32)
+        x = rng.standard_normal((700, 33)).astype(np.float32)
+        single = [
+            self.both("sdpa", q, k, v, None, is_causal=False, scale=None)[0],
+            self.both("gelu", x, approximate="none")[0],
+        ]
+        with pytest.MonkeyPatch.context() as patch:
+            for i in range(300):
+                patch.setattr(cpu_nn, "blas_threads", lambda threads=(4, 2, 3)[i % 3]: threads)
+                np.testing.assert_array_equal(
+                    run("sdpa", q, k, v, None, is_causal=False, scale=None), single[0]
+                )
+                np.testing.assert_array_equal(run("gelu", x, approximate="none"), single[1])
+
     def test_matmul_split_by_rows_gives_numpys_bits(self) -> None:
         was = cpu_nn.amx()
         cpu_nn.amx(False)  # OpenBLAS's split (AMX's products: tests/hal/test_cpu_amx.py)

@@ -112,7 +112,8 @@ static struct {
     const void *job;
     int64_t items, ranges;
     _Atomic int64_t threads; /* taking part (read by workers of an earlier generation too) */
-    _Atomic uint64_t own[MAX_THREADS]; /* thread i's ranges left: next << 32 | end */
+    /* thread i's ranges left: the generation's low 32 bits << 32 | next << 16 | end */
+    _Atomic uint64_t own[MAX_THREADS];
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER,
           .state = PTHREAD_MUTEX_INITIALIZER,
           .wake = PTHREAD_COND_INITIALIZER,
@@ -144,13 +145,14 @@ static int spin_while_equal(const _Atomic uint64_t *value, uint64_t old) {
     }
 }
 
-/* A range of thread i's left, its first (``first``) or its last; -1 where none is left. */
-static int64_t take_range(int64_t i, int first) {
+/* A range of thread i's left in generation ``generation``, its first (``first``) or its last; -1
+ * where none is left (or thread i's ranges are another generation's). */
+static int64_t take_range(int64_t i, int first, uint64_t generation) {
     uint64_t left = atomic_load(&pool.own[i]);
     for (;;) {
-        const uint64_t next = left >> 32, end = left & 0xffffffffu;
-        if (next >= end) return -1;
-        const uint64_t taken = first ? next : end - 1, rest = first ? left + (1ull << 32) : left - 1;
+        const uint64_t next = left >> 16 & 0xffff, end = left & 0xffff;
+        if (left >> 32 != (generation & 0xffffffffu) || next >= end) return -1;
+        const uint64_t taken = first ? next : end - 1, rest = first ? left + (1u << 16) : left - 1;
         if (atomic_compare_exchange_weak(&pool.own[i], &left, rest)) return (int64_t)taken;
     }
 }
@@ -165,15 +167,16 @@ static void run_range(int64_t slot, int64_t r) {
     }
 }
 
-/* Thread ``slot``'s share of this generation: its own ranges first to last, then the others' from
- * their ends. A range is taken (pool.own) before anything of it is read, so a worker still busy with
- * an earlier generation only ever runs ranges of the current one. */
-static void take_part(int64_t slot) {
+/* Thread ``slot``'s share of generation ``generation``: its own ranges first to last, then the others'
+ * from their ends. A range is taken (pool.own, which holds the generation) before anything of it is
+ * read, so a worker still busy with an earlier generation takes none of a later one, where its slot
+ * may be beyond the threads taking part (and their scratch). */
+static void take_part(int64_t slot, uint64_t generation) {
     const int64_t threads = atomic_load(&pool.threads);
     if (slot >= threads) return;
-    for (int64_t r; (r = take_range(slot, 1)) >= 0;) run_range(slot, r);
+    for (int64_t r; (r = take_range(slot, 1, generation)) >= 0;) run_range(slot, r);
     for (int64_t i = 1; i < threads; i++)
-        for (int64_t r; (r = take_range((slot + i) % threads, 0)) >= 0;) run_range(slot, r);
+        for (int64_t r; (r = take_range((slot + i) % threads, 0, generation)) >= 0;) run_range(slot, r);
 }
 
 static void *worker(void *arg) {
@@ -191,7 +194,7 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&pool.state);
         }
         seen = atomic_load(&pool.generation);
-        take_part(slot);
+        take_part(slot, seen);
     }
     return NULL;
 }
@@ -313,16 +316,18 @@ static void parallel_for(int64_t threads, int64_t n, int64_t grain, range_fn fn,
     pool.ranges = ranges;
     atomic_store(&pool.threads, shared);
     atomic_store(&pool.pending, ranges);
+    const uint64_t generation = atomic_load(&pool.generation) + 1; /* only a caller holding busy adds */
     for (int64_t i = 0; i < shared; i++)
-        atomic_store(&pool.own[i], (uint64_t)(ranges * i / shared) << 32 | (uint64_t)(ranges * (i + 1) / shared));
+        atomic_store(&pool.own[i], (generation & 0xffffffffu) << 32 | (uint64_t)(ranges * i / shared) << 16 |
+                                       (uint64_t)(ranges * (i + 1) / shared));
     pthread_mutex_lock(&pool.state);
-    atomic_fetch_add(&pool.generation, 1);
+    atomic_store(&pool.generation, generation);
     if (pool.sleepers) {
         place_workers(shared);
         pthread_cond_broadcast(&pool.wake);
     }
     pthread_mutex_unlock(&pool.state);
-    take_part(0);
+    take_part(0, generation);
     const int64_t until = now_ns() + SPIN_NS;
     while (atomic_load(&pool.pending) > 0 && now_ns() < until) relax();
     pthread_mutex_lock(&pool.state);
