@@ -1,5 +1,5 @@
 """The cpu device's compiled float32 nn kernels (``csrc/nn.c``): gelu, add, layer norm, softmax rows,
-attention.
+attention, matrix products, and a stack of transformer encoder layers in one call.
 
 Each function returns ``None`` (``attention``: False) where it does not apply (no compiled library:
 see :func:`~accelerate_lab.hal.cpu_native.native_status`; another dtype or layout), and the caller
