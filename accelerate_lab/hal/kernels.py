@@ -204,7 +204,7 @@ def encoder_layer_shape(x: Buffer, mask: Buffer | None, weights: tuple[Buffer, .
             f"encoder_layer takes x (B, L, D) and {per_layer} weights per layer, "
             f"got x {x.shape} and {len(weights)} weights"
         )
-    (b, length, d), f = x.shape, weights[6].shape[-1]
+    (b, length, d), f = x.shape, weights[ENCODER_LAYER_WEIGHTS.index("up_weight")].shape[-1]
     wanted = [(d, 3 * d), (3 * d,), (d, d), (d,), (d,), (d,), (d, f), (f,), (f, d), (d,), (d,), (d,)]
     names = ENCODER_LAYER_WEIGHTS
     wrong = [

@@ -83,9 +83,9 @@ static int64_t count_parts(int64_t threads, int64_t n, int64_t grain) {
  * where other processes compete for it), then sleeps. 1 ms rather than 0.3: a forward has stretches of
  * Python and single-threaded ops longer than 0.3 ms, and waking a sleeping worker costs tens to
  * hundreds of microseconds on a virtual machine (BERT after an idle pause, against onnxruntime, three
- * pairs of runs:
- * 1x128 1.68 -> 1.41, 8x128 1.11 -> 1.01 times its time; 3 ms no better). ``busy`` is held by the one
- * caller using them; a second caller meanwhile (another Python thread) runs its work itself.
+ * pairs of runs: 1x128 1.68 -> 1.41, 8x128 1.11 -> 1.01 times its time; 3 ms no better). ``busy`` is
+ * held by the one caller using them; a second caller meanwhile (another Python thread) runs its work
+ * itself.
  *
  * The work is shared out in RANGES_PER_THREAD contiguous ranges per thread taking part: each thread
  * runs its own in order, then takes the last ones left of the others'. A worker that wakes late or runs
